@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# scripts/format.sh          reformat every C++ file of the project in place
+# scripts/format.sh --check  fail (exit 1) and list files that are not formatted
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+mapfile -t files < <(git ls-files -co --exclude-standard '*.hpp' '*.cpp' | grep -v '^build')
+[ ${#files[@]} -eq 0 ] && exit 0
+if [ "${1:-}" = "--check" ]; then
+    bad=0
+    for f in "${files[@]}"; do
+        if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then echo "not formatted: $f"; bad=1; fi
+    done
+    exit $bad
+fi
+clang-format -i "${files[@]}"

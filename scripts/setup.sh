@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the Debian packages preflight needs to build, test and benchmark.
+# Idempotent: packages already present are skipped, and apt is not touched when nothing is missing.
+# Never installs Boost 1.74 dev headers (they conflict with libboost1.81-dev).
+set -euo pipefail
+
+PACKAGES=(
+    g++ cmake ninja-build pkg-config
+    libboost1.81-dev libboost-json1.81-dev
+    libpqxx-dev libpq-dev libssl-dev
+    postgresql util-linux
+    libgtest-dev libgmock-dev libbenchmark-dev
+    clang-format
+)
+# Optional tools used by benchmarks and reports; their absence never fails the build or the tests.
+OPTIONAL=(wrk gnuplot-nox)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ "${1:-}" = "--with-bench-tools" ]; then
+    for p in "${OPTIONAL[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+fi
+
+if [ ${#missing[@]} -eq 0 ]; then
+    echo "setup: all required packages are installed"
+    exit 0
+fi
+
+echo "setup: installing missing Debian packages: ${missing[*]}"
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+# --no-upgrade: install only what is missing, do not upgrade what is already there.
+$SUDO apt-get install -y -qq --no-install-recommends --no-upgrade "${missing[@]}" >/dev/null
+echo "setup: done"
