@@ -1,4 +1,5 @@
 #include <preflight/cache/client_memoizer.hpp>
+#include <preflight/cache/fingerprint.hpp>
 #include <preflight/core/clock.hpp>
 
 #include <gtest/gtest.h>
@@ -45,7 +46,7 @@ struct fixture : ::testing::Test {
     auto factory() {
         return [this](const client_credentials& c) {
             ++made;
-            return std::make_shared<fake_client>(fake_client{std::string(c.secret.reveal()), &destroyed});
+            return std::make_shared<fake_client>(std::string(c.secret.reveal()), &destroyed);
         };
     }
 };

@@ -10,6 +10,7 @@
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <atomic>
 #include <bit>
 #include <chrono>
 #include <concepts>
@@ -42,7 +43,9 @@ struct ttl_lru_params {
     clock::duration ttl = std::chrono::minutes{5};  ///< > 0
     ttl_mode mode = ttl_mode::absolute;
     /// Number of independently locked shards, rounded up to a power of two and capped at `capacity`.
-    /// LRU order is exact within a shard; with 1 shard it is exact for the whole cache.
+    /// Capacity is shared: nothing is evicted before the whole cache holds `capacity` entries. Once it
+    /// is full, an insert evicts the least recently used entry of its own shard, so LRU order is exact
+    /// within a shard, and with 1 shard exact for the whole cache.
     std::size_t shards = 16;
 };
 
@@ -125,7 +128,8 @@ public:
         unsigned bucket_shift = 0;
         lru_link lru;  // lru.next: most recently used; lru.prev: least recently used
         std::size_t size = 0;
-        std::size_t capacity = 0;
+        std::size_t capacity = 0;  // of the whole cache
+        std::atomic<std::size_t>* total = nullptr;  // entries in the whole cache
         node* free_list = nullptr;
         std::unordered_map<Key, std::shared_ptr<flight<Value>>, Hash, KeyEqual> flights;
         std::uint64_t hits = 0, misses = 0, evictions = 0, expirations = 0, inserts = 0, loads = 0, coalesced = 0,
@@ -182,16 +186,19 @@ public:
             chain_unlink(n);
             lru_unlink(n);
             --size;
+            total->fetch_sub(1, std::memory_order_relaxed);
             value_ptr v = std::move(n->value);
             n->chain = free_list;
             free_list = n;
             return v;
         }
-        /// Writes a new entry (the key is known absent). Returns the value it displaced, if any.
-        value_ptr insert_new(key_view k, std::size_t h, value_ptr v, time_point expires, time_point now) {
+        /// Writes a new entry (the key is known absent). When the cache is full, this shard's least
+        /// recently used entry makes room; a full cache with this shard empty grows by one and sets
+        /// `over` (the caller trims another shard after unlocking). Returns the displaced value, if any.
+        value_ptr insert_new(key_view k, std::size_t h, value_ptr v, time_point expires, time_point now, bool& over) {
             value_ptr displaced;
             node* n;
-            if (size >= capacity) {
+            if (size > 0 && total->load(std::memory_order_relaxed) >= capacity) {
                 n = static_cast<node*>(lru.prev);
                 if (now >= n->expires) {
                     ++expirations;
@@ -209,6 +216,7 @@ public:
                     n = new node;
                 }
                 ++size;
+                over = total->fetch_add(1, std::memory_order_relaxed) + 1 > capacity;
             }
             if constexpr (std::is_same_v<Key, std::string>) {
                 n->key.assign(k.data(), k.size());
@@ -242,8 +250,11 @@ public:
         shard_count_ = n;
         for (std::size_t i = 0; i < n; ++i) {
             shard& s = shards_[i];
-            s.capacity = p.capacity / n + (i < p.capacity % n ? 1 : 0);
-            const std::size_t buckets = std::bit_ceil(std::max<std::size_t>(s.capacity * 2, 2));
+            s.capacity = p.capacity;
+            s.total = &total_;
+            // Sized for twice the fair share of a shard; chains stay short.
+            const std::size_t fair = p.capacity / n + 1;
+            const std::size_t buckets = std::bit_ceil(std::max<std::size_t>(fair * 4, 2));
             const auto bucket_bits = static_cast<unsigned>(std::countr_zero(buckets));
             s.buckets.assign(buckets, nullptr);
             s.bucket_shift_in = shard_bits_;
@@ -274,7 +285,7 @@ public:
     }
 
     /// Insert or replace under the shard lock. Returns the displaced value to destroy after unlocking.
-    value_ptr put_locked(shard& s, key_view k, std::size_t h, value_ptr v, time_point now) {
+    value_ptr put_locked(shard& s, key_view k, std::size_t h, value_ptr v, time_point now, bool& over) {
         if (node* n = s.find(k, h)) {
             value_ptr old = std::move(n->value);
             n->value = std::move(v);
@@ -283,7 +294,25 @@ public:
             ++s.inserts;
             return old;
         }
-        return s.insert_new(k, h, std::move(v), expiry_from(now), now);
+        return s.insert_new(k, h, std::move(v), expiry_from(now), now, over);
+    }
+
+    /// Brings the cache back within capacity after inserts raced past it, evicting the least recently
+    /// used entry of other shards in turn. Call without holding any shard lock.
+    void trim() {
+        while (total_.load(std::memory_order_relaxed) > params_.capacity) {
+            shard& s = shards_[trim_cursor_.fetch_add(1, std::memory_order_relaxed) & (shard_count_ - 1)];
+            value_ptr dead;
+            std::lock_guard lock(s.mutex);
+            if (s.size == 0 || total_.load(std::memory_order_relaxed) <= params_.capacity) continue;
+            auto* n = static_cast<node*>(s.lru.prev);
+            if (now() >= n->expires) {
+                ++s.expirations;
+            } else {
+                ++s.evictions;
+            }
+            dead = s.remove(n);
+        }
     }
 
     static void overtake_flight_locked(shard& s, key_view k) {
@@ -304,6 +333,8 @@ private:
     const clock* clock_;
     unsigned shard_bits_ = 0;
     std::size_t shard_count_ = 0;
+    std::atomic<std::size_t> total_{0};
+    std::atomic<std::size_t> trim_cursor_{0};
     std::unique_ptr<shard[]> shards_;
 };
 
@@ -316,7 +347,9 @@ private:
 ///   for callers that mutate. `visit` reads in place under the shard lock (no reference counting).
 /// - TTL is absolute (from insertion, never extended by reads) or idle (extended by each hit), counted
 ///   on the injected `preflight::clock`, read once per call. Expired entries are dropped when met.
-/// - Capacity: inserting into a full shard evicts that shard's least recently used entry.
+/// - Capacity: once the cache holds `capacity` entries, an insert evicts the least recently used entry
+///   of its shard (of another shard when its own is empty). Inserts racing on different shards may
+///   exceed the bound by one entry each until they return.
 /// - `get_or_load` coalesces concurrent misses of one key (from any thread) into one loader run.
 ///
 /// Thread safety: every member function may be called concurrently from any thread. A value is
@@ -400,10 +433,14 @@ public:
         const std::size_t h = state_->hash_of(key);
         auto& s = state_->shard_of(h);
         const auto now = state_->now();
-        value_ptr displaced;
-        std::lock_guard lock(s.mutex);
-        state::overtake_flight_locked(s, key);
-        displaced = state_->put_locked(s, key, h, std::move(value), now);
+        bool over = false;
+        {
+            value_ptr displaced;
+            std::lock_guard lock(s.mutex);
+            state::overtake_flight_locked(s, key);
+            displaced = state_->put_locked(s, key, h, std::move(value), now, over);
+        }
+        if (over) state_->trim();
     }
 
     /// Returns the live value of `key` if there is one (a hit); otherwise stores `value` and returns it.
@@ -412,16 +449,20 @@ public:
         const std::size_t h = state_->hash_of(key);
         auto& s = state_->shard_of(h);
         const auto now = state_->now();
-        value_ptr displaced;
-        value_ptr dead;
-        std::lock_guard lock(s.mutex);
-        if (auto* n = state_->live_locked(s, key, h, now, dead)) {
-            ++s.hits;
-            return n->value;
+        bool over = false;
+        {
+            value_ptr displaced;
+            value_ptr dead;
+            std::lock_guard lock(s.mutex);
+            if (auto* n = state_->live_locked(s, key, h, now, dead)) {
+                ++s.hits;
+                return n->value;
+            }
+            ++s.misses;
+            state::overtake_flight_locked(s, key);
+            displaced = s.insert_new(key, h, value, state_->expiry_from(now), now, over);
         }
-        ++s.misses;
-        state::overtake_flight_locked(s, key);
-        displaced = s.insert_new(key, h, value, state_->expiry_from(now), now);
+        if (over) state_->trim();
         return value;
     }
 
@@ -577,6 +618,7 @@ private:
         auto& s = st->shard_of(h);
         const auto now = st->now();
         decltype(fl->waiters) waiters;
+        bool over = false;
         {
             value_ptr displaced;
             std::lock_guard lock(s.mutex);
@@ -584,11 +626,12 @@ private:
             auto it = s.flights.find(kv);
             if (it != s.flights.end() && it->second == fl) s.flights.erase(it);
             if (ok && fl->store) {
-                displaced = st->put_locked(s, kv, h, *out->value, now);
+                displaced = st->put_locked(s, kv, h, *out->value, now, over);
             }
             if (!ok) ++s.load_errors;
             waiters.swap(fl->waiters);
         }
+        if (over) st->trim();
         std::shared_ptr<const detail::load_outcome<Value>> shared = std::move(out);
         for (auto& w : waiters) w->try_send(boost::system::error_code{}, shared);
     }
