@@ -105,7 +105,8 @@ TEST_F(client_memoizer_test, the_secret_never_appears_in_the_key_or_any_printed_
     printed_key << key;
     printed_creds << c;
     printed_secret << c.secret;
-    for (const std::string& s : {key.str(), key.printable(), printed_key.str(), printed_creds.str(), printed_secret.str()}) {
+    for (const std::string& s :
+         {key.str(), key.printable(), printed_key.str(), printed_creds.str(), printed_secret.str()}) {
         EXPECT_EQ(s.find(secret_1), std::string::npos) << s;
         EXPECT_EQ(s.find("secretOne"), std::string::npos) << s;
     }
@@ -166,7 +167,8 @@ TEST_F(client_memoizer_test, defaults_are_1000_clients_and_30_minutes) {
 TEST_F(client_memoizer_test, null_factory_result_is_an_error_naming_the_key_without_the_secret) {
     client_memoizer<fake_client> memo;
     try {
-        (void)memo.get_or_create(creds(secret_1), [](const client_credentials&) { return std::shared_ptr<fake_client>{}; });
+        (void
+        )memo.get_or_create(creds(secret_1), [](const client_credentials&) { return std::shared_ptr<fake_client>{}; });
         FAIL() << "expected invalid_argument";
     } catch (const std::invalid_argument& e) {
         const std::string what = e.what();

@@ -5,11 +5,10 @@
 #include <boost/json/monotonic_resource.hpp>
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-
 #include <gtest/gtest.h>
-#include <run_coro.hpp>
 
 #include <chrono>
+#include <run_coro.hpp>
 
 namespace {
 
@@ -22,7 +21,9 @@ using preflight::result;
 using preflight::cache::deployed_state_cache;
 
 json::value sample() {
-    return json::parse(R"({"deploymentId":"dep_1","config":{"env":{"NODE_ENV":"production"},"replicas":3},"tags":["prod","web"]})");
+    return json::parse(
+        R"({"deploymentId":"dep_1","config":{"env":{"NODE_ENV":"production"},"replicas":3},"tags":["prod","web"]})"
+    );
 }
 
 TEST(deployed_state_cache, mutating_a_clone_never_changes_another_reader_or_the_cache) {

@@ -6,11 +6,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
-
 #include <gtest/gtest.h>
-#include <run_coro.hpp>
 
 #include <chrono>
+#include <run_coro.hpp>
 #include <string>
 #include <vector>
 
@@ -127,7 +126,7 @@ TEST(outcome_cache, stale_if_error_serves_the_last_real_outcome_for_a_bounded_ti
     EXPECT_FALSE(stale->outcome->allowed);  // blocked outcomes are served stale as well
     EXPECT_EQ(stale->error, make_error_code(errc::timeout));
     EXPECT_EQ(stale->age, 60s);
-    EXPECT_EQ(p.calls, 2);                  // the provider is asked again each time
+    EXPECT_EQ(p.calls, 2);                    // the provider is asked again each time
     EXPECT_EQ(cache.peek("org_1"), nullptr);  // stale is not fresh
 
     clk.advance(4min + 59s);  // 5 min 59 s old: still within ttl + stale_if_error
@@ -159,7 +158,8 @@ TEST(outcome_cache, concurrent_checks_of_one_org_are_coalesced) {
         co_return balance_outcome{true, 1};
     };
     std::vector<std::future<result<preflight::cache::served_outcome<balance_outcome>>>> fs;
-    for (int i = 0; i < 10; ++i) fs.push_back(asio::co_spawn(ctx, cache.get_or_check("org_1", check), asio::use_future));
+    for (int i = 0; i < 10; ++i)
+        fs.push_back(asio::co_spawn(ctx, cache.get_or_check("org_1", check), asio::use_future));
     ctx.run();
     EXPECT_EQ(calls, 1);
     for (auto& f : fs) {

@@ -10,14 +10,13 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
-
 #include <gtest/gtest.h>
-#include <run_coro.hpp>
 
 #include <atomic>
 #include <chrono>
 #include <future>
 #include <optional>
+#include <run_coro.hpp>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -69,14 +68,15 @@ asio::awaitable<waiter_report> one_waiter(
     cache_t& cache, std::atomic<int>& loader_calls, bool fail, std::thread::id own_thread
 ) {
     waiter_report rep;
-    rep.value = co_await cache.get_or_load("org_1", [&cache, &loader_calls, fail]() -> asio::awaitable<result<std::string>> {
-        ++loader_calls;
-        // Hold the load open until all 64 callers have joined it.
-        const bool all_joined = co_await wait_until([&cache] { return cache.stats().coalesced == 63; });
-        if (!all_joined) throw std::runtime_error("not every waiter joined the load");
-        if (fail) co_return errc::store_unavailable;
-        co_return std::string("loaded");
-    });
+    rep.value =
+        co_await cache.get_or_load("org_1", [&cache, &loader_calls, fail]() -> asio::awaitable<result<std::string>> {
+            ++loader_calls;
+            // Hold the load open until all 64 callers have joined it.
+            const bool all_joined = co_await wait_until([&cache] { return cache.stats().coalesced == 63; });
+            if (!all_joined) throw std::runtime_error("not every waiter joined the load");
+            if (fail) co_return errc::store_unavailable;
+            co_return std::string("loaded");
+        });
     rep.resumed_on_own_thread = std::this_thread::get_id() == own_thread;
     co_return rep;
 }
@@ -136,12 +136,11 @@ TEST(single_flight, an_error_reaches_all_64_is_not_cached_and_the_next_call_load
     EXPECT_EQ(cache.stats().load_errors, 1u);
 
     asio::io_context ctx;
-    auto again = preflight::test::run_coro(
-        ctx, cache.get_or_load("org_1", [&]() -> asio::awaitable<result<std::string>> {
+    auto again =
+        preflight::test::run_coro(ctx, cache.get_or_load("org_1", [&]() -> asio::awaitable<result<std::string>> {
             ++loader_calls;
             co_return std::string("recovered");
-        })
-    );
+        }));
     EXPECT_EQ(loader_calls.load(), 2);
     ASSERT_TRUE(again.has_value());
     EXPECT_EQ(**again, "recovered");
@@ -195,11 +194,15 @@ TEST(single_flight, cancelling_one_waiter_does_not_cancel_the_load_for_others) {
     asio::cancellation_signal cancel_a;
     std::optional<result<std::shared_ptr<const std::string>>> a, b;
     asio::co_spawn(
-        ctx, cache.get_or_load("k", loader),
-        asio::bind_cancellation_slot(cancel_a.slot(), [&](std::exception_ptr e, auto r) {
-            if (e) std::rethrow_exception(e);
-            a = std::move(r);
-        })
+        ctx,
+        cache.get_or_load("k", loader),
+        asio::bind_cancellation_slot(
+            cancel_a.slot(),
+            [&](std::exception_ptr e, auto r) {
+                if (e) std::rethrow_exception(e);
+                a = std::move(r);
+            }
+        )
     );
     asio::co_spawn(ctx, cache.get_or_load("k", loader), [&](std::exception_ptr e, auto r) {
         if (e) std::rethrow_exception(e);
@@ -247,7 +250,7 @@ TEST(single_flight, a_put_during_the_load_wins_over_the_loaded_value) {
     });
     ctx.run();
     ASSERT_TRUE(got.has_value() && got->has_value());
-    EXPECT_EQ(***got, "old");          // the waiter gets what its load produced
+    EXPECT_EQ(***got, "old");           // the waiter gets what its load produced
     EXPECT_EQ(*cache.get("k"), "new");  // but the newer put is what the cache keeps
 }
 

@@ -28,11 +28,11 @@ private:
 /// Every dimension that selects a distinct provider client. Two credential sets that differ in any field
 /// (including the secret) get different clients.
 struct client_credentials {
-    std::string provider;    ///< e.g. "stripe", "openai"
-    std::string region;      ///< e.g. "eu-west-1"
-    std::string base_url;    ///< e.g. "https://api.example.com/v1"
-    std::string api_key_id;  ///< the public id of the key (not the secret)
-    std::string pinned_ip;   ///< optional IP the client connects to
+    std::string provider;                              ///< e.g. "stripe", "openai"
+    std::string region;                                ///< e.g. "eu-west-1"
+    std::string base_url;                              ///< e.g. "https://api.example.com/v1"
+    std::string api_key_id;                            ///< the public id of the key (not the secret)
+    std::string pinned_ip;                             ///< optional IP the client connects to
     std::map<std::string, std::string> extra_headers;  ///< header name (case-insensitive) -> value
     secret_string secret;                              ///< fingerprinted into the key, never stored in it
 

@@ -43,7 +43,7 @@ public:
     /// on a new key, both may call `make` but one client wins and both get it. Each call counts as a
     /// use (extends the idle TTL).
     template <class Factory>
-        requires std::invocable<Factory&, const client_credentials&>
+    requires std::invocable<Factory&, const client_credentials&>
     [[nodiscard]] std::shared_ptr<Client> get_or_create(const client_credentials& creds, Factory&& make) {
         const client_key key = client_key::of(creds);
         if (auto hit = cache_.get(key.str())) return *hit;
@@ -51,7 +51,8 @@ public:
         if (!made) {
             throw std::invalid_argument("client_memoizer: factory returned a null client for " + key.printable());
         }
-        auto resident = cache_.put_if_absent(key.str(), std::make_shared<const std::shared_ptr<Client>>(std::move(made)));
+        auto resident =
+            cache_.put_if_absent(key.str(), std::make_shared<const std::shared_ptr<Client>>(std::move(made)));
         return *resident;
     }
 

@@ -43,7 +43,9 @@ public:
 
     /// A deep copy of the cached document of `version_id`, or nullopt. The copy uses `storage`
     /// (default: the default memory resource); the caller owns it and may mutate it.
-    [[nodiscard]] std::optional<boost::json::value> get(std::string_view version_id, boost::json::storage_ptr storage = {});
+    [[nodiscard]] std::optional<boost::json::value> get(
+        std::string_view version_id, boost::json::storage_ptr storage = {}
+    );
 
     /// The cached document of `version_id` (a deep copy), or loads it with `load` once for every
     /// concurrent caller (see `ttl_lru_cache::get_or_load`: errors reach every waiter and are never

@@ -39,7 +39,7 @@ enum class ttl_mode {
 
 /// Options of a `ttl_lru_cache`. Every field has a default.
 struct ttl_lru_params {
-    std::size_t capacity = 1000;                  ///< maximum number of entries (all shards together), > 0
+    std::size_t capacity = 1000;                    ///< maximum number of entries (all shards together), > 0
     clock::duration ttl = std::chrono::minutes{5};  ///< > 0
     ttl_mode mode = ttl_mode::absolute;
     /// Number of independently locked shards, rounded up to a power of two and capped at `capacity`.
@@ -128,7 +128,7 @@ public:
         unsigned bucket_shift = 0;
         lru_link lru;  // lru.next: most recently used; lru.prev: least recently used
         std::size_t size = 0;
-        std::size_t capacity = 0;  // of the whole cache
+        std::size_t capacity = 0;                   // of the whole cache
         std::atomic<std::size_t>* total = nullptr;  // entries in the whole cache
         node* free_list = nullptr;
         std::unordered_map<Key, std::shared_ptr<flight<Value>>, Hash, KeyEqual> flights;
@@ -416,9 +416,7 @@ public:
 
     /// Clone-on-read: an independent copy of the live value of `key` (Value's copy constructor, which
     /// must be deep), or nullopt. Mutating the copy never changes what the cache or other readers see.
-    [[nodiscard]] std::optional<Value> get_clone(key_view key)
-        requires std::copy_constructible<Value>
-    {
+    [[nodiscard]] std::optional<Value> get_clone(key_view key) requires std::copy_constructible<Value> {
         value_ptr p = get(key);
         if (!p) return std::nullopt;
         return std::optional<Value>(std::in_place, *p);
