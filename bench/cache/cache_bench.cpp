@@ -12,6 +12,7 @@
 #include <preflight/cache/fingerprint.hpp>
 #include <preflight/cache/ttl_lru_cache.hpp>
 
+#include <boost/json/monotonic_resource.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/value.hpp>
 
@@ -240,7 +241,8 @@ std::vector<std::string> split(const std::string& s) {
 
 int main(int argc, char** argv) {
     std::vector<unsigned> thread_counts{1, 2};
-    std::vector<std::string> cases{"get_hit_small", "get_hit_visit", "get_clone", "set_evict", "set_evict_new_value"};
+    std::vector<std::string> cases{
+        "get_hit_small", "get_hit_visit", "get_clone", "get_clone_caller_arena", "set_evict", "set_evict_new_value"};
     double scale = 1.0;
     for (int a = 1; a < argc; ++a) {
         const std::string arg = argv[a];
@@ -318,7 +320,7 @@ int main(int argc, char** argv) {
                         name.c_str(),
                         static_cast<unsigned long long>(st.misses)
                     );
-            } else if (name == "get_clone") {
+            } else if (name == "get_clone" || name == "get_clone_caller_arena") {
                 preflight::cache::deployed_state_cache_params dp;
                 dp.capacity = capacity;
                 dp.ttl = 5min;
@@ -329,13 +331,25 @@ int main(int argc, char** argv) {
                 c.before_round = [&] {
                     for (std::size_t j = 0; j < capacity; ++j) cache.put(keys[j], docs[j]);
                 };
-                c.op = [&](std::uint64_t i) -> std::uint64_t {
-                    auto v = cache.get(key_of(i));  // independent boost::json::value, default resource
-                    return v ? v->as_object().size() : 0;
-                };
-                c.extra_json = shards_json + ",\"document_bytes\":[" + std::to_string(doc_bytes_0) + "," +
-                               std::to_string(doc_bytes_999) + "],\"document_leaves\":" + std::to_string(doc_leaves) +
-                               ",\"clone\":\"boost::json::value copy, default memory resource, destroyed in the op\"";
+                if (name == "get_clone") {
+                    c.op = [&](std::uint64_t i) -> std::uint64_t {
+                        auto v = cache.get(key_of(i));  // an independent boost::json::value, default resource
+                        return v ? v->as_object().size() : 0;
+                    };
+                } else {
+                    c.op = [&](std::uint64_t i) -> std::uint64_t {
+                        alignas(16) unsigned char buffer[8192];
+                        json::monotonic_resource arena(buffer, sizeof buffer);
+                        auto v = cache.get(key_of(i), &arena);  // independent, in a caller-owned arena
+                        return v ? v->as_object().size() : 0;
+                    };
+                }
+                c.extra_json =
+                    shards_json + ",\"document_bytes\":[" + std::to_string(doc_bytes_0) + "," +
+                    std::to_string(doc_bytes_999) + "],\"document_leaves\":" + std::to_string(doc_leaves) +
+                    (name == "get_clone"
+                         ? ",\"clone\":\"boost::json::value copy, default resource, destroyed in the op\""
+                         : ",\"clone\":\"copy into a caller-owned monotonic_resource on an 8 KiB stack buffer\"");
                 run_case(c, threads);
                 if (cache.stats().misses != 0) std::fprintf(stderr, "get_clone: unexpected misses\n");
             } else if (name == "set_evict" || name == "set_evict_new_value") {
