@@ -6,6 +6,7 @@
 #include <chrono>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace {
@@ -211,6 +212,37 @@ TEST(ttl_lru_cache, rejects_bad_params_naming_the_value) {
     } catch (const std::invalid_argument& e) {
         EXPECT_NE(std::string(e.what()).find("-5000 ms"), std::string::npos) << e.what();
     }
+}
+
+TEST(ttl_lru_cache, concurrent_writers_and_readers_keep_the_capacity_bound) {
+    ttl_lru_params p;
+    p.capacity = 50;
+    p.shards = 4;
+    ttl_lru_cache<std::string, int> cache(p);
+    auto work = [&](int seed) {
+        for (int i = 0; i < 20000; ++i) {
+            const std::string key = "k" + std::to_string((i * 7919 + seed) % 300);
+            switch (i % 4) {
+                case 0:
+                case 1: cache.put(key, i); break;
+                case 2: (void)cache.get(key); break;
+                default:
+                    if (i % 40 == 3) {
+                        (void)cache.erase(key);
+                    } else {
+                        (void)cache.put_if_absent(key, std::make_shared<const int>(i));
+                    }
+            }
+        }
+    };
+    std::thread a(work, 1), b(work, 2);
+    a.join();
+    b.join();
+    EXPECT_LE(cache.size(), 50u);
+    const auto st = cache.stats();
+    EXPECT_EQ(st.size, cache.size());
+    EXPECT_GT(st.evictions, 0u);
+    EXPECT_EQ(st.hits + st.misses, 2u * (5000u + 5000u - 500u));  // get + put_if_absent lookups
 }
 
 TEST(ttl_lru_cache, null_value_is_rejected) {
