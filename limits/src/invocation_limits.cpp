@@ -142,30 +142,32 @@ asio::awaitable<void> run_guarded(invocation_guard& g, std::function<asio::await
         asio::post(ex, [timer] { timer->expires_at(asio::steady_timer::time_point::min()); });
     });
     auto waiter = [&g, timer, started]() -> asio::awaitable<void> {
-        for (;;) {
-            if (g.tripped()) co_return;
-            auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
-            if (g.tripped()) co_return;
-            if (!ec) {
-                const auto elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(
-                    std::chrono::steady_clock::now() - started
-                );
-                g.trip(
-                    "deadline",
-                    static_cast<std::uint64_t>(elapsed.count()),
-                    static_cast<std::uint64_t>(g.limits().deadline.count())
-                );
-                co_return;
-            }
-            // operation_aborted without a trip: `||` cancelled us because the body finished.
-            co_return;
+        if (g.tripped()) co_return;
+        auto [ec] = co_await timer->async_wait(asio::as_tuple(asio::use_awaitable));
+        // operation_aborted without a trip: `||` cancelled the wait because the body finished.
+        if (ec || g.tripped()) co_return;
+        const auto elapsed =
+            std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+        g.trip(
+            "deadline",
+            static_cast<std::uint64_t>(elapsed.count()),
+            static_cast<std::uint64_t>(g.limits().deadline.count())
+        );
+    };
+    // `||` waits for the first operand that completes *successfully*, so the body must not end with an exception:
+    // it is caught here and rethrown below.
+    std::exception_ptr failure;
+    auto shielded = [&failure, &body]() -> asio::awaitable<void> {
+        try {
+            co_await body();
+        } catch (...) {
+            failure = std::current_exception();
         }
     };
-    std::exception_ptr failure;
     try {
-        co_await (body() || waiter());
+        co_await (shielded() || waiter());
     } catch (...) {
-        failure = std::current_exception();
+        if (!failure) failure = std::current_exception();
     }
     guard_access::set_cancel(g, {});
     if (failure && !g.tripped()) std::rethrow_exception(failure);
