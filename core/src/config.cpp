@@ -70,7 +70,9 @@ std::string_view type_name(config_type t) {
     return "?";
 }
 
-std::string quoted(std::string_view s) { return boost::json::serialize(boost::json::value(s)); }
+std::string quoted(std::string_view s) {
+    return boost::json::serialize(boost::json::value(s));
+}
 
 std::string fmt_bound(double d) {
     if (std::floor(d) == d && std::fabs(d) < 1e15) return std::to_string(static_cast<long long>(d));
@@ -144,7 +146,9 @@ void config_registry::add(config_key key) {
         }
     }
     if (auto bad = check(key, key.default_value)) {
-        throw std::invalid_argument("config key '" + key.path + "': default " + boost::json::serialize(key.default_value) + " " + *bad);
+        throw std::invalid_argument(
+            "config key '" + key.path + "': default " + boost::json::serialize(key.default_value) + " " + *bad
+        );
     }
     std::string path = key.path;
     keys_.emplace(std::move(path), std::move(key));
@@ -213,13 +217,16 @@ void flatten_file(
 
 config config::resolve(const config_registry& registry, const config_inputs& inputs) {
     config cfg;
-    for (const auto& [path, key] : registry.keys()) cfg.values_[path] = entry{key.default_value, config_source::default_value};
+    for (const auto& [path, key] : registry.keys())
+        cfg.values_[path] = entry{key.default_value, config_source::default_value};
 
     const std::string file_name = inputs.file_name.empty() ? std::string("file") : inputs.file_name;
     // 1. file
     if (inputs.file) {
         if (!inputs.file->is_object()) {
-            throw config_error("", config_source::file, file_name, boost::json::serialize(*inputs.file), "must be a JSON object");
+            throw config_error(
+                "", config_source::file, file_name, boost::json::serialize(*inputs.file), "must be a JSON object"
+            );
         }
         std::map<std::string, boost::json::value, std::less<>> flat;
         flatten_file(registry, inputs.file->get_object(), "", file_name, flat);
@@ -270,7 +277,10 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
         if (!text) continue;
         const config_key& k = *registry.find(path);
         auto parsed = parse_text(k.type, *text);
-        if (!parsed) throw config_error(path, config_source::env, name, quoted(*text), "must be " + std::string(type_name(k.type)));
+        if (!parsed)
+            throw config_error(
+                path, config_source::env, name, quoted(*text), "must be " + std::string(type_name(k.type))
+            );
         if (auto bad = check(k, *parsed)) throw config_error(path, config_source::env, name, quoted(*text), *bad);
         cfg.values_[path] = entry{std::move(*parsed), config_source::env};
     }
@@ -289,7 +299,13 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
             for (char& c : path) {
                 if (c == '-') c = '_';
             }
-            throw config_error(path, config_source::flag, flag, eq == std::string::npos ? quoted("") : quoted(arg.substr(eq + 1)), "unknown flag");
+            throw config_error(
+                path,
+                config_source::flag,
+                flag,
+                eq == std::string::npos ? quoted("") : quoted(arg.substr(eq + 1)),
+                "unknown flag"
+            );
         }
         const config_key& k = *registry.find(it->second);
         std::string text;
@@ -304,7 +320,10 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
             throw config_error(it->second, config_source::flag, flag, quoted(""), "needs a value");
         }
         auto parsed = parse_text(k.type, text);
-        if (!parsed) throw config_error(it->second, config_source::flag, flag, quoted(text), "must be " + std::string(type_name(k.type)));
+        if (!parsed)
+            throw config_error(
+                it->second, config_source::flag, flag, quoted(text), "must be " + std::string(type_name(k.type))
+            );
         if (auto bad = check(k, *parsed)) throw config_error(it->second, config_source::flag, flag, quoted(text), *bad);
         cfg.values_[it->second] = entry{std::move(*parsed), config_source::flag};
     }
@@ -317,12 +336,24 @@ const config::entry& config::at(std::string_view path) const {
     return it->second;
 }
 
-const boost::json::value& config::get(std::string_view path) const { return at(path).value; }
-std::int64_t config::get_int(std::string_view path) const { return at(path).value.as_int64(); }
-double config::get_number(std::string_view path) const { return at(path).value.to_number<double>(); }
-bool config::get_bool(std::string_view path) const { return at(path).value.as_bool(); }
-std::string config::get_string(std::string_view path) const { return std::string(at(path).value.as_string()); }
-config_source config::source_of(std::string_view path) const { return at(path).source; }
+const boost::json::value& config::get(std::string_view path) const {
+    return at(path).value;
+}
+std::int64_t config::get_int(std::string_view path) const {
+    return at(path).value.as_int64();
+}
+double config::get_number(std::string_view path) const {
+    return at(path).value.to_number<double>();
+}
+bool config::get_bool(std::string_view path) const {
+    return at(path).value.as_bool();
+}
+std::string config::get_string(std::string_view path) const {
+    return std::string(at(path).value.as_string());
+}
+config_source config::source_of(std::string_view path) const {
+    return at(path).source;
+}
 
 boost::json::value config::to_json() const {
     boost::json::object o;

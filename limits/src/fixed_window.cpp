@@ -1,7 +1,6 @@
+#include "key_table.hpp"
 #include <preflight/limits/fixed_window.hpp>
 #include <preflight/limits/token_bucket.hpp>
-
-#include "key_table.hpp"
 
 #include <limits>
 #include <mutex>
@@ -33,8 +32,10 @@ fixed_window_counter::~fixed_window_counter() = default;
 window_result fixed_window_counter::consume(std::string_view key, window_limit limit, std::uint64_t n) {
     const std::int64_t period = std::chrono::duration_cast<std::chrono::nanoseconds>(limit.period).count();
     if (period <= 0) {
-        throw invalid_limit("fixed window for key '" + std::string(key) + "': period must be > 0 s, got " +
-                            std::to_string(limit.period.count()));
+        throw invalid_limit(
+            "fixed window for key '" + std::string(key) + "': period must be > 0 s, got " +
+            std::to_string(limit.period.count())
+        );
     }
     if (limit.max == 0) {
         throw invalid_limit("fixed window for key '" + std::string(key) + "': max must be >= 1, got 0");
@@ -51,7 +52,9 @@ window_result fixed_window_counter::consume(std::string_view key, window_limit l
         s,
         key,
         h,
-        [&] { return window_entry{start, period, 0}; },
+        [&] {
+            return window_entry{start, period, 0};
+        },
         [now](const window_entry& v) { return v.start + v.period <= now; },
         [](const window_entry& v) { return v.start + v.period; }
     );
@@ -70,11 +73,12 @@ window_result fixed_window_counter::consume(std::string_view key, window_limit l
 
 std::size_t fixed_window_counter::purge_idle() {
     const std::int64_t now = clock_.now().time_since_epoch().count();
-    return impl_->table.erase_if([now](const window_entry& v) {
-        return window_math::purgeable(v.start, v.period, now);
-    });
+    return impl_->table.erase_if([now](const window_entry& v) { return window_math::purgeable(v.start, v.period, now); }
+    );
 }
 
-std::size_t fixed_window_counter::size() const { return impl_->table.size(); }
+std::size_t fixed_window_counter::size() const {
+    return impl_->table.size();
+}
 
 }  // namespace preflight::limits

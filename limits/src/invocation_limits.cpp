@@ -42,7 +42,8 @@ invocation_guard::invocation_guard(invocation_limits_config limits, invocation_c
     if (limits_.host_concurrency == 0) throw std::invalid_argument("invocation.host_concurrency must be >= 1, got 0");
     for (const auto& c : limits_.counters) {
         for (const auto& existing : counters_) {
-            if (existing.name == c.name) throw std::invalid_argument("invocation counter '" + c.name + "' is duplicated");
+            if (existing.name == c.name)
+                throw std::invalid_argument("invocation counter '" + c.name + "' is duplicated");
         }
         counters_.push_back({c.name, c.max, 0});
     }
@@ -57,7 +58,8 @@ result<void> invocation_guard::charge(std::string_view name, std::uint64_t amoun
         for (auto& s : counters_) {
             if (s.name == name) c = &s;
         }
-        if (c == nullptr) throw std::invalid_argument("invocation counter '" + std::string(name) + "' is not configured");
+        if (c == nullptr)
+            throw std::invalid_argument("invocation counter '" + std::string(name) + "' is not configured");
         if (trip_) return errc::budget_exhausted;
         if (amount <= c->max && c->used <= c->max - amount) {
             c->used += amount;

@@ -158,7 +158,9 @@ boost::asio::awaitable<result<bool>> memory_admission_store::release(std::string
     co_return release_now(lease_id);
 }
 
-boost::asio::awaitable<result<bool>> memory_admission_store::renew(std::string lease_id, std::chrono::milliseconds ttl) {
+boost::asio::awaitable<result<bool>> memory_admission_store::renew(
+    std::string lease_id, std::chrono::milliseconds ttl
+) {
     if (ttl.count() <= 0) co_return errc::bad_input;
     co_return renew_now(lease_id, ttl);
 }

@@ -1,7 +1,6 @@
+#include "key_table.hpp"
 #include <preflight/limits/gcra.hpp>
 #include <preflight/limits/memory_rate_limit_store.hpp>
-
-#include "key_table.hpp"
 
 #include <cmath>
 #include <mutex>
@@ -84,6 +83,8 @@ std::size_t memory_rate_limit_store::evict_idle() {
     return impl_->table.erase_if([now](const tat_entry& v) { return gcra::is_full(v.tat, now); });
 }
 
-std::size_t memory_rate_limit_store::size() const { return impl_->table.size(); }
+std::size_t memory_rate_limit_store::size() const {
+    return impl_->table.size();
+}
 
 }  // namespace preflight::limits

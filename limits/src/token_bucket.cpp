@@ -1,7 +1,6 @@
+#include "key_table.hpp"
 #include <preflight/limits/gcra.hpp>
 #include <preflight/limits/token_bucket.hpp>
-
-#include "key_table.hpp"
 
 #include <cmath>
 #include <mutex>
@@ -45,12 +44,13 @@ int bucket_index(operation_class cls, bool cancel_exempt) noexcept {
     return 1;
 }
 
-std::int64_t now_ns(const preflight::clock& c) noexcept { return c.now().time_since_epoch().count(); }
+std::int64_t now_ns(const preflight::clock& c) noexcept {
+    return c.now().time_since_epoch().count();
+}
 
 }  // namespace
 
-token_bucket_limiter::token_bucket_limiter(const preflight::clock& c, token_bucket_params p)
-    : clock_{c}, params_{p} {
+token_bucket_limiter::token_bucket_limiter(const preflight::clock& c, token_bucket_params p) : clock_{c}, params_{p} {
     validate(p.read, "rate_limit.read");
     validate(p.write, "rate_limit.write");
     if (p.max_keys == 0) throw invalid_limit("rate_limit.max_keys must be >= 1, got 0");
@@ -80,7 +80,9 @@ acquire_result token_bucket_limiter::try_acquire(std::string_view key, operation
             s,
             key,
             h,
-            [now] { return bucket_pair{{now, now}}; },
+            [now] {
+                return bucket_pair{{now, now}};
+            },
             [now](const bucket_pair& v) { return gcra::is_full(v.tat[0], now) && gcra::is_full(v.tat[1], now); },
             [](const bucket_pair& v) { return std::max(v.tat[0], v.tat[1]); }
         );
@@ -129,8 +131,12 @@ std::size_t token_bucket_limiter::evict_idle() {
     });
 }
 
-std::size_t token_bucket_limiter::size() const { return impl_->table.size(); }
+std::size_t token_bucket_limiter::size() const {
+    return impl_->table.size();
+}
 
-std::uint64_t token_bucket_limiter::forced_evictions() const noexcept { return impl_->table.forced_evictions(); }
+std::uint64_t token_bucket_limiter::forced_evictions() const noexcept {
+    return impl_->table.forced_evictions();
+}
 
 }  // namespace preflight::limits

@@ -163,15 +163,12 @@ TEST(config, prints_effective_configuration_with_sources) {
     auto in = no_env();
     in.args = {"--cache-capacity=9"};
     auto cfg = config::resolve(sample(), in);
-    EXPECT_EQ(
-        cfg.to_json(),
-        boost::json::parse(R"({
+    EXPECT_EQ(cfg.to_json(), boost::json::parse(R"({
             "cache.capacity": {"value": 9, "source": "flag"},
             "cache.ttl_s": {"value": 300.0, "source": "default"},
             "server.name": {"value": "preflightd", "source": "default"},
             "server.verbose": {"value": false, "source": "default"}
-        })")
-    );
+        })"));
 }
 
 }  // namespace

@@ -1,9 +1,8 @@
+#include "run_coro.hpp"
 #include <preflight/limits/memory_fixed_window_store.hpp>
 #include <preflight/limits/token_bucket.hpp>
 
 #include <gtest/gtest.h>
-
-#include "run_coro.hpp"
 
 using namespace std::chrono_literals;
 using preflight::limits::fixed_window_counter;

@@ -1,12 +1,11 @@
+#include "run_coro.hpp"
 #include <preflight/limits/invocation_limits.hpp>
 
 #include <boost/asio/steady_timer.hpp>
-#include <boost/json/serialize.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
-
-#include "run_coro.hpp"
 
 #include <atomic>
 #include <barrier>
@@ -24,7 +23,9 @@ using preflight::test::run_coro;
 
 namespace {
 
-invocation_context ctx_for(hook_policy p = hook_policy::action) { return {"org_7", "before_run", "req-42", p}; }
+invocation_context ctx_for(hook_policy p = hook_policy::action) {
+    return {"org_7", "before_run", "req-42", p};
+}
 
 asio::awaitable<void> tick() {
     asio::steady_timer t(co_await asio::this_coro::executor, 1ms);
@@ -96,10 +97,10 @@ TEST(invocation_limits, deadline_trips_and_cancels_a_slow_body) {
     bool finished = false;
     asio::io_context io;
     auto out = run_coro(io, preflight::limits::run_action(g, [&]() -> asio::awaitable<void> {
-        asio::steady_timer t(co_await asio::this_coro::executor, 1h);
-        co_await t.async_wait(asio::use_awaitable);
-        finished = true;
-    }));
+                            asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+                            co_await t.async_wait(asio::use_awaitable);
+                            finished = true;
+                        }));
     EXPECT_FALSE(finished);
     ASSERT_TRUE(out.trip.has_value());
     EXPECT_EQ(out.trip->limit, "deadline");
@@ -111,13 +112,13 @@ TEST(invocation_limits, second_host_call_in_flight_trips_concurrency) {
     invocation_guard g{invocation_limits_config{}, ctx_for()};
     asio::io_context io;
     auto out = run_coro(io, preflight::limits::run_action(g, [&]() -> asio::awaitable<void> {
-        auto first = g.enter_host_call();
-        EXPECT_TRUE(first.has_value());
-        auto second = g.enter_host_call();
-        EXPECT_EQ(second.error(), preflight::errc::budget_exhausted);
-        co_await tick();
-        ADD_FAILURE() << "the body must be cancelled after the trip";
-    }));
+                            auto first = g.enter_host_call();
+                            EXPECT_TRUE(first.has_value());
+                            auto second = g.enter_host_call();
+                            EXPECT_EQ(second.error(), preflight::errc::budget_exhausted);
+                            co_await tick();
+                            ADD_FAILURE() << "the body must be cancelled after the trip";
+                        }));
     ASSERT_TRUE(out.trip.has_value());
     EXPECT_EQ(out.trip->limit, "host_concurrency");
     EXPECT_EQ(out.trip->used, 2u);
@@ -172,12 +173,16 @@ TEST(invocation_limits, filter_gets_its_input_back_when_a_limit_trips) {
     boost::json::value input = {{"prompt", "hello"}};
     filter_outcome out = run_coro(
         io,
-        preflight::limits::run_filter(g, input, [&](boost::json::value v) -> asio::awaitable<boost::json::value> {
-            v.as_object()["prompt"] = "rewritten";
-            (void)g.charge("db_queries", 33);
-            co_await tick();
-            co_return v;
-        })
+        preflight::limits::run_filter(
+            g,
+            input,
+            [&](boost::json::value v) -> asio::awaitable<boost::json::value> {
+                v.as_object()["prompt"] = "rewritten";
+                (void)g.charge("db_queries", 33);
+                co_await tick();
+                co_return v;
+            }
+        )
     );
     EXPECT_TRUE(out.neutral);
     EXPECT_EQ(out.value, input);
@@ -190,12 +195,16 @@ TEST(invocation_limits, filter_output_is_used_when_nothing_trips) {
     asio::io_context io;
     filter_outcome out = run_coro(
         io,
-        preflight::limits::run_filter(g, {{"n", 1}}, [&](boost::json::value v) -> asio::awaitable<boost::json::value> {
-            EXPECT_TRUE(g.charge("http_fetches").has_value());
-            co_await tick();
-            v.as_object()["n"] = 2;
-            co_return v;
-        })
+        preflight::limits::run_filter(
+            g,
+            {{"n", 1}},
+            [&](boost::json::value v) -> asio::awaitable<boost::json::value> {
+                EXPECT_TRUE(g.charge("http_fetches").has_value());
+                co_await tick();
+                v.as_object()["n"] = 2;
+                co_return v;
+            }
+        )
     );
     EXPECT_FALSE(out.neutral);
     EXPECT_FALSE(out.trip.has_value());
@@ -210,9 +219,9 @@ TEST(invocation_limits, action_trip_is_logged_and_reported_as_success) {
     };
     asio::io_context io;
     auto out = run_coro(io, preflight::limits::run_action(g, [&]() -> asio::awaitable<void> {
-        (void)g.charge("kv_bytes_written", 2 * 1024 * 1024);
-        co_await tick();
-    }));
+                            (void)g.charge("kv_bytes_written", 2 * 1024 * 1024);
+                            co_await tick();
+                        }));
     EXPECT_TRUE(out.success);
     EXPECT_TRUE(out.neutral);
     ASSERT_EQ(log.size(), 1u);
@@ -226,10 +235,16 @@ TEST(invocation_limits, body_exception_without_trip_propagates) {
     invocation_guard g{invocation_limits_config{}, ctx_for()};
     asio::io_context io;
     EXPECT_THROW(
-        run_coro(io, preflight::limits::run_action(g, []() -> asio::awaitable<void> {
-            co_await tick();
-            throw std::runtime_error("hook failed");
-        })),
+        run_coro(
+            io,
+            preflight::limits::run_action(
+                g,
+                []() -> asio::awaitable<void> {
+                    co_await tick();
+                    throw std::runtime_error("hook failed");
+                }
+            )
+        ),
         std::runtime_error
     );
 }

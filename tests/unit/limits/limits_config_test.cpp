@@ -113,39 +113,100 @@ INSTANTIATE_TEST_SUITE_P(
     each_kind,
     bad_input,
     ::testing::Values(
-        bad_case{"unknown file key", R"({"rate_limit": {"write_rsp": 2}})", {}, {}, "rate_limit.write_rsp",
-                 config_source::file, "config: rate_limit.write_rsp = 2 from file preflight.json: unknown key"},
-        bad_case{"unknown file section", R"({"ratelimit": {"write_rps": 2}})", {}, {}, "ratelimit",
-                 config_source::file, R"(config: ratelimit = {"write_rps":2} from file preflight.json: unknown key)"},
-        bad_case{"negative in file", R"({"rate_limit": {"read_rps": -1}})", {}, {}, "rate_limit.read_rps",
-                 config_source::file, "config: rate_limit.read_rps = -1E0 from file preflight.json: must be > 0"},
-        bad_case{"string in file", R"({"backstop": {"max": "many"}})", {}, {}, "backstop.max", config_source::file,
-                 R"(config: backstop.max = "many" from file preflight.json: must be an integer)"},
-        bad_case{"burst 0 in env", std::nullopt, {{"PREFLIGHT_RATE_LIMIT_WRITE_BURST", "0"}}, {},
-                 "rate_limit.write_burst", config_source::env,
-                 R"(config: rate_limit.write_burst = "0" from env PREFLIGHT_RATE_LIMIT_WRITE_BURST: must be >= 1)"},
-        bad_case{"non-numeric env", std::nullopt, {{"PREFLIGHT_RATE_LIMIT_READ_RPS", "fast"}}, {},
-                 "rate_limit.read_rps", config_source::env,
-                 R"(config: rate_limit.read_rps = "fast" from env PREFLIGHT_RATE_LIMIT_READ_RPS: must be a number)"},
-        bad_case{"unknown env in a known group", std::nullopt, {{"PREFLIGHT_RATE_LIMIT_WRIT_RPS", "2"}}, {},
-                 "rate_limit_writ_rps", config_source::env,
-                 R"(config: rate_limit_writ_rps = "2" from env PREFLIGHT_RATE_LIMIT_WRIT_RPS: unknown key)"},
-        bad_case{"negative flag", std::nullopt, {}, {"--rate-limit-write-rps=-3"}, "rate_limit.write_rps",
-                 config_source::flag, R"(config: rate_limit.write_rps = "-3" from flag --rate-limit-write-rps: must be > 0)"},
-        bad_case{"bad boolean flag", std::nullopt, {}, {"--rate-limit-cancel-exempt=maybe"}, "rate_limit.cancel_exempt",
-                 config_source::flag,
-                 R"(config: rate_limit.cancel_exempt = "maybe" from flag --rate-limit-cancel-exempt: must be a boolean (true/false))"},
-        bad_case{"unknown flag", std::nullopt, {}, {"--rate-limit-burst=3"}, "rate_limit_burst", config_source::flag,
-                 R"(config: rate_limit_burst = "3" from flag --rate-limit-burst: unknown flag)"},
-        bad_case{"flag without value", std::nullopt, {}, {"--backstop-max"}, "backstop.max", config_source::flag,
-                 R"(config: backstop.max = "" from flag --backstop-max: needs a value)"}
+        bad_case{
+            "unknown file key",
+            R"({"rate_limit": {"write_rsp": 2}})",
+            {},
+            {},
+            "rate_limit.write_rsp",
+            config_source::file,
+            "config: rate_limit.write_rsp = 2 from file preflight.json: unknown key"},
+        bad_case{
+            "unknown file section",
+            R"({"ratelimit": {"write_rps": 2}})",
+            {},
+            {},
+            "ratelimit",
+            config_source::file,
+            R"(config: ratelimit = {"write_rps":2} from file preflight.json: unknown key)"},
+        bad_case{
+            "negative in file",
+            R"({"rate_limit": {"read_rps": -1}})",
+            {},
+            {},
+            "rate_limit.read_rps",
+            config_source::file,
+            "config: rate_limit.read_rps = -1E0 from file preflight.json: must be > 0"},
+        bad_case{
+            "string in file",
+            R"({"backstop": {"max": "many"}})",
+            {},
+            {},
+            "backstop.max",
+            config_source::file,
+            R"(config: backstop.max = "many" from file preflight.json: must be an integer)"},
+        bad_case{
+            "burst 0 in env",
+            std::nullopt,
+            {{"PREFLIGHT_RATE_LIMIT_WRITE_BURST", "0"}},
+            {},
+            "rate_limit.write_burst",
+            config_source::env,
+            R"(config: rate_limit.write_burst = "0" from env PREFLIGHT_RATE_LIMIT_WRITE_BURST: must be >= 1)"},
+        bad_case{
+            "non-numeric env",
+            std::nullopt,
+            {{"PREFLIGHT_RATE_LIMIT_READ_RPS", "fast"}},
+            {},
+            "rate_limit.read_rps",
+            config_source::env,
+            R"(config: rate_limit.read_rps = "fast" from env PREFLIGHT_RATE_LIMIT_READ_RPS: must be a number)"},
+        bad_case{
+            "unknown env in a known group",
+            std::nullopt,
+            {{"PREFLIGHT_RATE_LIMIT_WRIT_RPS", "2"}},
+            {},
+            "rate_limit_writ_rps",
+            config_source::env,
+            R"(config: rate_limit_writ_rps = "2" from env PREFLIGHT_RATE_LIMIT_WRIT_RPS: unknown key)"},
+        bad_case{
+            "negative flag",
+            std::nullopt,
+            {},
+            {"--rate-limit-write-rps=-3"},
+            "rate_limit.write_rps",
+            config_source::flag,
+            R"(config: rate_limit.write_rps = "-3" from flag --rate-limit-write-rps: must be > 0)"},
+        bad_case{
+            "bad boolean flag",
+            std::nullopt,
+            {},
+            {"--rate-limit-cancel-exempt=maybe"},
+            "rate_limit.cancel_exempt",
+            config_source::flag,
+            R"(config: rate_limit.cancel_exempt = "maybe" from flag --rate-limit-cancel-exempt: must be a boolean (true/false))"},
+        bad_case{
+            "unknown flag",
+            std::nullopt,
+            {},
+            {"--rate-limit-burst=3"},
+            "rate_limit_burst",
+            config_source::flag,
+            R"(config: rate_limit_burst = "3" from flag --rate-limit-burst: unknown flag)"},
+        bad_case{
+            "flag without value",
+            std::nullopt,
+            {},
+            {"--backstop-max"},
+            "backstop.max",
+            config_source::flag,
+            R"(config: backstop.max = "" from flag --backstop-max: needs a value)"}
     )
 );
 
 TEST(limits_config, unrelated_preflight_variables_are_ignored) {
-    auto cfg = config::resolve(
-        limits_registry(), inputs(std::nullopt, {{"PREFLIGHT_TEST_PG_URL", "postgres://x"}}, {})
-    );
+    auto cfg =
+        config::resolve(limits_registry(), inputs(std::nullopt, {{"PREFLIGHT_TEST_PG_URL", "postgres://x"}}, {}));
     EXPECT_EQ(cfg.source_of("rate_limit.read_rps"), config_source::default_value);
 }
 

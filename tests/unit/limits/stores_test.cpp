@@ -1,9 +1,8 @@
+#include "run_coro.hpp"
 #include <preflight/limits/memory_admission_store.hpp>
 #include <preflight/limits/memory_rate_limit_store.hpp>
 
 #include <gtest/gtest.h>
-
-#include "run_coro.hpp"
 
 #include <set>
 

@@ -1,3 +1,4 @@
+#include <preflight/limits/coarse_clock.hpp>
 #include <preflight/limits/token_bucket.hpp>
 
 #include <gtest/gtest.h>
@@ -201,6 +202,28 @@ TEST(token_bucket, many_threads_never_over_admit_one_key) {
     while (lim.try_acquire("hot", operation_class::write).allowed) admitted.fetch_add(1);
     EXPECT_LE(admitted.load(), 50 + 500);
     EXPECT_GE(admitted.load(), 50);
+}
+
+}  // namespace
+
+namespace {
+
+TEST(coarse_clock, is_monotonic_and_reports_its_resolution) {
+    const auto& c = preflight::limits::coarse_steady_clock();
+    const auto a = c.now();
+    const auto b = c.now();
+    EXPECT_LE(a, b);
+    EXPECT_GT(preflight::limits::coarse_clock_resolution().count(), 0);
+    // Counts from the same origin as the precise clock (boot on Linux) and never runs ahead of it.
+    const auto coarse = c.now();
+    const auto precise = preflight::clock::steady().now();
+    EXPECT_LE(coarse, precise);
+    EXPECT_GT(coarse.time_since_epoch().count(), 0);
+}
+
+TEST(coarse_clock, drives_a_limiter) {
+    token_bucket_limiter lim{preflight::limits::coarse_steady_clock()};
+    EXPECT_TRUE(lim.try_acquire("k", operation_class::read).allowed);
 }
 
 }  // namespace

@@ -22,7 +22,8 @@ enum class config_source { default_value, file, env, flag };
 enum class config_type { integer, number, boolean, string };
 
 /// A bad configuration: unknown key, wrong type, out of range. `what()` names the key path, the source and the
-/// offending value, e.g. `config: rate_limit.write_burst = "0" from env PREFLIGHT_RATE_LIMIT_WRITE_BURST: must be >= 1`.
+/// offending value, e.g. `config: rate_limit.write_burst = "0" from env PREFLIGHT_RATE_LIMIT_WRITE_BURST: must be >=
+/// 1`.
 class config_error : public std::runtime_error {
 public:
     config_error(std::string key, config_source source, std::string origin, std::string value, std::string reason);
@@ -49,9 +50,9 @@ struct config_key {
     config_type type = config_type::string;
     boost::json::value default_value;
     std::string description;
-    std::optional<double> min;  ///< inclusive lower bound
-    std::optional<double> max;  ///< inclusive upper bound
-    bool min_exclusive = false; ///< the lower bound is exclusive (value > min)
+    std::optional<double> min;   ///< inclusive lower bound
+    std::optional<double> max;   ///< inclusive upper bound
+    bool min_exclusive = false;  ///< the lower bound is exclusive (value > min)
 };
 
 /// The set of known keys. Modules register theirs (limits: `preflight::limits::register_config`).

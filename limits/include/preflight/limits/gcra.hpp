@@ -92,13 +92,17 @@ struct decision {
 }
 
 /// Refund: TAT := max(TAT − q×T, now), so the bucket never holds more than `burst`.
-[[nodiscard]] constexpr std::int64_t refund(std::int64_t tat, std::int64_t now, std::uint32_t quantity, params p) noexcept {
+[[nodiscard]] constexpr std::int64_t refund(
+    std::int64_t tat, std::int64_t now, std::uint32_t quantity, params p
+) noexcept {
     const std::int64_t back = sat_mul(static_cast<std::int64_t>(quantity), p.emission_ns);
     return std::max(sat_add(tat, -back), now);
 }
 
 /// A bucket whose TAT is at or before `now` is full: forgetting it changes no future decision.
-[[nodiscard]] constexpr bool is_full(std::int64_t tat, std::int64_t now) noexcept { return tat <= now; }
+[[nodiscard]] constexpr bool is_full(std::int64_t tat, std::int64_t now) noexcept {
+    return tat <= now;
+}
 
 /// The decision as the public `acquire_result`.
 [[nodiscard]] inline acquire_result to_result(const decision& d) noexcept {

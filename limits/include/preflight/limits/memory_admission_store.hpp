@@ -35,7 +35,9 @@ public:
     boost::asio::awaitable<result<bool>> renew(std::string lease_id, std::chrono::milliseconds ttl) override;
 
     /// Synchronous forms.
-    [[nodiscard]] result<lease_grant> reserve_now(std::string_view key, std::uint32_t max_slots, std::chrono::milliseconds ttl);
+    [[nodiscard]] result<lease_grant> reserve_now(
+        std::string_view key, std::uint32_t max_slots, std::chrono::milliseconds ttl
+    );
     [[nodiscard]] bool release_now(std::string_view lease_id);
     [[nodiscard]] bool renew_now(std::string_view lease_id, std::chrono::milliseconds ttl);
 

@@ -16,9 +16,8 @@ public:
         const preflight::clock& c = preflight::clock::steady(), fixed_window_params p = {}
     );
 
-    boost::asio::awaitable<result<window_result>> consume(
-        std::string key, window_limit limit, std::uint64_t n
-    ) override;
+    boost::asio::awaitable<result<window_result>> consume(std::string key, window_limit limit, std::uint64_t n)
+        override;
     boost::asio::awaitable<result<std::uint64_t>> purge_idle() override;
 
     /// The synchronous counter behind the store (the fast path).

@@ -30,9 +30,8 @@ public:
     memory_rate_limit_store(const memory_rate_limit_store&) = delete;
     memory_rate_limit_store& operator=(const memory_rate_limit_store&) = delete;
 
-    boost::asio::awaitable<result<acquire_result>> acquire(
-        std::string key, bucket_limit limit, std::uint32_t quantity
-    ) override;
+    boost::asio::awaitable<result<acquire_result>> acquire(std::string key, bucket_limit limit, std::uint32_t quantity)
+        override;
     boost::asio::awaitable<result<void>> refund(std::string key, bucket_limit limit, std::uint32_t quantity) override;
 
     /// Synchronous form of `acquire` (same semantics, no coroutine frame).
