@@ -40,8 +40,19 @@ inline std::uint64_t hash_key(std::string_view s, std::uint64_t seed) noexcept {
         n -= 8;
     }
     if (n > 0) {
+        // 1..7 tail bytes without a variable-length copy: two overlapping 4-byte loads, or first/middle/last byte.
         std::uint64_t c = 0;
-        std::memcpy(&c, p, n);
+        if (n >= 4) {
+            std::uint32_t lo = 0;
+            std::uint32_t hi = 0;
+            std::memcpy(&lo, p, 4);
+            std::memcpy(&hi, p + n - 4, 4);
+            c = (static_cast<std::uint64_t>(hi) << 32) | lo;
+        } else {
+            c = (static_cast<std::uint64_t>(static_cast<unsigned char>(p[0])) << 16) |
+                (static_cast<std::uint64_t>(static_cast<unsigned char>(p[n / 2])) << 8) |
+                static_cast<unsigned char>(p[n - 1]);
+        }
         h = (h ^ c) * 0x9E3779B97F4A7C15ull;
         h ^= h >> 29;
     }
