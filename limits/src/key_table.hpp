@@ -187,6 +187,8 @@ public:
     sharded_table(std::size_t shard_count, std::size_t max_keys) : seed_{hash_seed()} {
         std::size_t n = 1;
         while (n < shard_count) n *= 2;
+        // Every shard holds at least one key, so more shards than keys would break the bound.
+        while (n > 1 && n > max_keys) n /= 2;
         shards_ = std::make_unique<shard<V>[]>(n);
         shift_ = 64;
         for (std::size_t m = n; m > 1; m /= 2) --shift_;

@@ -227,3 +227,19 @@ TEST(coarse_clock, drives_a_limiter) {
 }
 
 }  // namespace
+
+namespace {
+
+TEST(token_bucket, tiny_key_bound_is_respected_with_many_shards) {
+    preflight::manual_clock clk;
+    token_bucket_params p;
+    p.max_keys = 5;
+    p.shards = 64;
+    token_bucket_limiter lim{clk, p};
+    for (int i = 0; i < 1000; ++i) {
+        ASSERT_TRUE(lim.try_acquire("t" + std::to_string(i), operation_class::read).allowed);
+        ASSERT_LE(lim.size(), 5u);
+    }
+}
+
+}  // namespace
