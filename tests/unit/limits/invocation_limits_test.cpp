@@ -1,6 +1,10 @@
 #include "run_coro.hpp"
 #include <preflight/limits/invocation_limits.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -247,6 +251,39 @@ TEST(invocation_limits, body_exception_without_trip_propagates) {
         ),
         std::runtime_error
     );
+}
+
+TEST(invocation_limits, caller_cancellation_reaches_the_body_and_is_not_a_trip) {
+    invocation_guard g{invocation_limits_config{}, ctx_for()};
+    asio::io_context io;
+    asio::cancellation_signal stop;
+    bool finished = false;
+    std::exception_ptr result_error;
+    bool completed = false;
+    asio::co_spawn(
+        io,
+        preflight::limits::run_action(
+            g,
+            [&]() -> asio::awaitable<void> {
+                asio::steady_timer t(co_await asio::this_coro::executor, 1h);
+                co_await t.async_wait(asio::use_awaitable);
+                finished = true;
+            }
+        ),
+        asio::bind_cancellation_slot(
+            stop.slot(),
+            [&](std::exception_ptr e, action_outcome) {
+                result_error = e;
+                completed = true;
+            }
+        )
+    );
+    asio::post(io, [&] { stop.emit(asio::cancellation_type::terminal); });
+    io.run();
+    EXPECT_TRUE(completed);
+    EXPECT_FALSE(finished);
+    EXPECT_TRUE(result_error != nullptr);  // the caller sees its cancellation as an error, not a neutral result
+    EXPECT_FALSE(g.tripped());
 }
 
 TEST(invocation_limits, misuse_throws) {
