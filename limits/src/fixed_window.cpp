@@ -40,7 +40,7 @@ window_result fixed_window_counter::consume(std::string_view key, window_limit l
     if (limit.max == 0) {
         throw invalid_limit("fixed window for key '" + std::string(key) + "': max must be >= 1, got 0");
     }
-    const std::int64_t now = clock_.now().time_since_epoch().count();
+    const std::int64_t now = detail::read_clock(clock_);
     const std::int64_t start = window_math::window_start(now, period);
     const std::uint64_t h = impl_->table.hash(key);
     auto& s = impl_->table.shard_for(h);
@@ -72,7 +72,7 @@ window_result fixed_window_counter::consume(std::string_view key, window_limit l
 }
 
 std::size_t fixed_window_counter::purge_idle() {
-    const std::int64_t now = clock_.now().time_since_epoch().count();
+    const std::int64_t now = detail::read_clock(clock_);
     return impl_->table.erase_if([now](const window_entry& v) { return window_math::purgeable(v.start, v.period, now); }
     );
 }

@@ -3,6 +3,9 @@
 // Open addressing with linear probing; a shard never deletes in place, it rebuilds itself when it evicts
 // (so there are no tombstones). Each shard has a small spin lock: the critical sections are a few dozen ns.
 
+#include <preflight/core/clock.hpp>
+#include <preflight/limits/coarse_clock.hpp>
+
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
@@ -13,9 +16,24 @@
 #include <string>
 #include <string_view>
 #include <thread>
+#include <time.h>
 #include <vector>
 
 namespace preflight::limits::detail {
+
+/// Nanoseconds since the clock's epoch. The two built-in clocks are read directly (no virtual call); any other
+/// clock (e.g. `manual_clock`) through its interface.
+inline std::int64_t read_clock(const preflight::clock& c) noexcept {
+    static const preflight::clock* const steady = &preflight::clock::steady();
+    static const preflight::clock* const coarse = &coarse_steady_clock();
+    if (&c == steady) return std::chrono::steady_clock::now().time_since_epoch().count();
+    if (&c == coarse) {
+        timespec ts{};
+        ::clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+        return static_cast<std::int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec;
+    }
+    return c.now().time_since_epoch().count();
+}
 
 /// A keyed hash with a per-process random seed (an attacker cannot pre-compute colliding keys).
 /// Reads 8 bytes at a time; murmur3's finaliser at the end.

@@ -34,7 +34,7 @@ result<acquire_result> memory_rate_limit_store::try_acquire(
 ) {
     if (!valid(limit)) return errc::bad_input;
     const gcra::params p = gcra::to_params(limit);
-    const std::int64_t now = clock_.now().time_since_epoch().count();
+    const std::int64_t now = detail::read_clock(clock_);
     const std::uint64_t h = impl_->table.hash(key);
     auto& s = impl_->table.shard_for(h);
     std::lock_guard g{s.lock};
@@ -58,7 +58,7 @@ result<acquire_result> memory_rate_limit_store::try_acquire(
 result<void> memory_rate_limit_store::refund_now(std::string_view key, bucket_limit limit, std::uint32_t quantity) {
     if (!valid(limit)) return errc::bad_input;
     const gcra::params p = gcra::to_params(limit);
-    const std::int64_t now = clock_.now().time_since_epoch().count();
+    const std::int64_t now = detail::read_clock(clock_);
     const std::uint64_t h = impl_->table.hash(key);
     auto& s = impl_->table.shard_for(h);
     std::lock_guard g{s.lock};
@@ -79,7 +79,7 @@ boost::asio::awaitable<result<void>> memory_rate_limit_store::refund(
 }
 
 std::size_t memory_rate_limit_store::evict_idle() {
-    const std::int64_t now = clock_.now().time_since_epoch().count();
+    const std::int64_t now = detail::read_clock(clock_);
     return impl_->table.erase_if([now](const tat_entry& v) { return gcra::is_full(v.tat, now); });
 }
 
