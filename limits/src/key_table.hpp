@@ -82,6 +82,14 @@ inline std::uint64_t hash_key(std::string_view s, std::uint64_t seed) noexcept {
     return h;
 }
 
+inline void cpu_relax() noexcept {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    asm volatile("yield");
+#endif
+}
+
 /// Test-and-test-and-set lock; yields after a short spin so a preempted holder does not burn a core.
 class spin_lock {
 public:
@@ -91,7 +99,7 @@ public:
             int spins = 0;
             while (locked_.load(std::memory_order_relaxed)) {
                 if (++spins < 64) {
-                    __builtin_ia32_pause();
+                    cpu_relax();
                 } else {
                     std::this_thread::yield();
                 }

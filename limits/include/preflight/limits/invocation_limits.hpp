@@ -64,7 +64,7 @@ struct trip_record {
 
 class invocation_guard;
 
-/// RAII: one host call in flight; leaving the scope ends it. Move-only.
+/// RAII: one host call in flight; leaving the scope ends it. Move-only; must not outlive its guard.
 class host_call_scope {
 public:
     host_call_scope(host_call_scope&& o) noexcept : guard_{std::exchange(o.guard_, nullptr)} {}
