@@ -25,7 +25,7 @@ result<migrate_report> migrate(pqxx::connection& conn, std::string* diagnostic) 
     try {
         migrate_report report;
         pqxx::work tx{conn, "preflight_migrate"};
-        tx.exec0("SELECT pg_advisory_xact_lock(" + std::to_string(migration_lock_key) + ")");
+        tx.exec("SELECT pg_advisory_xact_lock(" + std::to_string(migration_lock_key) + ")");
         tx.exec0(
             "CREATE TABLE IF NOT EXISTS preflight_schema_migrations ("
             " version integer PRIMARY KEY, name text NOT NULL,"

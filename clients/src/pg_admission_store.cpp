@@ -49,7 +49,7 @@ asio::awaitable<result<limits::lease_grant>> pg_admission_store::reserve(
 ) {
     if (auto ok = detail::check_key(key); !ok) co_return ok.error();
     if (max_slots > static_cast<std::uint32_t>(std::numeric_limits<std::int32_t>::max())) co_return errc::bad_input;
-    std::vector<std::string> params{std::move(key), std::to_string(max_slots), std::to_string(ttl.count())};
+    auto params = detail::params(std::move(key), std::to_string(max_slots), std::to_string(ttl.count()));
     auto rows = co_await pool_.exec(reserve_stmt, std::move(params));
     if (!rows) co_return rows.error();
     limits::lease_grant out;
@@ -62,7 +62,7 @@ asio::awaitable<result<limits::lease_grant>> pg_admission_store::reserve(
 
 asio::awaitable<result<bool>> pg_admission_store::release(std::string lease_id) {
     if (!is_uuid(lease_id)) co_return false;
-    std::vector<std::string> params{std::move(lease_id)};
+    auto params = detail::params(std::move(lease_id));
     auto rows = co_await pool_.exec(release_stmt, std::move(params));
     if (!rows) co_return result<bool>{boost::system::in_place_error, rows.error()};
     co_return rows->as_int64(0, 0) > 0;
@@ -70,7 +70,7 @@ asio::awaitable<result<bool>> pg_admission_store::release(std::string lease_id) 
 
 asio::awaitable<result<bool>> pg_admission_store::renew(std::string lease_id, std::chrono::milliseconds ttl) {
     if (!is_uuid(lease_id)) co_return false;
-    std::vector<std::string> params{std::move(lease_id), std::to_string(ttl.count())};
+    auto params = detail::params(std::move(lease_id), std::to_string(ttl.count()));
     auto rows = co_await pool_.exec(renew_stmt, std::move(params));
     if (!rows) co_return result<bool>{boost::system::in_place_error, rows.error()};
     co_return rows->affected() > 0;

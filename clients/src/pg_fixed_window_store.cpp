@@ -53,7 +53,7 @@ asio::awaitable<result<limits::window_result>> pg_fixed_window_store::consume(
     if (auto ok = detail::check_key(key); !ok) co_return ok.error();
     constexpr auto max_i64 = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
     if (n > max_i64 || limit.max > max_i64) co_return errc::bad_input;
-    std::vector<std::string> params{std::move(key), std::to_string(limit.max), std::to_string(limit.period.count()), std::to_string(n)};
+    auto params = detail::params(std::move(key), std::to_string(limit.max), std::to_string(limit.period.count()), std::to_string(n));
     auto rows = co_await pool_.exec(consume_stmt, std::move(params));
     if (!rows) co_return rows.error();
     limits::window_result out;
@@ -65,7 +65,7 @@ asio::awaitable<result<limits::window_result>> pg_fixed_window_store::consume(
 }
 
 asio::awaitable<result<std::uint64_t>> pg_fixed_window_store::purge_idle() {
-    std::vector<std::string> params{};
+    auto params = detail::params();
     auto rows = co_await pool_.exec(purge_stmt, std::move(params));
     if (!rows) co_return rows.error();
     co_return static_cast<std::uint64_t>(rows->as_int64(0, 0));

@@ -121,7 +121,8 @@ using handler_t = asio::any_completion_handler<void(error_code, pg_rows)>;
 struct link;
 
 struct request {
-    explicit request(pg_statement s, std::vector<std::string> p = {}) : st(std::move(s)), params(std::move(p)) {}
+    explicit request(pg_statement s, std::vector<std::string> p = {}, handler_t h = {})
+        : st(std::move(s)), params(std::move(p)), handler(std::move(h)) {}
 
     pg_statement st;
     std::vector<std::string> params;
@@ -216,8 +217,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         auto work = r->work;
         asio::post(work, [r, ec, rows = std::move(rows)]() mutable {
             r->slot.clear();
-            auto h = std::move(r->handler);
-            std::move(h)(ec, std::move(rows));
+            std::move(r->handler)(ec, std::move(rows));
         });
     }
 
@@ -599,17 +599,19 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
 
 struct exec_initiation {
     std::shared_ptr<pool_impl> impl;
-    pg_statement st;
+    pg_statement st{"", ""};
     std::vector<std::string> params;
     std::optional<std::size_t> pinned;
 
     template <class Handler>
     void operator()(Handler&& h) {
-        auto r = std::make_shared<request>(std::move(st), std::move(params));
+        // (any_completion_handler's move assignment recurses in Boost 1.81: construct it in place instead.)
+        auto work = asio::prefer(asio::get_associated_executor(h, impl->strand), asio::execution::outstanding_work.tracked);
+        auto slot = asio::get_associated_cancellation_slot(h);
+        auto r = std::make_shared<request>(std::move(st), std::move(params), handler_t(std::forward<Handler>(h)));
         r->pinned = pinned;
-        r->work = asio::prefer(asio::get_associated_executor(h, impl->strand), asio::execution::outstanding_work.tracked);
-        r->slot = asio::get_associated_cancellation_slot(h);
-        r->handler = handler_t(std::forward<Handler>(h));
+        r->work = std::move(work);
+        r->slot = slot;
         if (r->slot.is_connected()) {
             r->slot.assign([w = std::weak_ptr<pool_impl>(impl), wr = std::weak_ptr<request>(r)](asio::cancellation_type t) {
                 if ((t & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
@@ -631,9 +633,13 @@ asio::awaitable<result<pg_rows>> exec_impl(
     std::shared_ptr<pool_impl> impl, pg_statement st, std::vector<std::string> params, std::optional<std::size_t> pin
 ) {
     auto token = asio::as_tuple(asio::use_awaitable);
-    auto [ec, rows] = co_await asio::async_initiate<decltype(token), void(error_code, pg_rows)>(
-        exec_initiation{impl, std::move(st), std::move(params), pin}, token
-    );
+    exec_initiation init;
+    init.impl = std::move(impl);
+    init.st = std::move(st);
+    init.params = std::move(params);
+    init.pinned = pin;
+    auto [ec, rows] =
+        co_await asio::async_initiate<decltype(token), void(error_code, pg_rows)>(std::move(init), token);
     if (ec) co_return ec;
     co_return std::move(rows);
 }

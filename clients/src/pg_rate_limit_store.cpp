@@ -73,7 +73,7 @@ asio::awaitable<result<limits::acquire_result>> pg_rate_limit_store::acquire(
     const double tau = limit.burst * t;
     limits::acquire_result out;
     if (quantity == 0) {
-        std::vector<std::string> params{std::move(key)};
+        auto params = detail::params(std::move(key));
         auto rows = co_await pool_.exec(peek_stmt, std::move(params));
         if (!rows) co_return rows.error();
         const double now = rows->as_double(0, 1);
@@ -84,7 +84,7 @@ asio::awaitable<result<limits::acquire_result>> pg_rate_limit_store::acquire(
         out.reset_after = detail::us_to_ns(base - now);
         co_return out;
     }
-    std::vector<std::string> params{std::move(key), detail::to_text(t), detail::to_text(tau), std::to_string(quantity)};
+    auto params = detail::params(std::move(key), detail::to_text(t), detail::to_text(tau), std::to_string(quantity));
     auto rows = co_await pool_.exec(acquire_stmt, std::move(params));
     if (!rows) co_return rows.error();
     out.allowed = rows->as_bool(0, 0);
@@ -107,7 +107,7 @@ asio::awaitable<result<void>> pg_rate_limit_store::refund(
     check_limit(limit, key);
     if (auto ok = detail::check_key(key); !ok) co_return ok.error();
     if (quantity == 0) co_return result<void>{};
-    std::vector<std::string> params{std::move(key), detail::to_text(1e6 / limit.rate_per_s), std::to_string(quantity)};
+    auto params = detail::params(std::move(key), detail::to_text(1e6 / limit.rate_per_s), std::to_string(quantity));
     auto rows = co_await pool_.exec(refund_stmt, std::move(params));
     if (!rows) co_return rows.error();
     co_return result<void>{};

@@ -8,6 +8,8 @@
 #include <cmath>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 namespace preflight::clients::detail {
 
@@ -15,6 +17,16 @@ namespace preflight::clients::detail {
 inline result<void> check_key(std::string_view key) {
     if (key.size() > max_key_bytes || key.find('\0') != std::string_view::npos) return errc::bad_input;
     return {};
+}
+
+/// Statement parameters. (A plain function on purpose: g++ 12 miscompiles braced initializer lists of
+/// std::string inside coroutines, destroying the temporaries twice.)
+template <class... A>
+std::vector<std::string> params(A&&... a) {
+    std::vector<std::string> v;
+    v.reserve(sizeof...(A));
+    (v.emplace_back(std::forward<A>(a)), ...);
+    return v;
 }
 
 /// Shortest text that parses back to exactly `v` (Postgres float8 input accepts it).
