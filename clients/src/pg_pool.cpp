@@ -228,7 +228,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         slots[index].st = slot_state::state::connecting;
         std::vector<std::string> keys{"dbname", "connect_timeout", "application_name"};
         const auto secs = std::max<long long>(1, (params.connect_timeout.count() + 999) / 1000);
-        std::vector<std::string> values{params.url, std::to_string(secs), "preflight"};
+        std::vector<std::string> values{params.url, std::to_string(secs), params.application_name};
         if (params.statement_timeout.count() > 0) {
             keys.emplace_back("options");
             values.push_back("-c statement_timeout=" + std::to_string(params.statement_timeout.count()));

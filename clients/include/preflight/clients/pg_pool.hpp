@@ -12,6 +12,8 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 struct pg_result;  // libpq's PGresult
@@ -37,6 +39,8 @@ struct pool_params {
     /// How long a statement may wait for pool capacity (every connection at `max_in_flight`) before it
     /// fails with `errc::pool_exhausted`.
     std::chrono::milliseconds wait_timeout{2000};
+    /// `application_name` of every connection (visible in pg_stat_activity).
+    std::string application_name = "preflight";
     /// Pipeline depth: statements in flight on one connection at a time (libpq pipeline mode).
     std::size_t max_in_flight = 32;
     /// Called (on the pool's strand) for every failed statement or connection attempt, with the statement
@@ -123,6 +127,17 @@ public:
     /// cancelled server-side (PQcancel) when it is alone on its connection, otherwise its result is
     /// discarded when it arrives (the statement may still take effect).
     boost::asio::awaitable<result<pg_rows>> exec(pg_statement st, std::vector<std::string> params);
+
+    /// As above with the parameters given one by one (`co_await pool.exec(st, key, std::to_string(n))`).
+    /// Prefer this form inside coroutines: g++ 12 miscompiles braced lists of std::string there.
+    template <class... Params>
+        requires(sizeof...(Params) > 0 && (std::is_convertible_v<Params, std::string> && ...))
+    boost::asio::awaitable<result<pg_rows>> exec(pg_statement st, Params&&... params) {
+        std::vector<std::string> v;
+        v.reserve(sizeof...(Params));
+        (v.emplace_back(std::forward<Params>(params)), ...);
+        return exec(std::move(st), std::move(v));
+    }
 
     /// Opens every connection that is not open yet and waits for them; fails with the first error.
     boost::asio::awaitable<result<void>> connect_all();
