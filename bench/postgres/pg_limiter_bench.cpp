@@ -6,18 +6,16 @@
 //
 //   bench_pg_limiter [--url URL] [--pool N] [--depth N] [--ops N] [--cap-s S]
 //   (URL defaults to $PREFLIGHT_BENCH_PG_URL, then $PREFLIGHT_TEST_PG_URL)
+#include "workload.hpp"
 #include <preflight/clients/migrations.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
-
-#include "workload.hpp"
-
-#include <pqxx/pqxx>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <pqxx/pqxx>
 
 #include <chrono>
 #include <cstdio>
@@ -110,11 +108,16 @@ int main(int argc, char** argv) {
     for (int a = 1; a + 1 < argc; a += 2) {
         const std::string k = argv[a];
         const std::string v = argv[a + 1];
-        if (k == "--url") o.url = v;
-        else if (k == "--pool") o.pool = std::stoul(v);
-        else if (k == "--depth") o.depth = std::stoul(v);
-        else if (k == "--ops") o.ops = std::stoull(v);
-        else if (k == "--cap-s") o.cap_s = std::stod(v);
+        if (k == "--url")
+            o.url = v;
+        else if (k == "--pool")
+            o.pool = std::stoul(v);
+        else if (k == "--depth")
+            o.depth = std::stoul(v);
+        else if (k == "--ops")
+            o.ops = std::stoull(v);
+        else if (k == "--cap-s")
+            o.cap_s = std::stod(v);
         else {
             std::cerr << "unknown option " << k << "\n";
             return 2;

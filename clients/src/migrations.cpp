@@ -14,7 +14,9 @@ namespace detail {
 std::span<const migration> embedded_migration_table() noexcept;
 }  // namespace detail
 
-std::span<const migration> embedded_migrations() noexcept { return detail::embedded_migration_table(); }
+std::span<const migration> embedded_migrations() noexcept {
+    return detail::embedded_migration_table();
+}
 
 namespace {
 // Arbitrary constant: the advisory lock key that serialises migrations of every preflight process.
@@ -39,7 +41,9 @@ result<migrate_report> migrate(pqxx::connection& conn, std::string* diagnostic) 
             if (done.contains(m.version)) continue;
             tx.exec(std::string(m.sql), "migration " + std::string(m.name));
             tx.exec_params0(
-                "INSERT INTO preflight_schema_migrations (version, name) VALUES ($1, $2)", m.version, std::string(m.name)
+                "INSERT INTO preflight_schema_migrations (version, name) VALUES ($1, $2)",
+                m.version,
+                std::string(m.name)
             );
             report.applied.push_back(m.version);
             done.insert(m.version);

@@ -1,6 +1,5 @@
-#include <preflight/clients/pg_admission_store.hpp>
-
 #include "pg_util.hpp"
+#include <preflight/clients/pg_admission_store.hpp>
 
 #include <cctype>
 
@@ -12,22 +11,19 @@ namespace {
 
 // $1 key, $2 max slots, $3 ttl (ms): the new lease id (NULL when full) and the live leases after the call.
 const pg_statement reserve_stmt{
-    "preflight_adm_reserve", "SELECT o_lease_id, o_in_use FROM preflight_reserve($1::text, $2::integer, $3::bigint)"
-};
+    "preflight_adm_reserve", "SELECT o_lease_id, o_in_use FROM preflight_reserve($1::text, $2::integer, $3::bigint)"};
 
 // $1 lease id. Deletes the lease (expired ones too); true only when it was live.
 const pg_statement release_stmt{
     "preflight_adm_release",
     "WITH d AS (DELETE FROM preflight_leases WHERE lease_id = $1::uuid RETURNING expires_at)"
-    " SELECT count(*) FROM d WHERE expires_at > clock_timestamp()"
-};
+    " SELECT count(*) FROM d WHERE expires_at > clock_timestamp()"};
 
 // $1 lease id, $2 ttl (ms). Extends a live lease to now + ttl.
 const pg_statement renew_stmt{
     "preflight_adm_renew",
     "UPDATE preflight_leases SET expires_at = clock_timestamp() + $2::bigint * interval '1 millisecond'"
-    " WHERE lease_id = $1::uuid AND expires_at > clock_timestamp()"
-};
+    " WHERE lease_id = $1::uuid AND expires_at > clock_timestamp()"};
 
 // Canonical UUID text (8-4-4-4-12 hex digits): anything else cannot be a lease of this store.
 bool is_uuid(std::string_view s) {

@@ -1,6 +1,5 @@
-#include <preflight/clients/pg_fixed_window_store.hpp>
-
 #include "pg_util.hpp"
+#include <preflight/clients/pg_fixed_window_store.hpp>
 
 #include <stdexcept>
 
@@ -32,15 +31,13 @@ const pg_statement consume_stmt{
     "           (SELECT f.count FROM preflight_windows f"
     "            WHERE f.key = $1::text AND f.window_start = w.ws AND f.period_s = $3::bigint), 0),"
     "  w.ws + $3::bigint - w.now"
-    " FROM w"
-};
+    " FROM w"};
 
 // Deletes windows that ended at least one full period ago.
 const pg_statement purge_stmt{
     "preflight_fw_purge",
     "WITH d AS (DELETE FROM preflight_windows WHERE idle_after <= extract(epoch FROM clock_timestamp())"
-    " RETURNING 1) SELECT count(*) FROM d"
-};
+    " RETURNING 1) SELECT count(*) FROM d"};
 
 }  // namespace
 
@@ -53,7 +50,9 @@ asio::awaitable<result<limits::window_result>> pg_fixed_window_store::consume(
     if (auto ok = detail::check_key(key); !ok) co_return ok.error();
     constexpr auto max_i64 = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
     if (n > max_i64 || limit.max > max_i64) co_return errc::bad_input;
-    auto params = detail::params(std::move(key), std::to_string(limit.max), std::to_string(limit.period.count()), std::to_string(n));
+    auto params = detail::params(
+        std::move(key), std::to_string(limit.max), std::to_string(limit.period.count()), std::to_string(n)
+    );
     auto rows = co_await pool_.exec(consume_stmt, std::move(params));
     if (!rows) co_return rows.error();
     limits::window_result out;

@@ -11,18 +11,18 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/execution/outstanding_work.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
-#include <boost/asio/post.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/prefer.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
-#include <libpq-fe.h>
 
 #include <atomic>
 #include <charconv>
 #include <deque>
+#include <libpq-fe.h>
 #include <optional>
 #include <stdexcept>
 #include <unordered_set>
@@ -44,8 +44,12 @@ struct pg_statement::data {
 pg_statement::pg_statement(std::string name, std::string sql)
     : d_(std::make_shared<const data>(data{std::move(name), std::move(sql)})) {}
 
-const std::string& pg_statement::name() const noexcept { return d_->name; }
-const std::string& pg_statement::sql() const noexcept { return d_->sql; }
+const std::string& pg_statement::name() const noexcept {
+    return d_->name;
+}
+const std::string& pg_statement::sql() const noexcept {
+    return d_->sql;
+}
 
 pg_rows::pg_rows(::pg_result* r) noexcept : r_(r) {}
 pg_rows::pg_rows(pg_rows&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
@@ -60,8 +64,12 @@ pg_rows::~pg_rows() {
     if (r_ != nullptr) PQclear(r_);
 }
 
-std::size_t pg_rows::size() const noexcept { return r_ == nullptr ? 0 : static_cast<std::size_t>(PQntuples(r_)); }
-std::size_t pg_rows::columns() const noexcept { return r_ == nullptr ? 0 : static_cast<std::size_t>(PQnfields(r_)); }
+std::size_t pg_rows::size() const noexcept {
+    return r_ == nullptr ? 0 : static_cast<std::size_t>(PQntuples(r_));
+}
+std::size_t pg_rows::columns() const noexcept {
+    return r_ == nullptr ? 0 : static_cast<std::size_t>(PQnfields(r_));
+}
 bool pg_rows::is_null(std::size_t row, std::size_t col) const noexcept {
     return r_ == nullptr || PQgetisnull(r_, static_cast<int>(row), static_cast<int>(col)) != 0;
 }
@@ -418,9 +426,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
 
     // ---- dispatch ---------------------------------------------------------------------------------------------
 
-    std::size_t load(const slot_state& s) const {
-        return s.pending.size() + (s.conn ? s.conn->inflight.size() : 0);
-    }
+    std::size_t load(const slot_state& s) const { return s.pending.size() + (s.conn ? s.conn->inflight.size() : 0); }
 
     // Picks a connection with capacity: an idle ready one, else a closed one (opened now), else the least
     // loaded ready or connecting one below the pipeline depth.
@@ -529,8 +535,9 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         std::vector<const char*> values;
         values.reserve(r->params.size());
         for (const auto& p : r->params) values.push_back(p.c_str());
-        if (PQsendQueryPrepared(pg, name.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0) !=
-                1 ||
+        if (PQsendQueryPrepared(
+                pg, name.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0
+            ) != 1 ||
             PQpipelineSync(pg) != 1) {
             const std::string msg = trim(PQerrorMessage(pg));
             complete(r, errc::connection_broken, "statement " + name + ": " + msg);
@@ -606,14 +613,16 @@ struct exec_initiation {
     template <class Handler>
     void operator()(Handler&& h) {
         // (any_completion_handler's move assignment recurses in Boost 1.81: construct it in place instead.)
-        auto work = asio::prefer(asio::get_associated_executor(h, impl->strand), asio::execution::outstanding_work.tracked);
+        auto work =
+            asio::prefer(asio::get_associated_executor(h, impl->strand), asio::execution::outstanding_work.tracked);
         auto slot = asio::get_associated_cancellation_slot(h);
         auto r = std::make_shared<request>(std::move(st), std::move(params), handler_t(std::forward<Handler>(h)));
         r->pinned = pinned;
         r->work = std::move(work);
         r->slot = slot;
         if (r->slot.is_connected()) {
-            r->slot.assign([w = std::weak_ptr<pool_impl>(impl), wr = std::weak_ptr<request>(r)](asio::cancellation_type t) {
+            r->slot.assign([w = std::weak_ptr<pool_impl>(impl),
+                            wr = std::weak_ptr<request>(r)](asio::cancellation_type t) {
                 if ((t & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
                           asio::cancellation_type::total)) == asio::cancellation_type::none) {
                     return;
@@ -638,8 +647,7 @@ asio::awaitable<result<pg_rows>> exec_impl(
     init.st = std::move(st);
     init.params = std::move(params);
     init.pinned = pin;
-    auto [ec, rows] =
-        co_await asio::async_initiate<decltype(token), void(error_code, pg_rows)>(std::move(init), token);
+    auto [ec, rows] = co_await asio::async_initiate<decltype(token), void(error_code, pg_rows)>(std::move(init), token);
     if (ec) co_return ec;
     co_return std::move(rows);
 }
@@ -689,6 +697,8 @@ pool_stats pg_pool::stats() const noexcept {
     };
 }
 
-std::size_t pg_pool::size() const noexcept { return impl_->params.size; }
+std::size_t pg_pool::size() const noexcept {
+    return impl_->params.size;
+}
 
 }  // namespace preflight::clients

@@ -1,6 +1,5 @@
-#include <preflight/clients/pg_rate_limit_store.hpp>
-
 #include "pg_util.hpp"
+#include <preflight/clients/pg_rate_limit_store.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -29,23 +28,20 @@ const pg_statement acquire_stmt{
     " SELECT (SELECT tat FROM up) IS NOT NULL,"
     "        coalesce((SELECT tat FROM up), (SELECT tat FROM preflight_rate_limits WHERE key = $1::text)),"
     "        p.now"
-    " FROM p"
-};
+    " FROM p"};
 
 // $1 key. The key's TAT (NULL when unknown) and the server's now.
 const pg_statement peek_stmt{
     "preflight_rl_peek",
     "SELECT (SELECT tat FROM preflight_rate_limits WHERE key = $1::text),"
-    " extract(epoch FROM clock_timestamp())::float8 * 1e6"
-};
+    " extract(epoch FROM clock_timestamp())::float8 * 1e6"};
 
 // $1 key, $2 T (µs), $3 quantity. TAT = max(TAT - q*T, now); an unknown key matches no row.
 const pg_statement refund_stmt{
     "preflight_rl_refund",
     "UPDATE preflight_rate_limits"
     " SET tat = greatest(tat - $3::float8 * $2::float8, extract(epoch FROM clock_timestamp())::float8 * 1e6)"
-    " WHERE key = $1::text"
-};
+    " WHERE key = $1::text"};
 
 void check_limit(const limits::bucket_limit& limit, const std::string& key) {
     if (!(limit.rate_per_s > 0) || !std::isfinite(limit.rate_per_s) || !(limit.burst >= 1) ||

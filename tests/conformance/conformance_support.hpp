@@ -1,11 +1,10 @@
 #pragma once
 
-#include <gtest/gtest.h>
-
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <gtest/gtest.h>
 
 #include <chrono>
 #include <cstdint>
@@ -68,11 +67,11 @@ void advance_by(Factory& f, std::chrono::milliseconds d) {
 }  // namespace preflight::conformance
 
 /// EXPECT that duration `actual` lies in [expected - tol, expected + 1 µs] (1 µs: float rounding).
-#define PREFLIGHT_EXPECT_DURATION(actual, expected, tol)                                     \
-    do {                                                                                     \
-        const auto a_ = std::chrono::duration_cast<std::chrono::nanoseconds>(actual);        \
-        const auto e_ = std::chrono::duration_cast<std::chrono::nanoseconds>(expected);      \
-        const auto t_ = std::chrono::duration_cast<std::chrono::nanoseconds>(tol);           \
-        EXPECT_LE(a_.count(), e_.count() + 1000) << #actual;                                      \
-        EXPECT_GE(a_.count(), (e_ - t_).count()) << #actual;                                 \
+#define PREFLIGHT_EXPECT_DURATION(actual, expected, tol)                                \
+    do {                                                                                \
+        const auto a_ = std::chrono::duration_cast<std::chrono::nanoseconds>(actual);   \
+        const auto e_ = std::chrono::duration_cast<std::chrono::nanoseconds>(expected); \
+        const auto t_ = std::chrono::duration_cast<std::chrono::nanoseconds>(tol);      \
+        EXPECT_LE(a_.count(), e_.count() + 1000) << #actual;                            \
+        EXPECT_GE(a_.count(), (e_ - t_).count()) << #actual;                            \
     } while (0)

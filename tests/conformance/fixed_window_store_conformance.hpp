@@ -1,8 +1,7 @@
 #pragma once
 
-#include <preflight/limits/fixed_window_store.hpp>
-
 #include "conformance/conformance_support.hpp"
+#include <preflight/limits/fixed_window_store.hpp>
 
 #include <gtest/gtest.h>
 

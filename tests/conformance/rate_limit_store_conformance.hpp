@@ -1,8 +1,7 @@
 #pragma once
 
-#include <preflight/limits/rate_limit_store.hpp>
-
 #include "conformance/conformance_support.hpp"
+#include <preflight/limits/rate_limit_store.hpp>
 
 #include <gtest/gtest.h>
 
@@ -130,8 +129,13 @@ TYPED_TEST_P(rate_limit_store_conformance, refund_of_unknown_key_is_a_no_op) {
 TYPED_TEST_P(rate_limit_store_conformance, keys_are_independent_and_matched_exactly) {
     const std::string base = unique_key("");
     const std::string keys[] = {
-        base + "k", base + "k ", base + "K", base + "k'; DROP TABLE x; --", base + "ключ 🚀", base + "%_\\", base + "k\t"
-    };
+        base + "k",
+        base + "k ",
+        base + "K",
+        base + "k'; DROP TABLE x; --",
+        base + "ключ 🚀",
+        base + "%_\\",
+        base + "k\t"};
     const limits::bucket_limit one{0.5, 1};
     for (const auto& k : keys) EXPECT_TRUE(this->acquire(k, one, 1).allowed) << k;
     for (const auto& k : keys) EXPECT_FALSE(this->acquire(k, one, 1).allowed) << k;

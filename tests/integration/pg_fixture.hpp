@@ -1,16 +1,14 @@
 #pragma once
 
+#include "pg_env.hpp"
 #include <preflight/clients/migrations.hpp>
 #include <preflight/clients/pg_admission_store.hpp>
 #include <preflight/clients/pg_fixed_window_store.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
 
-#include "pg_env.hpp"
-
-#include <gtest/gtest.h>
-
 #include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
 
 #include <chrono>
 #include <memory>

@@ -1,18 +1,16 @@
-#include <preflight/clients/pg_admission_store.hpp>
-#include <preflight/clients/pg_pool.hpp>
-#include <preflight/clients/pg_rate_limit_store.hpp>
-
 #include "conformance/conformance_support.hpp"
 #include "pg_env.hpp"
 #include "pg_fixture.hpp"
-
-#include <gtest/gtest.h>
+#include <preflight/clients/pg_admission_store.hpp>
+#include <preflight/clients/pg_pool.hpp>
+#include <preflight/clients/pg_rate_limit_store.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
 
 #include <atomic>
 #include <chrono>

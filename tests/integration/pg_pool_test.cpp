@@ -1,13 +1,9 @@
-#include <preflight/clients/migrations.hpp>
-#include <preflight/clients/pg_pool.hpp>
-#include <preflight/clients/pg_rate_limit_store.hpp>
-
 #include "conformance/conformance_support.hpp"
 #include "pg_env.hpp"
 #include "pg_fixture.hpp"
-
-#include <gtest/gtest.h>
-#include <pqxx/pqxx>
+#include <preflight/clients/migrations.hpp>
+#include <preflight/clients/pg_pool.hpp>
+#include <preflight/clients/pg_rate_limit_store.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -15,6 +11,8 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <gtest/gtest.h>
+#include <pqxx/pqxx>
 
 #include <chrono>
 #include <random>
@@ -25,11 +23,11 @@
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using preflight::errc;
-using preflight::conformance::run;
 using preflight::clients::pg_pool;
 using preflight::clients::pg_rows;
 using preflight::clients::pg_statement;
 using preflight::clients::pool_params;
+using preflight::conformance::run;
 
 namespace {
 
@@ -42,7 +40,9 @@ const pg_statement select_one{"t_select_one", "SELECT 1"};
 const pg_statement sleep_stmt{"t_sleep", "SELECT pg_sleep($1::float8)"};
 
 pool_params make_params(
-    const std::string& url, std::size_t size, std::chrono::milliseconds statement_timeout = 5s,
+    const std::string& url,
+    std::size_t size,
+    std::chrono::milliseconds statement_timeout = 5s,
     const std::string& app = "preflight"
 ) {
     pool_params p;

@@ -1,13 +1,11 @@
+#include "conformance/conformance_support.hpp"
+#include "pg_env.hpp"
 #include <preflight/clients/migrations.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
 
-#include "conformance/conformance_support.hpp"
-#include "pg_env.hpp"
-
-#include <gtest/gtest.h>
-
 #include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
 
 #include <array>
 #include <cstdio>
@@ -50,16 +48,15 @@ struct private_cluster {
         return url.starts_with("postgresql://") && !pgtmp.empty() && !port.empty();
     }
     int pg_ctl(const std::string& args) const {
-        return std::system(
-            ("cd " + pgtmp + " && runuser -u postgres -- " + pgbin + "/pg_ctl -D " + pgtmp + "/data " + args +
-             " >/dev/null 2>&1")
-                .c_str()
-        );
+        return std::system(("cd " + pgtmp + " && runuser -u postgres -- " + pgbin + "/pg_ctl -D " + pgtmp + "/data " +
+                            args + " >/dev/null 2>&1")
+                               .c_str());
     }
     int stop_server() const { return pg_ctl("-m fast -w -t 30 stop"); }
     int start_server() const { return pg_ctl("-l " + pgtmp + "/server.log -o '-p " + port + "' -w -t 30 start"); }
     ~private_cluster() {
-        if (!state.empty()) std::system(("PREFLIGHT_PG_STATE=" + state + " " + script + " stop >/dev/null 2>&1").c_str());
+        if (!state.empty())
+            std::system(("PREFLIGHT_PG_STATE=" + state + " " + script + " stop >/dev/null 2>&1").c_str());
     }
 };
 

@@ -1,14 +1,12 @@
+#include "run_coro.hpp"
 #include <preflight/clients/migrations.hpp>
 #include <preflight/clients/pg_admission_store.hpp>
 #include <preflight/clients/pg_fixed_window_store.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
 
-#include "run_coro.hpp"
-
-#include <gtest/gtest.h>
-
 #include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
 
 #include <stdexcept>
 #include <string>
@@ -79,7 +77,8 @@ TEST(pg_admission_store_offline, malformed_lease_ids_are_unknown_without_a_round
     boost::asio::io_context io;
     preflight::clients::pg_pool pool{io.get_executor(), unreachable()};
     preflight::clients::pg_admission_store store{pool};
-    for (const char* id : {"", "lease-1", "00000000-0000-4000-8000-00000000000", "zzzzzzzz-0000-4000-8000-000000000000"}) {
+    for (const char* id :
+         {"", "lease-1", "00000000-0000-4000-8000-00000000000", "zzzzzzzz-0000-4000-8000-000000000000"}) {
         auto rel = run_coro(io, store.release(id));
         ASSERT_TRUE(rel) << id;
         EXPECT_FALSE(*rel) << id;

@@ -131,8 +131,8 @@ public:
     /// As above with the parameters given one by one (`co_await pool.exec(st, key, std::to_string(n))`).
     /// Prefer this form inside coroutines: g++ 12 miscompiles braced lists of std::string there.
     template <class... Params>
-        requires(sizeof...(Params) > 0 && (std::is_convertible_v<Params, std::string> && ...))
-    boost::asio::awaitable<result<pg_rows>> exec(pg_statement st, Params&&... params) {
+    requires(sizeof...(Params) > 0 && (std::is_convertible_v<Params, std::string> && ...))
+        boost::asio::awaitable<result<pg_rows>> exec(pg_statement st, Params&&... params) {
         std::vector<std::string> v;
         v.reserve(sizeof...(Params));
         (v.emplace_back(std::forward<Params>(params)), ...);

@@ -26,9 +26,8 @@ public:
     ) override;
 
     /// See `limits::rate_limit_store::refund`. One statement.
-    boost::asio::awaitable<result<void>> refund(
-        std::string key, limits::bucket_limit limit, std::uint32_t quantity
-    ) override;
+    boost::asio::awaitable<result<void>> refund(std::string key, limits::bucket_limit limit, std::uint32_t quantity)
+        override;
 
 private:
     pg_pool& pool_;
