@@ -2,6 +2,8 @@
 #include "pg_env.hpp"
 #include "pg_fixture.hpp"
 #include <preflight/clients/migrations.hpp>
+#include <preflight/clients/pg_admission_store.hpp>
+#include <preflight/clients/pg_fixed_window_store.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
 
@@ -305,4 +307,47 @@ TEST(pg_migrations, apply_once_idempotent_and_safe_when_concurrent) {
     pqxx::connection admin{url};
     pqxx::nontransaction tx{admin};
     tx.exec("DROP DATABASE " + tx.quote_name(db));
+}
+
+// ---- one statement per decision (regression guard for round trips) --------------------------------------------
+
+TEST(pg_stores_round_trips, every_store_decision_is_one_statement_and_one_round_trip) {
+    PREFLIGHT_REQUIRE_PG(url);
+    ASSERT_TRUE(preflight::test::ensure_migrated(url));
+    asio::io_context io;
+    pg_pool pool{io.get_executor(), make_params(url, 1)};
+    preflight::clients::pg_rate_limit_store rl{pool};
+    preflight::clients::pg_fixed_window_store fw{pool};
+    preflight::clients::pg_admission_store adm{pool};
+    const auto key = preflight::conformance::unique_key("rt");
+    const preflight::limits::bucket_limit l{100, 100};
+    // Warm up: each statement is prepared once per connection (one extra statement the first time).
+    ASSERT_TRUE(run(io, rl.acquire(key, l, 1)));
+    ASSERT_TRUE(run(io, rl.acquire(key, l, 0)));
+    ASSERT_TRUE(run(io, rl.refund(key, l, 1)));
+    ASSERT_TRUE(run(io, fw.consume(key, {}, 1)));
+    auto warm_lease = run(io, adm.reserve(key, 5, 10s));
+    ASSERT_TRUE(warm_lease && warm_lease->admitted);
+    ASSERT_TRUE(run(io, adm.renew(warm_lease->lease_id, 10s)));
+    ASSERT_TRUE(run(io, adm.release(warm_lease->lease_id)));
+
+    auto one = [&](const char* what, auto&& op) {
+        const auto before = pool.stats();
+        op();
+        const auto after = pool.stats();
+        EXPECT_EQ(after.statements - before.statements, 1u) << what;
+        EXPECT_EQ(after.syncs - before.syncs, 1u) << what;
+    };
+    one("acquire", [&] { EXPECT_TRUE(run(io, rl.acquire(key, l, 1))); });
+    one("peek", [&] { EXPECT_TRUE(run(io, rl.acquire(key, l, 0))); });
+    one("refund", [&] { EXPECT_TRUE(run(io, rl.refund(key, l, 1))); });
+    one("consume", [&] { EXPECT_TRUE(run(io, fw.consume(key, {}, 1))); });
+    std::string lease;
+    one("reserve", [&] {
+        auto g = run(io, adm.reserve(key, 5, 10s));
+        ASSERT_TRUE(g && g->admitted);
+        lease = g->lease_id;
+    });
+    one("renew", [&] { EXPECT_TRUE(run(io, adm.renew(lease, 10s))); });
+    one("release", [&] { EXPECT_TRUE(run(io, adm.release(lease))); });
 }
