@@ -30,7 +30,8 @@
 //       void advance(std::chrono::milliseconds d);
 //   };
 //
-// Instantiate with `INSTANTIATE_TYPED_TEST_SUITE_P(memory, rate_limit_store_conformance, memory_rate_factory);`.
+// Instantiate with `INSTANTIATE_TYPED_TEST_SUITE_P(memory, rate_limit_store_conformance, memory_rate_factory);`
+// (memory_factory.hpp provides `memory_store_factory<Store>` for stores built from a `const clock&`).
 namespace preflight::conformance {
 
 /// Runs `aw` on `io` until it completes (the io_context may hold other work, e.g. idle pool connections).

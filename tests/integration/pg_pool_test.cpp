@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
+#include <atomic>
 #include <chrono>
 #include <random>
 #include <string>
@@ -350,4 +351,34 @@ TEST(pg_stores_round_trips, every_store_decision_is_one_statement_and_one_round_
     });
     one("renew", [&] { EXPECT_TRUE(run(io, adm.renew(lease, 10s))); });
     one("release", [&] { EXPECT_TRUE(run(io, adm.release(lease))); });
+}
+
+TEST(pg_pool, is_safe_with_an_io_context_run_by_several_threads) {
+    PREFLIGHT_REQUIRE_PG(url);
+    asio::io_context io;
+    auto pp = make_params(url, 2);
+    pp.max_in_flight = 8;
+    pg_pool pool{io.get_executor(), pp};
+    const pg_statement twice{"t_twice", "SELECT 2 * $1::bigint"};
+    constexpr int total = 400;
+    std::atomic<int> ok{0};
+    std::atomic<int> finished{0};
+    for (int c = 0; c < 16; ++c) {
+        asio::co_spawn(
+            io,
+            [&, c]() -> asio::awaitable<void> {
+                for (int i = c; i < total; i += 16) {
+                    auto r = co_await pool.exec(twice, std::to_string(i));
+                    if (r && r->as_int64(0, 0) == 2 * i) ok++;
+                }
+                if (++finished == 16) io.stop();
+            },
+            asio::detached
+        );
+    }
+    {
+        std::jthread a{[&] { io.run(); }};
+        std::jthread b{[&] { io.run(); }};
+    }
+    EXPECT_EQ(ok.load(), total);
 }
