@@ -25,6 +25,12 @@ const pg_statement renew_stmt{
     "UPDATE preflight_leases SET expires_at = clock_timestamp() + $2::bigint * interval '1 millisecond'"
     " WHERE lease_id = $1::uuid AND expires_at > clock_timestamp()"};
 
+// Deletes every expired lease.
+const pg_statement purge_stmt{
+    "preflight_adm_purge",
+    "WITH d AS (DELETE FROM preflight_leases WHERE expires_at <= clock_timestamp() RETURNING 1) SELECT count(*) FROM "
+    "d"};
+
 // Canonical UUID text (8-4-4-4-12 hex digits): anything else cannot be a lease of this store.
 bool is_uuid(std::string_view s) {
     if (s.size() != 36) return false;
@@ -70,6 +76,12 @@ asio::awaitable<result<bool>> pg_admission_store::renew(std::string lease_id, st
     auto rows = co_await pool_.exec(renew_stmt, std::move(params));
     if (!rows) co_return result<bool>{boost::system::in_place_error, rows.error()};
     co_return rows->affected() > 0;
+}
+
+asio::awaitable<result<std::uint64_t>> pg_admission_store::purge_expired() {
+    auto rows = co_await pool_.exec(purge_stmt, std::vector<std::string>{});
+    if (!rows) co_return rows.error();
+    co_return static_cast<std::uint64_t>(rows->as_int64(0, 0));
 }
 
 }  // namespace preflight::clients

@@ -43,6 +43,12 @@ const pg_statement refund_stmt{
     " SET tat = greatest(tat - $3::float8 * $2::float8, extract(epoch FROM clock_timestamp())::float8 * 1e6)"
     " WHERE key = $1::text"};
 
+// Deletes rows equivalent to an absent key (full bucket).
+const pg_statement purge_stmt{
+    "preflight_rl_purge",
+    "WITH d AS (DELETE FROM preflight_rate_limits WHERE tat <= extract(epoch FROM clock_timestamp())::float8 * 1e6"
+    " RETURNING 1) SELECT count(*) FROM d"};
+
 void check_limit(const limits::bucket_limit& limit, const std::string& key) {
     if (!(limit.rate_per_s > 0) || !std::isfinite(limit.rate_per_s) || !(limit.burst >= 1) ||
         !std::isfinite(limit.burst)) {
@@ -107,6 +113,12 @@ asio::awaitable<result<void>> pg_rate_limit_store::refund(
     auto rows = co_await pool_.exec(refund_stmt, std::move(params));
     if (!rows) co_return rows.error();
     co_return result<void>{};
+}
+
+asio::awaitable<result<std::uint64_t>> pg_rate_limit_store::purge_idle() {
+    auto rows = co_await pool_.exec(purge_stmt, std::vector<std::string>{});
+    if (!rows) co_return rows.error();
+    co_return static_cast<std::uint64_t>(rows->as_int64(0, 0));
 }
 
 }  // namespace preflight::clients

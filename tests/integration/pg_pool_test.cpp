@@ -382,3 +382,34 @@ TEST(pg_pool, is_safe_with_an_io_context_run_by_several_threads) {
     }
     EXPECT_EQ(ok.load(), total);
 }
+
+TEST(pg_stores_maintenance, idle_buckets_and_expired_leases_are_purged) {
+    PREFLIGHT_REQUIRE_PG(url);
+    ASSERT_TRUE(preflight::test::ensure_migrated(url));
+    asio::io_context io;
+    pg_pool pool{io.get_executor(), make_params(url, 1)};
+    preflight::clients::pg_rate_limit_store rl{pool};
+    preflight::clients::pg_admission_store adm{pool};
+    const auto idle = preflight::conformance::unique_key("idle");
+    const auto busy = preflight::conformance::unique_key("busy");
+    ASSERT_TRUE(run(io, rl.acquire(idle, {1000, 10}, 1)));   // full again after 1 ms
+    ASSERT_TRUE(run(io, rl.acquire(busy, {0.001, 10}, 1)));  // refills in 1000 s
+    auto lease = run(io, adm.reserve(idle, 1, 50ms));
+    ASSERT_TRUE(lease && lease->admitted);
+    std::this_thread::sleep_for(80ms);
+    auto purged = run(io, rl.purge_idle());
+    ASSERT_TRUE(purged);
+    EXPECT_GE(*purged, 1u);
+    auto expired = run(io, adm.purge_expired());
+    ASSERT_TRUE(expired);
+    EXPECT_GE(*expired, 1u);
+    pqxx::connection admin{url};
+    pqxx::nontransaction tx{admin};
+    EXPECT_EQ(tx.exec_params("SELECT 1 FROM preflight_rate_limits WHERE key = $1", idle).size(), 0u);
+    EXPECT_EQ(tx.exec_params("SELECT 1 FROM preflight_rate_limits WHERE key = $1", busy).size(), 1u);
+    EXPECT_EQ(tx.exec_params("SELECT 1 FROM preflight_leases WHERE key = $1", idle).size(), 0u);
+    // The busy bucket still holds its state: 9 tokens left of 10.
+    auto peek = run(io, rl.acquire(busy, {0.001, 10}, 0));
+    ASSERT_TRUE(peek);
+    EXPECT_EQ(peek->remaining, 9);
+}

@@ -26,6 +26,10 @@ public:
     /// See `limits::admission_store::renew`. One statement; a malformed lease id is unknown (false).
     boost::asio::awaitable<result<bool>> renew(std::string lease_id, std::chrono::milliseconds ttl) override;
 
+    /// Deletes expired leases of every key (reserve already cleans the key it touches); bounds the table when
+    /// keys stop being used. Returns how many rows were removed. One statement; run it periodically.
+    boost::asio::awaitable<result<std::uint64_t>> purge_expired();
+
 private:
     pg_pool& pool_;
 };

@@ -29,6 +29,11 @@ public:
     boost::asio::awaitable<result<void>> refund(std::string key, limits::bucket_limit limit, std::uint32_t quantity)
         override;
 
+    /// Deletes buckets that are full again (TAT <= now): such a row means the same as no row, so this only
+    /// bounds the table under a flood of distinct keys. Returns how many rows were removed. One statement (a scan:
+    /// TAT is deliberately not indexed so that acquires stay HOT updates); run it periodically.
+    boost::asio::awaitable<result<std::uint64_t>> purge_idle();
+
 private:
     pg_pool& pool_;
 };
