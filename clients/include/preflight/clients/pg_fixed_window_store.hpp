@@ -1,0 +1,29 @@
+#pragma once
+
+#include <preflight/clients/pg_pool.hpp>
+#include <preflight/limits/fixed_window_store.hpp>
+
+namespace preflight::clients {
+
+/// Fixed-window counters shared through Postgres (table `preflight_windows`: one row per key holding its
+/// current window). A consume is ONE conditional upsert timed by the server clock: a blocked attempt writes
+/// nothing. Semantics equal `limits::memory_fixed_window_store`.
+/// Lifetime: `pool` must outlive the store and every call. Thread safety: fully thread-safe.
+class pg_fixed_window_store final : public limits::fixed_window_store {
+public:
+    explicit pg_fixed_window_store(pg_pool& pool) noexcept : pool_(pool) {}
+
+    /// See `limits::fixed_window_store::consume`. One statement. Throws `std::invalid_argument` for a period
+    /// below one second.
+    boost::asio::awaitable<result<limits::window_result>> consume(
+        std::string key, limits::window_limit limit, std::uint64_t n
+    ) override;
+
+    /// See `limits::fixed_window_store::purge_idle`. One statement (uses the idle_after index).
+    boost::asio::awaitable<result<std::uint64_t>> purge_idle() override;
+
+private:
+    pg_pool& pool_;
+};
+
+}  // namespace preflight::clients

@@ -1,0 +1,156 @@
+#pragma once
+
+#include <preflight/core/errc.hpp>
+
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/awaitable.hpp>
+
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+struct pg_result;  // libpq's PGresult
+
+namespace preflight::clients {
+
+namespace detail {
+struct pool_impl;
+struct blocking_runner;
+}  // namespace detail
+
+/// Settings of a `pg_pool`. Every field has a default except `url`.
+struct pool_params {
+    /// A libpq connection string: URL (`postgresql://user@host:5432/db`) or key/value form.
+    std::string url;
+    /// Number of server connections.
+    std::size_t size = 4;
+    /// Bound on opening one connection (libpq `connect_timeout`; libpq rounds values below 2 s up to 2 s).
+    std::chrono::milliseconds connect_timeout{5000};
+    /// Server-side `statement_timeout` of every connection; 0 disables it. A statement that runs longer
+    /// fails with `errc::timeout`.
+    std::chrono::milliseconds statement_timeout{5000};
+    /// How long a statement may wait for pool capacity (every connection at `max_in_flight`) before it
+    /// fails with `errc::pool_exhausted`.
+    std::chrono::milliseconds wait_timeout{2000};
+    /// `application_name` of every connection (visible in pg_stat_activity).
+    std::string application_name = "preflight";
+    /// Pipeline depth: statements in flight on one connection at a time (libpq pipeline mode).
+    std::size_t max_in_flight = 32;
+    /// Called (on the pool's strand) for every failed statement or connection attempt, with the statement
+    /// name ("connect" for connection attempts), the error and a diagnostic message (server text; the
+    /// connection string is redacted). Must not block and must not throw.
+    std::function<void(std::string_view statement, boost::system::error_code, std::string_view message)> on_error;
+};
+
+/// A named server-side prepared statement. Cheap to copy (shared, immutable). Each pool connection prepares
+/// it on first use. Names must be unique per pool for a given SQL text.
+class pg_statement {
+public:
+    pg_statement(std::string name, std::string sql);
+    [[nodiscard]] const std::string& name() const noexcept;
+    [[nodiscard]] const std::string& sql() const noexcept;
+
+private:
+    struct data;
+    std::shared_ptr<const data> d_;
+};
+
+/// The rows of one statement's result (text format). Move-only; owns the libpq result.
+class pg_rows {
+public:
+    pg_rows() noexcept = default;
+    explicit pg_rows(::pg_result* r) noexcept;
+    pg_rows(pg_rows&&) noexcept;
+    pg_rows& operator=(pg_rows&&) noexcept;
+    pg_rows(const pg_rows&) = delete;
+    pg_rows& operator=(const pg_rows&) = delete;
+    ~pg_rows();
+
+    [[nodiscard]] std::size_t size() const noexcept;
+    [[nodiscard]] std::size_t columns() const noexcept;
+    [[nodiscard]] bool is_null(std::size_t row, std::size_t col) const noexcept;
+    /// The text value of a field ("" for NULL). Valid while this object lives.
+    [[nodiscard]] std::string_view text(std::size_t row, std::size_t col) const noexcept;
+    /// Parses a field. Throws `std::invalid_argument` naming the column when it does not parse
+    /// (a broken invariant: the SQL promised that type).
+    [[nodiscard]] std::int64_t as_int64(std::size_t row, std::size_t col) const;
+    [[nodiscard]] double as_double(std::size_t row, std::size_t col) const;
+    [[nodiscard]] bool as_bool(std::size_t row, std::size_t col) const;
+    /// Rows affected by an INSERT/UPDATE/DELETE (0 for other statements).
+    [[nodiscard]] std::uint64_t affected() const noexcept;
+
+private:
+    ::pg_result* r_ = nullptr;
+};
+
+/// Counters of a pool (monotonic, approximate under concurrency).
+struct pool_stats {
+    std::uint64_t statements = 0;  ///< statements sent (including PREPAREs)
+    std::uint64_t syncs = 0;       ///< pipeline sync points sent: each is one round trip for its statement
+    std::uint64_t connects = 0;    ///< successful connection attempts
+    std::uint64_t failures = 0;    ///< failed statements and connection attempts
+};
+
+/// An asynchronous Postgres connection pool for coroutines, built on libpq in non-blocking pipeline mode
+/// with each socket watched by Asio: awaiting a statement never blocks an io_context thread (only the
+/// connection handshake runs on a small internal thread pool). Many statements may be in flight on one
+/// connection (pipelining, each statement its own implicit transaction), so few connections serve many
+/// coroutines. Connections open lazily (or all at once with `connect_all`); a broken connection fails its
+/// in-flight statements with `errc::connection_broken` and is replaced on next use.
+///
+/// Lifetime: destroy the pool before its io_context; destruction fails outstanding statements with
+/// `errc::cancelled`. Thread safety: every member may be called from any thread; the internals run on one
+/// strand of the executor given at construction.
+class pg_pool {
+public:
+    /// Creates the pool; no connection is opened yet. Throws `std::invalid_argument` when `size` or
+    /// `max_in_flight` is 0.
+    pg_pool(boost::asio::any_io_executor ex, pool_params params);
+    ~pg_pool();
+    pg_pool(const pg_pool&) = delete;
+    pg_pool& operator=(const pg_pool&) = delete;
+
+    /// Runs prepared statement `st` with text parameters `params` (never interpolated into SQL) and returns
+    /// its rows. The coroutine resumes on its own executor.
+    /// Errors: `store_unavailable` (cannot connect, server error), `connection_broken` (the connection broke
+    /// while the statement was in flight: its effect is unknown, it is never retried), `timeout`
+    /// (statement_timeout), `pool_exhausted` (no capacity within wait_timeout), `bad_input` (the server
+    /// rejected a parameter), `cancelled`. Details go to `pool_params::on_error` with the statement name.
+    /// Cancellation: terminal, partial and total. A statement not yet sent is dropped; one in flight is
+    /// cancelled server-side (PQcancel) when it is alone on its connection, otherwise its result is
+    /// discarded when it arrives (the statement may still take effect).
+    boost::asio::awaitable<result<pg_rows>> exec(pg_statement st, std::vector<std::string> params);
+
+    /// As above with the parameters given one by one (`co_await pool.exec(st, key, std::to_string(n))`).
+    /// Prefer this form inside coroutines: g++ 12 miscompiles braced lists of std::string there.
+    template <class... Params>
+    requires(sizeof...(Params) > 0 && (std::is_convertible_v<Params, std::string> && ...))
+        boost::asio::awaitable<result<pg_rows>> exec(pg_statement st, Params&&... params) {
+        std::vector<std::string> v;
+        v.reserve(sizeof...(Params));
+        (v.emplace_back(std::forward<Params>(params)), ...);
+        return exec(std::move(st), std::move(v));
+    }
+
+    /// Opens every connection that is not open yet and waits for them; fails with the first error.
+    boost::asio::awaitable<result<void>> connect_all();
+
+    /// Current counters.
+    [[nodiscard]] pool_stats stats() const noexcept;
+
+    /// The configured number of connections.
+    [[nodiscard]] std::size_t size() const noexcept;
+
+private:
+    std::unique_ptr<detail::blocking_runner> blocking_;
+    std::shared_ptr<detail::pool_impl> impl_;
+};
+
+}  // namespace preflight::clients

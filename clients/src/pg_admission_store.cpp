@@ -1,0 +1,87 @@
+#include "pg_util.hpp"
+#include <preflight/clients/pg_admission_store.hpp>
+
+#include <cctype>
+
+namespace preflight::clients {
+
+namespace asio = boost::asio;
+
+namespace {
+
+// $1 key, $2 max slots, $3 ttl (ms): the new lease id (NULL when full) and the live leases after the call.
+const pg_statement reserve_stmt{
+    "preflight_adm_reserve", "SELECT o_lease_id, o_in_use FROM preflight_reserve($1::text, $2::integer, $3::bigint)"};
+
+// $1 lease id. Deletes the lease (expired ones too); true only when it was live.
+const pg_statement release_stmt{
+    "preflight_adm_release",
+    "WITH d AS (DELETE FROM preflight_leases WHERE lease_id = $1::uuid RETURNING expires_at)"
+    " SELECT count(*) FROM d WHERE expires_at > clock_timestamp()"};
+
+// $1 lease id, $2 ttl (ms). Extends a live lease to now + ttl.
+const pg_statement renew_stmt{
+    "preflight_adm_renew",
+    "UPDATE preflight_leases SET expires_at = clock_timestamp() + $2::bigint * interval '1 millisecond'"
+    " WHERE lease_id = $1::uuid AND expires_at > clock_timestamp()"};
+
+// Deletes every expired lease.
+const pg_statement purge_stmt{
+    "preflight_adm_purge",
+    "WITH d AS (DELETE FROM preflight_leases WHERE expires_at <= clock_timestamp() RETURNING 1) SELECT count(*) FROM "
+    "d"};
+
+// Canonical UUID text (8-4-4-4-12 hex digits): anything else cannot be a lease of this store.
+bool is_uuid(std::string_view s) {
+    if (s.size() != 36) return false;
+    for (std::size_t i = 0; i < s.size(); ++i) {
+        if (i == 8 || i == 13 || i == 18 || i == 23) {
+            if (s[i] != '-') return false;
+        } else if (std::isxdigit(static_cast<unsigned char>(s[i])) == 0) {
+            return false;
+        }
+    }
+    return true;
+}
+
+}  // namespace
+
+asio::awaitable<result<limits::lease_grant>> pg_admission_store::reserve(
+    std::string key, std::uint32_t max_slots, std::chrono::milliseconds ttl
+) {
+    if (auto ok = detail::check_key(key); !ok) co_return ok.error();
+    if (max_slots > static_cast<std::uint32_t>(std::numeric_limits<std::int32_t>::max())) co_return errc::bad_input;
+    auto params = detail::params(std::move(key), std::to_string(max_slots), std::to_string(ttl.count()));
+    auto rows = co_await pool_.exec(reserve_stmt, std::move(params));
+    if (!rows) co_return rows.error();
+    limits::lease_grant out;
+    out.admitted = !rows->is_null(0, 0);
+    if (out.admitted) out.lease_id = std::string(rows->text(0, 0));
+    out.in_use = static_cast<std::uint32_t>(rows->as_int64(0, 1));
+    out.max = max_slots;
+    co_return out;
+}
+
+asio::awaitable<result<bool>> pg_admission_store::release(std::string lease_id) {
+    if (!is_uuid(lease_id)) co_return false;
+    auto params = detail::params(std::move(lease_id));
+    auto rows = co_await pool_.exec(release_stmt, std::move(params));
+    if (!rows) co_return result<bool>{boost::system::in_place_error, rows.error()};
+    co_return rows->as_int64(0, 0) > 0;
+}
+
+asio::awaitable<result<bool>> pg_admission_store::renew(std::string lease_id, std::chrono::milliseconds ttl) {
+    if (!is_uuid(lease_id)) co_return false;
+    auto params = detail::params(std::move(lease_id), std::to_string(ttl.count()));
+    auto rows = co_await pool_.exec(renew_stmt, std::move(params));
+    if (!rows) co_return result<bool>{boost::system::in_place_error, rows.error()};
+    co_return rows->affected() > 0;
+}
+
+asio::awaitable<result<std::uint64_t>> pg_admission_store::purge_expired() {
+    auto rows = co_await pool_.exec(purge_stmt, std::vector<std::string>{});
+    if (!rows) co_return rows.error();
+    co_return static_cast<std::uint64_t>(rows->as_int64(0, 0));
+}
+
+}  // namespace preflight::clients

@@ -1,0 +1,704 @@
+#include <preflight/clients/pg_pool.hpp>
+#include <preflight/clients/redact.hpp>
+
+#include <boost/asio/any_completion_handler.hpp>
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/associated_executor.hpp>
+#include <boost/asio/async_result.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/deferred.hpp>
+#include <boost/asio/detached.hpp>
+#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/experimental/parallel_group.hpp>
+#include <boost/asio/posix/stream_descriptor.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/prefer.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <charconv>
+#include <deque>
+#include <libpq-fe.h>
+#include <optional>
+#include <stdexcept>
+#include <unordered_set>
+#include <utility>
+
+namespace preflight::clients {
+
+namespace asio = boost::asio;
+using boost::system::error_code;
+
+// ---------------------------------------------------------------------------------------------------------------
+// pg_statement, pg_rows
+
+struct pg_statement::data {
+    std::string name;
+    std::string sql;
+};
+
+pg_statement::pg_statement(std::string name, std::string sql)
+    : d_(std::make_shared<const data>(data{std::move(name), std::move(sql)})) {}
+
+const std::string& pg_statement::name() const noexcept {
+    return d_->name;
+}
+const std::string& pg_statement::sql() const noexcept {
+    return d_->sql;
+}
+
+pg_rows::pg_rows(::pg_result* r) noexcept : r_(r) {}
+pg_rows::pg_rows(pg_rows&& o) noexcept : r_(std::exchange(o.r_, nullptr)) {}
+pg_rows& pg_rows::operator=(pg_rows&& o) noexcept {
+    if (this != &o) {
+        if (r_ != nullptr) PQclear(r_);
+        r_ = std::exchange(o.r_, nullptr);
+    }
+    return *this;
+}
+pg_rows::~pg_rows() {
+    if (r_ != nullptr) PQclear(r_);
+}
+
+std::size_t pg_rows::size() const noexcept {
+    return r_ == nullptr ? 0 : static_cast<std::size_t>(PQntuples(r_));
+}
+std::size_t pg_rows::columns() const noexcept {
+    return r_ == nullptr ? 0 : static_cast<std::size_t>(PQnfields(r_));
+}
+bool pg_rows::is_null(std::size_t row, std::size_t col) const noexcept {
+    return r_ == nullptr || PQgetisnull(r_, static_cast<int>(row), static_cast<int>(col)) != 0;
+}
+std::string_view pg_rows::text(std::size_t row, std::size_t col) const noexcept {
+    if (is_null(row, col)) return {};
+    const int r = static_cast<int>(row);
+    const int c = static_cast<int>(col);
+    return {PQgetvalue(r_, r, c), static_cast<std::size_t>(PQgetlength(r_, r, c))};
+}
+
+namespace {
+[[noreturn]] void bad_field(const ::pg_result* r, std::size_t col, std::string_view want) {
+    const char* name = r == nullptr ? nullptr : PQfname(r, static_cast<int>(col));
+    throw std::invalid_argument(
+        "pg_rows: column '" + std::string(name == nullptr ? "?" : name) + "' is not a " + std::string(want)
+    );
+}
+}  // namespace
+
+std::int64_t pg_rows::as_int64(std::size_t row, std::size_t col) const {
+    const auto t = text(row, col);
+    std::int64_t v = 0;
+    const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc{} || p != t.data() + t.size()) bad_field(r_, col, "bigint");
+    return v;
+}
+
+double pg_rows::as_double(std::size_t row, std::size_t col) const {
+    const auto t = text(row, col);
+    double v = 0;
+    const auto [p, ec] = std::from_chars(t.data(), t.data() + t.size(), v);
+    if (t.empty() || ec != std::errc{} || p != t.data() + t.size()) bad_field(r_, col, "double");
+    return v;
+}
+
+bool pg_rows::as_bool(std::size_t row, std::size_t col) const {
+    const auto t = text(row, col);
+    if (t == "t") return true;
+    if (t == "f") return false;
+    bad_field(r_, col, "boolean");
+}
+
+std::uint64_t pg_rows::affected() const noexcept {
+    if (r_ == nullptr) return 0;
+    const std::string_view t = PQcmdTuples(r_);
+    std::uint64_t v = 0;
+    std::from_chars(t.data(), t.data() + t.size(), v);
+    return v;
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+// the pool
+
+namespace detail {
+
+using handler_t = asio::any_completion_handler<void(error_code, pg_rows)>;
+struct link;
+
+struct request {
+    explicit request(pg_statement s, std::vector<std::string> p = {}, handler_t h = {})
+        : st(std::move(s)), params(std::move(p)), handler(std::move(h)) {}
+
+    pg_statement st;
+    std::vector<std::string> params;
+    handler_t handler;
+    asio::any_io_executor work;  // the caller's executor, tracking work until completion
+    asio::cancellation_slot slot;
+    std::optional<std::size_t> pinned;  // connect_all: this connection only
+    bool internal = false;              // a PREPARE sent by the pool itself
+    bool done = false;
+    bool sent = false;
+    std::weak_ptr<link> on;
+    std::unique_ptr<asio::steady_timer> wait_timer;
+    error_code ec;
+    std::string message;
+    pg_rows rows;
+};
+using request_ptr = std::shared_ptr<request>;
+
+struct pg_conn_deleter {
+    void operator()(PGconn* c) const noexcept { PQfinish(c); }
+};
+using pg_conn_ptr = std::unique_ptr<PGconn, pg_conn_deleter>;
+
+// One open server connection in pipeline mode.
+struct link {
+    pg_conn_ptr pg;
+    std::unique_ptr<asio::posix::stream_descriptor> sd;
+    std::deque<request_ptr> inflight;
+    std::unordered_set<std::string> prepared;
+    bool alive = true;
+    bool flushing = false;
+    bool draining = false;         // a server-side cancel is under way: send nothing new
+    bool cancel_call_done = true;  // the PQcancel call has returned
+
+    ~link() {
+        if (sd) sd->release();  // libpq owns the socket
+    }
+};
+using link_ptr = std::shared_ptr<link>;
+
+struct slot_state {
+    enum class state { idle, connecting, ready } st = state::idle;
+    link_ptr conn;
+    std::deque<request_ptr> pending;  // queued while connecting
+};
+
+struct blocking_runner {
+    asio::thread_pool pool{2};
+};
+
+error_code translate_sqlstate(const char* sqlstate) {
+    const std::string_view s = sqlstate == nullptr ? std::string_view{} : std::string_view{sqlstate};
+    if (s == "57014") return errc::timeout;
+    if (s.starts_with("08") || s == "57P01" || s == "57P02" || s == "57P03") return errc::connection_broken;
+    if (s.starts_with("22") || s == "54000") return errc::bad_input;
+    return errc::store_unavailable;
+}
+
+std::string trim(std::string s) {
+    while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+    return s;
+}
+
+struct pool_impl : std::enable_shared_from_this<pool_impl> {
+    pool_impl(asio::any_io_executor ex, pool_params p, asio::thread_pool::executor_type blocking)
+        : strand(asio::make_strand(ex)), params(std::move(p)), blocking_ex(blocking), slots(params.size) {}
+
+    asio::strand<asio::any_io_executor> strand;
+    pool_params params;
+    asio::thread_pool::executor_type blocking_ex;
+    std::vector<slot_state> slots;
+    std::deque<request_ptr> waiters;
+    std::atomic<bool> closed{false};
+
+    std::atomic<std::uint64_t> n_statements{0};
+    std::atomic<std::uint64_t> n_syncs{0};
+    std::atomic<std::uint64_t> n_connects{0};
+    std::atomic<std::uint64_t> n_failures{0};
+
+    // ---- completion ------------------------------------------------------------------------------------------
+
+    void complete(const request_ptr& r, error_code ec, std::string message) {
+        if (r->done) return;
+        r->done = true;
+        if (r->wait_timer) r->wait_timer->cancel();
+        if (ec) {
+            n_failures.fetch_add(1, std::memory_order_relaxed);
+            if (params.on_error && ec != errc::cancelled) params.on_error(r->st.name(), ec, message);
+        }
+        if (r->internal) return;
+        pg_rows rows = ec ? pg_rows{} : std::move(r->rows);
+        auto work = r->work;
+        asio::post(work, [r, ec, rows = std::move(rows)]() mutable {
+            r->slot.clear();
+            std::move(r->handler)(ec, std::move(rows));
+        });
+    }
+
+    // ---- connection management -------------------------------------------------------------------------------
+
+    void start_connect(std::size_t index) {
+        if (closed) return;
+        slots[index].st = slot_state::state::connecting;
+        std::vector<std::string> keys{"dbname", "connect_timeout", "application_name"};
+        const auto secs = std::max<long long>(1, (params.connect_timeout.count() + 999) / 1000);
+        std::vector<std::string> values{params.url, std::to_string(secs), params.application_name};
+        if (params.statement_timeout.count() > 0) {
+            keys.emplace_back("options");
+            values.push_back("-c statement_timeout=" + std::to_string(params.statement_timeout.count()));
+        }
+        asio::post(
+            blocking_ex,
+            [w = weak_from_this(), strand_ex = strand, index, keys = std::move(keys), values = std::move(values)] {
+                std::vector<const char*> k;
+                std::vector<const char*> v;
+                for (std::size_t i = 0; i < keys.size(); ++i) {
+                    k.push_back(keys[i].c_str());
+                    v.push_back(values[i].c_str());
+                }
+                k.push_back(nullptr);
+                v.push_back(nullptr);
+                pg_conn_ptr pg{PQconnectdbParams(k.data(), v.data(), 1)};
+                std::string err;
+                if (!pg) {
+                    err = "out of memory";
+                } else if (PQstatus(pg.get()) != CONNECTION_OK) {
+                    err = trim(PQerrorMessage(pg.get()));
+                } else if (PQsetnonblocking(pg.get(), 1) != 0 || PQenterPipelineMode(pg.get()) != 1) {
+                    err = "cannot enter pipeline mode: " + trim(PQerrorMessage(pg.get()));
+                }
+                if (!err.empty()) pg.reset();
+                asio::post(strand_ex, [w, index, pg = std::move(pg), err = std::move(err)]() mutable {
+                    if (auto self = w.lock()) self->on_connected(index, std::move(pg), std::move(err));
+                });
+            }
+        );
+    }
+
+    void on_connected(std::size_t index, pg_conn_ptr pg, std::string err) {
+        auto& s = slots[index];
+        if (closed) {
+            s.st = slot_state::state::idle;
+            fail_all(s.pending, errc::cancelled, "pool closed");
+            return;
+        }
+        if (!pg) {
+            s.st = slot_state::state::idle;
+            const std::string msg = "connect to " + redact_connection_string(params.url) + ": " + err;
+            n_failures.fetch_add(1, std::memory_order_relaxed);
+            if (params.on_error) params.on_error("connect", errc::store_unavailable, msg);
+            fail_all(s.pending, errc::store_unavailable, msg);
+            dispatch_waiters();
+            return;
+        }
+        auto l = std::make_shared<link>();
+        const int fd = PQsocket(pg.get());
+        l->pg = std::move(pg);
+        l->sd = std::make_unique<asio::posix::stream_descriptor>(strand, fd);
+        s.conn = l;
+        s.st = slot_state::state::ready;
+        n_connects.fetch_add(1, std::memory_order_relaxed);
+        asio::co_spawn(strand, reader(shared_from_this(), l), asio::detached);
+        auto pend = std::exchange(s.pending, {});
+        for (auto& r : pend) {
+            if (!r->done) send(index, r);
+        }
+        dispatch_waiters();
+    }
+
+    void fail_all(std::deque<request_ptr>& q, error_code ec, const std::string& msg) {
+        auto items = std::exchange(q, {});
+        for (auto& r : items) complete(r, ec, msg);
+    }
+
+    // Marks a connection broken: everything in flight fails (its effect is unknown); the slot reconnects on
+    // next use.
+    void break_link(const link_ptr& l, error_code ec, const std::string& msg) {
+        if (!l->alive) return;
+        l->alive = false;
+        error_code ignored;
+        l->sd->cancel(ignored);
+        for (auto& s : slots) {
+            if (s.conn == l) {
+                s.conn.reset();
+                s.st = slot_state::state::idle;
+            }
+        }
+        fail_all(l->inflight, ec, msg);
+        dispatch_waiters();
+    }
+
+    static asio::awaitable<void> reader(std::shared_ptr<pool_impl> self, link_ptr l) {
+        for (;;) {
+            auto [ec] = co_await l->sd->async_wait(
+                asio::posix::stream_descriptor::wait_read, asio::as_tuple(asio::use_awaitable)
+            );
+            if (!l->alive) co_return;
+            if (ec) {
+                self->break_link(l, errc::connection_broken, "wait on socket: " + ec.message());
+                co_return;
+            }
+            if (PQconsumeInput(l->pg.get()) == 0) {
+                self->break_link(l, errc::connection_broken, trim(PQerrorMessage(l->pg.get())));
+                co_return;
+            }
+            self->process_results(l);
+            if (!l->alive) co_return;
+            if (PQstatus(l->pg.get()) == CONNECTION_BAD) {
+                self->break_link(l, errc::connection_broken, trim(PQerrorMessage(l->pg.get())));
+                co_return;
+            }
+            if (!l->flushing && PQflush(l->pg.get()) == 1) self->start_flusher(l);
+        }
+    }
+
+    void start_flusher(const link_ptr& l) {
+        if (l->flushing) return;
+        l->flushing = true;
+        asio::co_spawn(strand, flusher(shared_from_this(), l), asio::detached);
+    }
+
+    static asio::awaitable<void> flusher(std::shared_ptr<pool_impl> self, link_ptr l) {
+        for (;;) {
+            auto [ec] = co_await l->sd->async_wait(
+                asio::posix::stream_descriptor::wait_write, asio::as_tuple(asio::use_awaitable)
+            );
+            if (!l->alive) co_return;
+            if (ec) {
+                self->break_link(l, errc::connection_broken, "wait on socket: " + ec.message());
+                co_return;
+            }
+            const int f = PQflush(l->pg.get());
+            if (f == 0) break;
+            if (f < 0) {
+                self->break_link(l, errc::connection_broken, trim(PQerrorMessage(l->pg.get())));
+                co_return;
+            }
+        }
+        l->flushing = false;
+    }
+
+    void process_results(const link_ptr& l) {
+        PGconn* pg = l->pg.get();
+        int nulls = 0;
+        while (l->alive && !l->inflight.empty() && PQisBusy(pg) == 0) {
+            PGresult* res = PQgetResult(pg);
+            if (res == nullptr) {
+                if (++nulls > 1) break;  // end of one statement's results; its sync follows
+                continue;
+            }
+            nulls = 0;
+            const auto status = PQresultStatus(res);
+            auto r = l->inflight.front();
+            switch (status) {
+                case PGRES_PIPELINE_SYNC: {
+                    PQclear(res);
+                    l->inflight.pop_front();
+                    if (r->internal && r->ec) l->prepared.erase(r->st.name());
+                    complete(r, r->ec, std::move(r->message));
+                    if (l->draining && r->done && l->cancel_call_done) {
+                        l->draining = false;
+                    }
+                    dispatch_waiters();
+                    break;
+                }
+                case PGRES_TUPLES_OK:
+                case PGRES_COMMAND_OK: r->rows = pg_rows{res}; break;
+                case PGRES_PIPELINE_ABORTED:
+                    PQclear(res);
+                    if (!r->ec) {
+                        r->ec = errc::store_unavailable;
+                        r->message = "statement " + r->st.name() + ": pipeline aborted";
+                    }
+                    break;
+                case PGRES_FATAL_ERROR:
+                default: {
+                    const char* state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                    r->ec = translate_sqlstate(state);
+                    r->message = "statement " + r->st.name() + ": " + trim(PQresultErrorMessage(res));
+                    PQclear(res);
+                    if (status == PGRES_FATAL_ERROR && r->ec == errc::connection_broken) {
+                        // The server is closing this connection (e.g. shutdown): fail it as a whole.
+                        l->inflight.pop_front();
+                        complete(r, r->ec, r->message);
+                        break_link(l, errc::connection_broken, r->message);
+                        return;
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
+    // ---- dispatch ---------------------------------------------------------------------------------------------
+
+    std::size_t load(const slot_state& s) const { return s.pending.size() + (s.conn ? s.conn->inflight.size() : 0); }
+
+    // Picks a connection with capacity: an idle ready one, else a closed one (opened now), else the least
+    // loaded ready or connecting one below the pipeline depth.
+    std::optional<std::size_t> pick() {
+        std::optional<std::size_t> best;
+        std::size_t best_load = params.max_in_flight;
+        std::optional<std::size_t> closed_slot;
+        for (std::size_t i = 0; i < slots.size(); ++i) {
+            const auto& s = slots[i];
+            if (s.st == slot_state::state::idle) {
+                if (!closed_slot) closed_slot = i;
+                continue;
+            }
+            if (s.st == slot_state::state::ready && s.conn->draining) continue;
+            const auto ld = load(s);
+            if (ld == 0 && s.st == slot_state::state::ready) return i;
+            if (ld < best_load) {
+                best = i;
+                best_load = ld;
+            }
+        }
+        if (closed_slot) {
+            start_connect(*closed_slot);
+            return closed_slot;
+        }
+        return best;
+    }
+
+    void assign(std::size_t index, const request_ptr& r) {
+        auto& s = slots[index];
+        if (s.st == slot_state::state::idle) start_connect(index);
+        if (s.st == slot_state::state::ready) {
+            send(index, r);
+        } else {
+            s.pending.push_back(r);
+        }
+    }
+
+    void submit(const request_ptr& r) {
+        if (r->done) return;
+        if (closed) {
+            complete(r, errc::cancelled, "pool closed");
+            return;
+        }
+        if (r->pinned) {
+            assign(*r->pinned, r);
+            return;
+        }
+        if (waiters.empty()) {
+            if (auto i = pick()) {
+                assign(*i, r);
+                return;
+            }
+        }
+        waiters.push_back(r);
+        r->wait_timer = std::make_unique<asio::steady_timer>(strand, params.wait_timeout);
+        r->wait_timer->async_wait([w = weak_from_this(), wr = std::weak_ptr<request>(r)](error_code ec) {
+            if (ec) return;
+            auto self = w.lock();
+            auto req = wr.lock();
+            if (self && req && !req->sent) {
+                self->complete(
+                    req,
+                    errc::pool_exhausted,
+                    "statement " + req->st.name() + ": no pool capacity within " +
+                        std::to_string(self->params.wait_timeout.count()) + " ms"
+                );
+            }
+        });
+    }
+
+    void dispatch_waiters() {
+        while (!waiters.empty() && !closed) {
+            auto& r = waiters.front();
+            if (r->done) {
+                waiters.pop_front();
+                continue;
+            }
+            auto i = pick();
+            if (!i) break;
+            auto req = std::move(r);
+            waiters.pop_front();
+            if (req->wait_timer) req->wait_timer->cancel();
+            assign(*i, req);
+        }
+    }
+
+    void send(std::size_t index, const request_ptr& r) {
+        auto l = slots[index].conn;
+        PGconn* pg = l->pg.get();
+        const auto& name = r->st.name();
+        if (!l->prepared.contains(name)) {
+            auto prep = std::make_shared<request>(r->st);
+            prep->internal = true;
+            if (PQsendPrepare(pg, name.c_str(), r->st.sql().c_str(), 0, nullptr) != 1 || PQpipelineSync(pg) != 1) {
+                complete(r, errc::connection_broken, "statement " + name + ": " + trim(PQerrorMessage(pg)));
+                break_link(l, errc::connection_broken, trim(PQerrorMessage(pg)));
+                return;
+            }
+            n_statements.fetch_add(1, std::memory_order_relaxed);
+            n_syncs.fetch_add(1, std::memory_order_relaxed);
+            prep->sent = true;
+            l->inflight.push_back(std::move(prep));
+            l->prepared.insert(name);
+        }
+        std::vector<const char*> values;
+        values.reserve(r->params.size());
+        for (const auto& p : r->params) values.push_back(p.c_str());
+        if (PQsendQueryPrepared(
+                pg, name.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0
+            ) != 1 ||
+            PQpipelineSync(pg) != 1) {
+            const std::string msg = trim(PQerrorMessage(pg));
+            complete(r, errc::connection_broken, "statement " + name + ": " + msg);
+            break_link(l, errc::connection_broken, msg);
+            return;
+        }
+        n_statements.fetch_add(1, std::memory_order_relaxed);
+        n_syncs.fetch_add(1, std::memory_order_relaxed);
+        r->sent = true;
+        r->on = l;
+        l->inflight.push_back(r);
+        if (!l->flushing) {
+            const int f = PQflush(pg);
+            if (f == 1) start_flusher(l);
+            if (f < 0) break_link(l, errc::connection_broken, trim(PQerrorMessage(pg)));
+        }
+    }
+
+    // Called on the strand when the caller's cancellation slot fires.
+    void cancel(const request_ptr& r) {
+        if (r->done) return;
+        auto l = r->on.lock();
+        complete(r, errc::cancelled, "statement " + r->st.name() + ": cancelled by the caller");
+        if (!r->sent || !l || !l->alive) return;
+        // In flight: cancel server-side only when it is the sole statement on its connection, and send
+        // nothing else there until both the cancel call returned and the statement's sync arrived, so the
+        // cancel can never hit another caller's statement.
+        if (l->inflight.size() == 1 && l->inflight.front() == r && !l->draining) {
+            PGcancel* pc = PQgetCancel(l->pg.get());
+            if (pc == nullptr) return;
+            l->draining = true;
+            l->cancel_call_done = false;
+            asio::post(blocking_ex, [pc, w = weak_from_this(), wl = std::weak_ptr<link>(l), strand_ex = strand] {
+                char buf[256];
+                PQcancel(pc, buf, sizeof buf);
+                PQfreeCancel(pc);
+                asio::post(strand_ex, [w, wl] {
+                    auto self = w.lock();
+                    auto lk = wl.lock();
+                    if (!self || !lk) return;
+                    lk->cancel_call_done = true;
+                    if (lk->inflight.empty()) lk->draining = false;
+                    self->dispatch_waiters();
+                });
+            });
+        }
+    }
+
+    void close() {
+        closed = true;
+        for (auto& s : slots) {
+            fail_all(s.pending, errc::cancelled, "pool closed");
+            if (s.conn) {
+                auto l = s.conn;
+                l->alive = false;
+                error_code ignored;
+                l->sd->cancel(ignored);
+                fail_all(l->inflight, errc::cancelled, "pool closed");
+                s.conn.reset();
+            }
+            s.st = slot_state::state::idle;
+        }
+        fail_all(waiters, errc::cancelled, "pool closed");
+    }
+};
+
+struct exec_initiation {
+    std::shared_ptr<pool_impl> impl;
+    pg_statement st{"", ""};
+    std::vector<std::string> params;
+    std::optional<std::size_t> pinned;
+
+    template <class Handler>
+    void operator()(Handler&& h) {
+        // (any_completion_handler's move assignment recurses in Boost 1.81: construct it in place instead.)
+        auto work =
+            asio::prefer(asio::get_associated_executor(h, impl->strand), asio::execution::outstanding_work.tracked);
+        auto slot = asio::get_associated_cancellation_slot(h);
+        auto r = std::make_shared<request>(std::move(st), std::move(params), handler_t(std::forward<Handler>(h)));
+        r->pinned = pinned;
+        r->work = std::move(work);
+        r->slot = slot;
+        if (r->slot.is_connected()) {
+            r->slot.assign([w = std::weak_ptr<pool_impl>(impl),
+                            wr = std::weak_ptr<request>(r)](asio::cancellation_type t) {
+                if ((t & (asio::cancellation_type::terminal | asio::cancellation_type::partial |
+                          asio::cancellation_type::total)) == asio::cancellation_type::none) {
+                    return;
+                }
+                auto self = w.lock();
+                if (!self) return;
+                asio::post(self->strand, [self, wr] {
+                    if (auto req = wr.lock()) self->cancel(req);
+                });
+            });
+        }
+        asio::post(impl->strand, [impl = impl, r] { impl->submit(r); });
+    }
+};
+
+asio::awaitable<result<pg_rows>> exec_impl(
+    std::shared_ptr<pool_impl> impl, pg_statement st, std::vector<std::string> params, std::optional<std::size_t> pin
+) {
+    auto token = asio::as_tuple(asio::use_awaitable);
+    exec_initiation init;
+    init.impl = std::move(impl);
+    init.st = std::move(st);
+    init.params = std::move(params);
+    init.pinned = pin;
+    auto [ec, rows] = co_await asio::async_initiate<decltype(token), void(error_code, pg_rows)>(std::move(init), token);
+    if (ec) co_return ec;
+    co_return std::move(rows);
+}
+
+}  // namespace detail
+
+pg_pool::pg_pool(asio::any_io_executor ex, pool_params params) {
+    if (params.size == 0) throw std::invalid_argument("pool_params.size must be at least 1");
+    if (params.max_in_flight == 0) throw std::invalid_argument("pool_params.max_in_flight must be at least 1");
+    blocking_ = std::make_unique<detail::blocking_runner>();
+    impl_ = std::make_shared<detail::pool_impl>(std::move(ex), std::move(params), blocking_->pool.get_executor());
+}
+
+pg_pool::~pg_pool() {
+    impl_->closed = true;
+    asio::post(impl_->strand, [impl = impl_] { impl->close(); });
+    blocking_->pool.join();
+}
+
+asio::awaitable<result<pg_rows>> pg_pool::exec(pg_statement st, std::vector<std::string> params) {
+    return detail::exec_impl(impl_, std::move(st), std::move(params), std::nullopt);
+}
+
+asio::awaitable<result<void>> pg_pool::connect_all() {
+    static const pg_statement ping{"preflight_ping", "SELECT 1"};
+    auto ex = co_await asio::this_coro::executor;
+    using op_t = decltype(asio::co_spawn(ex, detail::exec_impl(impl_, ping, {}, 0), asio::deferred));
+    std::vector<op_t> ops;
+    for (std::size_t i = 0; i < impl_->params.size; ++i) {
+        ops.push_back(asio::co_spawn(ex, detail::exec_impl(impl_, ping, {}, i), asio::deferred));
+    }
+    auto [order, exceptions, results] = co_await asio::experimental::make_parallel_group(std::move(ops))
+                                            .async_wait(asio::experimental::wait_for_all(), asio::use_awaitable);
+    for (std::size_t i = 0; i < results.size(); ++i) {
+        if (exceptions[i]) std::rethrow_exception(exceptions[i]);
+        if (!results[i]) co_return results[i].error();
+    }
+    co_return result<void>{};
+}
+
+pool_stats pg_pool::stats() const noexcept {
+    return {
+        impl_->n_statements.load(std::memory_order_relaxed),
+        impl_->n_syncs.load(std::memory_order_relaxed),
+        impl_->n_connects.load(std::memory_order_relaxed),
+        impl_->n_failures.load(std::memory_order_relaxed),
+    };
+}
+
+std::size_t pg_pool::size() const noexcept {
+    return impl_->params.size;
+}
+
+}  // namespace preflight::clients

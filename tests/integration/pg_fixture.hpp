@@ -1,0 +1,56 @@
+#pragma once
+
+#include "pg_env.hpp"
+#include <preflight/clients/migrations.hpp>
+#include <preflight/clients/pg_admission_store.hpp>
+#include <preflight/clients/pg_fixed_window_store.hpp>
+#include <preflight/clients/pg_pool.hpp>
+#include <preflight/clients/pg_rate_limit_store.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <gtest/gtest.h>
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <thread>
+
+namespace preflight::test {
+
+/// Applies the migrations to `url` once per process; ADD_FAILURE on error.
+inline bool ensure_migrated(const std::string& url) {
+    static bool done = false;
+    if (done) return true;
+    std::string diag;
+    auto r = clients::migrate(url, &diag);
+    if (!r) {
+        ADD_FAILURE() << "migrate: " << r.error().message() << ": " << diag;
+        return false;
+    }
+    done = true;
+    return true;
+}
+
+/// Conformance factory for a Postgres store `Store`: a small pool on the test's io_context; time is the server's
+/// real clock, so `advance` waits.
+template <class Store>
+struct pg_store_factory {
+    static constexpr std::chrono::milliseconds tolerance{100};
+
+    void set_up(boost::asio::io_context& io) {
+        PREFLIGHT_REQUIRE_PG(url);
+        if (!ensure_migrated(url)) return;
+        clients::pool_params p;
+        p.url = url;
+        p.size = 2;
+        pool = std::make_unique<clients::pg_pool>(io.get_executor(), p);
+        st = std::make_unique<Store>(*pool);
+    }
+    Store& store() { return *st; }
+    void advance(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
+
+    std::unique_ptr<clients::pg_pool> pool;
+    std::unique_ptr<Store> st;
+};
+
+}  // namespace preflight::test
