@@ -1,0 +1,123 @@
+#pragma once
+
+#include <preflight/clients/facts/balance_source.hpp>
+#include <preflight/clients/facts/ban_store.hpp>
+#include <preflight/clients/facts/member_store.hpp>
+#include <preflight/clients/facts/subscription_store.hpp>
+#include <preflight/clients/facts/usage_store.hpp>
+
+#include <boost/json/value.hpp>
+
+#include <chrono>
+#include <functional>
+#include <map>
+#include <memory>
+#include <shared_mutex>
+#include <string>
+#include <unordered_map>
+#include <utility>
+
+namespace preflight::clients {
+
+/// Wall-clock source for ban expiry (injectable in tests).
+using wall_clock_fn = std::function<std::chrono::system_clock::time_point()>;
+
+/// In-memory bans (the embedded default). Thread-safe: reads share a lock, writes take it exclusively.
+class memory_ban_store final : public ban_store {
+public:
+    explicit memory_ban_store(wall_clock_fn now = {});
+
+    boost::asio::awaitable<result<std::optional<ban>>> find_active(std::vector<std::string> subject_ids) override;
+
+    void put(ban b);
+    bool remove(const std::string& subject_id);
+
+private:
+    wall_clock_fn now_;
+    mutable std::shared_mutex mutex_;
+    std::unordered_map<std::string, ban> bans_;
+};
+
+/// In-memory subscriptions keyed by owner (org id or user id). Thread-safe.
+class memory_subscription_store final : public subscription_store {
+public:
+    boost::asio::awaitable<result<std::optional<subscription>>> find_highest_priority(
+        std::string user_id, std::string org_id
+    ) override;
+
+    void put(subscription s);
+
+private:
+    mutable std::shared_mutex mutex_;
+    std::unordered_map<std::string, subscription> by_owner_;
+};
+
+/// In-memory usage per (subject, period start). Thread-safe.
+class memory_usage_store final : public usage_store {
+public:
+    boost::asio::awaitable<result<usage>> get(std::string subject_id, std::string period_start) override;
+
+    void put(const std::string& subject_id, const std::string& period_start, usage u);
+    /// Adds to a subject's usage (creating it at zero).
+    void add(
+        const std::string& subject_id, const std::string& period_start, std::uint64_t requests, std::uint64_t tokens
+    );
+
+private:
+    mutable std::shared_mutex mutex_;
+    std::map<std::pair<std::string, std::string>, usage, std::less<>> usage_;
+};
+
+/// In-memory org memberships. Thread-safe.
+class memory_member_store final : public member_store {
+public:
+    boost::asio::awaitable<result<std::optional<member>>> find(std::string org_id, std::string user_id) override;
+
+    void put(member m);
+
+private:
+    mutable std::shared_mutex mutex_;
+    std::map<std::pair<std::string, std::string>, member, std::less<>> members_;
+};
+
+/// In-memory balances (plan executions left per org). An unknown org is `errc::not_found`.
+/// Thread-safe.
+class memory_balance_source final : public balance_source {
+public:
+    boost::asio::awaitable<result<balance_outcome>> check(std::string org_id) override;
+
+    /// Sets the executions left for `org_id`; allowed while > 0.
+    void put(const std::string& org_id, std::int64_t remaining);
+
+private:
+    mutable std::shared_mutex mutex_;
+    std::unordered_map<std::string, std::int64_t> remaining_;
+};
+
+/// The in-memory fact stores together, as loaded from a data file.
+struct memory_fact_stores {
+    std::shared_ptr<memory_ban_store> bans = std::make_shared<memory_ban_store>();
+    std::shared_ptr<memory_subscription_store> subscriptions = std::make_shared<memory_subscription_store>();
+    std::shared_ptr<memory_usage_store> usage = std::make_shared<memory_usage_store>();
+    std::shared_ptr<memory_member_store> members = std::make_shared<memory_member_store>();
+    std::shared_ptr<memory_balance_source> balances = std::make_shared<memory_balance_source>();
+};
+
+/// Thrown for a malformed fact data document; `what()` names the JSON path and the bad value.
+class fact_data_error : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+/// Loads a fact data document into `stores`:
+/// ```
+/// {"bans": [{"subject_id": "user_9", "reason": "abuse", "until_unix_s": 1900000000}],
+///  "subscriptions": [{"owner_id": "org_1", "plan": "pro", "status": "active", "seats": 5}],
+///  "usage": [{"subject_id": "org_1", "period_start": "2026-11-01", "requests": 10, "tokens": 0}],
+///  "members": [{"org_id": "org_1", "user_id": "user_1", "role": "admin", "usage_cap": 100, "used": 3}],
+///  "balances": [{"org_id": "org_1", "remaining": 500}]}
+/// ```
+/// Every section is optional. Throws `fact_data_error` for unknown keys, wrong types and bad values.
+void load_fact_data(const boost::json::value& doc, memory_fact_stores& stores);
+
+}  // namespace preflight::clients
