@@ -230,7 +230,8 @@ void http_server::stop(std::function<void()> on_drained) {
     // Connections waiting for a request are closed; a busy one finishes its response first.
     for (auto& c : idle) {
         asio::post(c->stream.get_executor(), [c] {
-            if (!c->busy) c->stream.socket().cancel();
+            boost::system::error_code ec;  // the socket may already be closed
+            if (!c->busy) c->stream.socket().cancel(ec);
         });
     }
     if (already_empty) session_ended();
