@@ -19,6 +19,7 @@
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
 #include <preflight/clients/redact.hpp>
+#include <preflight/clients/store_set.hpp>
 #include <preflight/core/clock.hpp>
 #include <preflight/core/config.hpp>
 #include <preflight/core/errc.hpp>

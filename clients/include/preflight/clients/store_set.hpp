@@ -1,0 +1,35 @@
+#pragma once
+
+#include <preflight/clients/facts/balance_source.hpp>
+#include <preflight/clients/facts/ban_store.hpp>
+#include <preflight/clients/facts/member_store.hpp>
+#include <preflight/clients/facts/memory_fact_stores.hpp>
+#include <preflight/clients/facts/subscription_store.hpp>
+#include <preflight/clients/facts/usage_store.hpp>
+#include <preflight/core/clock.hpp>
+#include <preflight/limits/admission_store.hpp>
+#include <preflight/limits/fixed_window_store.hpp>
+#include <preflight/limits/rate_limit_store.hpp>
+
+#include <memory>
+
+namespace preflight::clients {
+
+/// Every store the built-in gates read or write. All of one kind (in-memory or Postgres) or mixed
+/// (e.g. Postgres facts with an HTTP balance source). A null `balance` means "no balance gate".
+struct store_set {
+    std::shared_ptr<ban_store> bans;
+    std::shared_ptr<subscription_store> subscriptions;
+    std::shared_ptr<usage_store> usage;
+    std::shared_ptr<member_store> members;
+    std::shared_ptr<balance_source> balance;
+    std::shared_ptr<limits::rate_limit_store> rate_limits;
+    std::shared_ptr<limits::fixed_window_store> windows;
+    std::shared_ptr<limits::admission_store> admissions;
+};
+
+/// The embedded default: in-memory stores over `facts` (shared, so callers can keep editing them) and
+/// fresh in-memory limit stores on clock `c` (which must outlive the stores).
+[[nodiscard]] store_set make_memory_store_set(const memory_fact_stores& facts, const preflight::clock& c);
+
+}  // namespace preflight::clients
