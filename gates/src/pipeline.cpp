@@ -151,21 +151,23 @@ public:
     void start_fact(std::size_t fi);
 
 private:
-    struct gate_done {
-        std::shared_ptr<run_state> st;
-        std::size_t gi;
-        void operator()(std::exception_ptr ep, result<verdict> r) const { st->on_check_done(gi, ep, std::move(r)); }
-    };
     struct budget_expired {
         std::shared_ptr<run_state> st;
         std::size_t gi;
         void operator()(boost::system::error_code ec) const { st->on_budget_expired(gi, ec); }
     };
-    struct fact_done {
+
+    /// Completion of a spawned check/loader. Holds the run until the spawned coroutine has fully ended: its
+    /// cancellation state lives in the run's cancellation_signal, and co_spawn touches it after our code returns.
+    struct keep_alive {
         std::shared_ptr<run_state> st;
-        std::size_t fi;
-        void operator()(std::exception_ptr ep, fact_box box) const { st->on_fact_done(fi, ep, std::move(box)); }
+        void operator()(const std::exception_ptr& ep) const {
+            if (ep) std::rethrow_exception(ep);  // only bad_alloc-like failures of the run's own bookkeeping
+        }
     };
+
+    static asio::awaitable<void> run_check(std::shared_ptr<run_state> st, std::size_t gi);
+    static asio::awaitable<void> run_fact(std::shared_ptr<run_state> st, std::size_t fi);
 
     void launch(std::size_t gi);
     void on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict> r);
@@ -203,9 +205,32 @@ void run_state::start_fact(std::size_t fi) {
     auto& f = facts_[fi];
     if (f.st != fact_slot::state::idle) return;
     f.st = fact_slot::state::loading;
-    asio::co_spawn(
-        ex_, impl_->facts[fi].load(req_), asio::bind_cancellation_slot(f.signal.slot(), fact_done{shared_from_this(), fi})
-    );
+    asio::co_spawn(ex_, run_fact(shared_from_this(), fi), asio::bind_cancellation_slot(f.signal.slot(), keep_alive{shared_from_this()}));
+}
+
+// The result is recorded from inside the spawned coroutine, as soon as the loader returns: co_spawn's own
+// completion handler would be posted even when nothing suspended.
+asio::awaitable<void> run_state::run_fact(std::shared_ptr<run_state> st, std::size_t fi) {
+    std::exception_ptr ep;
+    fact_box box;
+    try {
+        box = co_await st->impl_->facts[fi].load(st->req_);
+    } catch (...) {
+        ep = std::current_exception();
+    }
+    st->on_fact_done(fi, ep, std::move(box));
+}
+
+asio::awaitable<void> run_state::run_check(std::shared_ptr<run_state> st, std::size_t gi) {
+    std::exception_ptr ep;
+    std::optional<result<verdict>> r;
+    try {
+        r.emplace(co_await st->impl_->gates[gi].spec.check(st->children_[gi].ctx));
+    } catch (...) {
+        ep = std::current_exception();
+    }
+    if (!r) r.emplace(verdict{});
+    st->on_check_done(gi, ep, std::move(*r));
 }
 
 void run_state::on_fact_done(std::size_t fi, std::exception_ptr ep, fact_box box) {
@@ -227,7 +252,7 @@ void run_state::launch(std::size_t gi) {
     trace_[gi].started = c.start - t0_;
     // Runs inline until the check first suspends (dispatch on the run's strand): checks that complete
     // synchronously never touch a timer.
-    asio::co_spawn(ex_, spec.check(c.ctx), asio::bind_cancellation_slot(c.signal.slot(), gate_done{shared_from_this(), gi}));
+    asio::co_spawn(ex_, run_check(shared_from_this(), gi), asio::bind_cancellation_slot(c.signal.slot(), keep_alive{shared_from_this()}));
     if (!c.finished) {
         if (!c.timer) c.timer.emplace(ex_);
         c.timer->expires_after(spec.budget);
@@ -362,7 +387,8 @@ asio::awaitable<bool> run_state::wait_wake() {
 
 asio::awaitable<bool> run_state::wait_read_only() {
     while (!ro_decided_) {
-        if (!co_await wait_wake() && !ro_decided_) co_return false;
+        const bool woken = co_await wait_wake();  // (g++ 12: keep co_await out of && conditions)
+        if (!woken && !ro_decided_) co_return false;
     }
     co_return true;
 }
@@ -370,7 +396,8 @@ asio::awaitable<bool> run_state::wait_read_only() {
 asio::awaitable<bool> run_state::wait_gate(std::size_t gi) {
     awaited_ = gi;
     while (!children_[gi].finished) {
-        if (!co_await wait_wake() && !children_[gi].finished) co_return false;
+        const bool woken = co_await wait_wake();
+        if (!woken && !children_[gi].finished) co_return false;
     }
     awaited_ = npos;
     co_return true;
@@ -442,7 +469,8 @@ asio::awaitable<decision> run_state::drive() {
         if (ro_decided_) break;
         launch(gi);
     }
-    if (!co_await wait_read_only()) {
+    const bool read_only_done = co_await wait_read_only();
+    if (!read_only_done) {
         cancel_running("run cancelled by its caller");
         cancel_facts();
         throw boost::system::system_error(asio::error::operation_aborted, "preflight run cancelled");
@@ -452,7 +480,8 @@ asio::awaitable<decision> run_state::drive() {
     std::vector<std::size_t> consumed;
     auto run_in_order = [&](std::size_t gi) -> asio::awaitable<bool> {
         launch(gi);
-        if (co_await wait_gate(gi)) co_return true;
+        const bool finished = co_await wait_gate(gi);
+        if (finished) co_return true;
         cancel_running("run cancelled by its caller");
         cancel_facts();
         co_await compensate(consumed, "run cancelled by its caller");
