@@ -104,7 +104,7 @@ public:
     struct child {
         gate_context ctx;
         asio::cancellation_signal signal;
-        std::optional<asio::steady_timer> timer;
+        std::unique_ptr<asio::steady_timer> timer;  // budget timer, only for checks that suspend
         clock::time_point start{};
         bool started = false;
         bool finished = false;  // result recorded (done, timed out, or cancelled by the run)
@@ -117,7 +117,7 @@ public:
         enum class state { idle, loading, done } st = state::idle;
         fact_box box;
         asio::cancellation_signal signal;
-        std::optional<asio::steady_timer> waiters;
+        std::unique_ptr<asio::steady_timer> waiters;
     };
 
     run_state(std::shared_ptr<const pipeline_impl> impl, asio::any_io_executor ex, request r, const plan& p)
@@ -126,16 +126,17 @@ public:
           req_(std::move(r)),
           plan_(&p),
           clock_(impl_->config.clock),
-          children_(std::make_unique<child[]>(impl_->gates.size())),
           facts_(std::make_unique<fact_slot[]>(impl_->facts.size())),
           fsm_(p.read_only.size()) {
         trace_.resize(impl_->gates.size());
+        // One small allocation per child (not one array): keeps every allocation of a run in malloc's fast path.
+        children_.reserve(impl_->gates.size());
         for (std::size_t i = 0; i < impl_->gates.size(); ++i) {
             const auto& spec = impl_->gates[i].spec;
             trace_[i].gate = spec.name;
             trace_[i].phase = spec.phase;
             trace_[i].shadow = spec.shadow;
-            auto& c = children_[i];
+            auto& c = *children_.emplace_back(std::make_unique<child>());
             c.ctx.run_ = this;
             c.ctx.req_ = &req_;
             c.ctx.name_ = &spec.name;
@@ -147,7 +148,12 @@ public:
     [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
     [[nodiscard]] fact_slot& fact(std::size_t i) noexcept { return facts_[i]; }
 
-    asio::awaitable<decision> drive();
+    /// Starts the facts and the read-only gates (on the run's strand).
+    void start();
+    /// Moves the run forward as far as it can without waiting; the decision when the run is complete.
+    std::optional<decision> advance();
+    /// The rest of a run that has to wait (a check suspended) or compensate.
+    asio::awaitable<decision> drive_slow();
     void start_fact(std::size_t fi);
 
 private:
@@ -177,10 +183,10 @@ private:
     void cancel_running(std::string_view why);
     void cancel_facts();
     void notify();
-    asio::awaitable<bool> wait_read_only();
-    asio::awaitable<bool> wait_gate(std::size_t gi);
+    [[nodiscard]] bool ready() const noexcept;
     asio::awaitable<bool> wait_wake();
-    asio::awaitable<void> compensate(const std::vector<std::size_t>& consumed, std::string_view why);
+    asio::awaitable<void> compensate(std::string why);
+    lease make_lease(std::size_t gi);
     decision finish(std::optional<std::size_t> decider, lease l);
 
     std::shared_ptr<const pipeline_impl> impl_;
@@ -189,13 +195,16 @@ private:
     const plan* plan_;
     const preflight::clock* clock_;
     clock::time_point t0_{};
-    std::unique_ptr<child[]> children_;
+    std::vector<std::unique_ptr<child>> children_;
     std::unique_ptr<fact_slot[]> facts_;
     std::vector<gate_trace> trace_;
     precedence_fsm fsm_;
     bool ro_decided_ = false;
     std::optional<std::size_t> decider_;
-    std::optional<asio::steady_timer> wake_;
+    std::unique_ptr<asio::steady_timer> wake_;
+    enum class stage { read_only, stateful, commit, done } stage_ = stage::read_only;
+    std::size_t next_stateful_ = 0;
+    std::size_t compensate_for_ = npos;  // a stateful/commit gate denied: refund, then decide
     bool driver_waiting_ = false;
     bool notified_ = false;
     std::size_t awaited_ = npos;
@@ -225,7 +234,7 @@ asio::awaitable<void> run_state::run_check(std::shared_ptr<run_state> st, std::s
     std::exception_ptr ep;
     std::optional<result<verdict>> r;
     try {
-        r.emplace(co_await st->impl_->gates[gi].spec.check(st->children_[gi].ctx));
+        r.emplace(co_await st->impl_->gates[gi].spec.check(st->children_[gi]->ctx));
     } catch (...) {
         ep = std::current_exception();
     }
@@ -245,7 +254,7 @@ void run_state::on_fact_done(std::size_t fi, std::exception_ptr ep, fact_box box
 }
 
 void run_state::launch(std::size_t gi) {
-    auto& c = children_[gi];
+    auto& c = *children_[gi];
     const auto& spec = impl_->gates[gi].spec;
     c.started = true;
     c.start = clock_->now();
@@ -254,14 +263,14 @@ void run_state::launch(std::size_t gi) {
     // synchronously never touch a timer.
     asio::co_spawn(ex_, run_check(shared_from_this(), gi), asio::bind_cancellation_slot(c.signal.slot(), keep_alive{shared_from_this()}));
     if (!c.finished) {
-        if (!c.timer) c.timer.emplace(ex_);
+        if (!c.timer) c.timer = std::make_unique<asio::steady_timer>(ex_);
         c.timer->expires_after(spec.budget);
         c.timer->async_wait(budget_expired{shared_from_this(), gi});
     }
 }
 
 void run_state::on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict> r) {
-    auto& c = children_[gi];
+    auto& c = *children_[gi];
     if (c.timer) c.timer->cancel();
     if (c.finished) return;  // timed out or cancelled by the run: already recorded
     if (ep) {
@@ -277,7 +286,7 @@ void run_state::on_check_done(std::size_t gi, std::exception_ptr ep, result<verd
 }
 
 void run_state::on_budget_expired(std::size_t gi, boost::system::error_code ec) {
-    auto& c = children_[gi];
+    auto& c = *children_[gi];
     if (ec || c.finished) return;
     const auto& spec = impl_->gates[gi].spec;
     finish_gate(
@@ -293,7 +302,7 @@ void run_state::on_budget_expired(std::size_t gi, boost::system::error_code ec) 
 void run_state::finish_gate(
     std::size_t gi, gate_outcome o, std::string reason, boost::system::error_code ec, verdict* v
 ) {
-    auto& c = children_[gi];
+    auto& c = *children_[gi];
     auto& t = trace_[gi];
     const auto& spec = impl_->gates[gi].spec;
     c.finished = true;
@@ -352,7 +361,7 @@ void run_state::finish_gate(
 
 void run_state::cancel_running(std::string_view why) {
     for (std::size_t gi = 0; gi < impl_->gates.size(); ++gi) {
-        auto& c = children_[gi];
+        auto& c = *children_[gi];
         if (!c.started || c.finished) continue;
         c.finished = true;
         trace_[gi].outcome = gate_outcome::cancelled;
@@ -377,7 +386,7 @@ void run_state::notify() {
 }
 
 asio::awaitable<bool> run_state::wait_wake() {
-    if (!wake_) wake_.emplace(ex_, asio::steady_timer::time_point::max());
+    if (!wake_) wake_ = std::make_unique<asio::steady_timer>(ex_, asio::steady_timer::time_point::max());
     notified_ = false;
     driver_waiting_ = true;
     co_await wake_->async_wait(asio::as_tuple(asio::use_awaitable));
@@ -385,28 +394,18 @@ asio::awaitable<bool> run_state::wait_wake() {
     co_return notified_;
 }
 
-asio::awaitable<bool> run_state::wait_read_only() {
-    while (!ro_decided_) {
-        const bool woken = co_await wait_wake();  // (g++ 12: keep co_await out of && conditions)
-        if (!woken && !ro_decided_) co_return false;
-    }
-    co_return true;
+bool run_state::ready() const noexcept {
+    if (compensate_for_ != npos) return true;
+    if (stage_ == stage::read_only) return ro_decided_;
+    return awaited_ == npos || children_[awaited_]->finished;
 }
 
-asio::awaitable<bool> run_state::wait_gate(std::size_t gi) {
-    awaited_ = gi;
-    while (!children_[gi].finished) {
-        const bool woken = co_await wait_wake();
-        if (!woken && !children_[gi].finished) co_return false;
-    }
-    awaited_ = npos;
-    co_return true;
-}
-
-asio::awaitable<void> run_state::compensate(const std::vector<std::size_t>& consumed, std::string_view why) {
-    for (auto it = consumed.rbegin(); it != consumed.rend(); ++it) {
+asio::awaitable<void> run_state::compensate(std::string why) {
+    for (auto it = plan_->stateful.rbegin(); it != plan_->stateful.rend(); ++it) {
+        auto& c = *children_[*it];
         const auto& spec = impl_->gates[*it].spec;
-        if (!spec.compensate) continue;
+        if (!c.consumed || !spec.compensate) continue;
+        c.consumed = false;
         result<void> r;
         std::string reason;
         try {
@@ -417,7 +416,7 @@ asio::awaitable<void> run_state::compensate(const std::vector<std::size_t>& cons
             reason = fl.reason;
         }
         if (r) {
-            trace_[*it].reason = "refunded: " + std::string(why);
+            trace_[*it].reason = "refunded: " + why;
         } else {
             if (reason.empty()) reason = r.error().message();
             trace_[*it].reason = "refund failed: " + reason;
@@ -431,7 +430,7 @@ decision run_state::finish(std::optional<std::size_t> decider, lease l) {
     const std::string_view op = to_string(req_.op);
     for (std::size_t gi = 0; gi < impl_->gates.size(); ++gi) {
         auto& t = trace_[gi];
-        if (children_[gi].started) continue;
+        if (children_[gi]->started) continue;
         t.outcome = gate_outcome::skipped;
         if (!plan_->applies[gi]) {
             t.reason = "not applicable to ";
@@ -442,7 +441,7 @@ decision run_state::finish(std::optional<std::size_t> decider, lease l) {
     }
     decision d;
     if (decider) {
-        auto& c = children_[*decider];
+        auto& c = *children_[*decider];
         d.allowed = false;
         d.status = c.deny->status;
         d.code = std::move(c.deny->code);
@@ -460,61 +459,95 @@ decision run_state::finish(std::optional<std::size_t> decider, lease l) {
     return d;
 }
 
-asio::awaitable<decision> run_state::drive() {
-    auto self = shared_from_this();  // keeps the run alive while the driver runs
+void run_state::start() {
     t0_ = clock_->now();
     for (auto fi : plan_->facts) start_fact(fi);
-
     for (auto gi : plan_->read_only) {
         if (ro_decided_) break;
         launch(gi);
     }
-    const bool read_only_done = co_await wait_read_only();
-    if (!read_only_done) {
-        cancel_running("run cancelled by its caller");
-        cancel_facts();
-        throw boost::system::system_error(asio::error::operation_aborted, "preflight run cancelled");
-    }
-    if (decider_) co_return finish(decider_, {});
+}
 
-    std::vector<std::size_t> consumed;
-    auto run_in_order = [&](std::size_t gi) -> asio::awaitable<bool> {
-        launch(gi);
-        const bool finished = co_await wait_gate(gi);
-        if (finished) co_return true;
-        cancel_running("run cancelled by its caller");
-        cancel_facts();
-        co_await compensate(consumed, "run cancelled by its caller");
-        throw boost::system::system_error(asio::error::operation_aborted, "preflight run cancelled");
-    };
-    for (auto gi : plan_->stateful) {
-        co_await run_in_order(gi);
-        if (children_[gi].effective_deny) {
-            co_await compensate(consumed, "denied by '" + impl_->gates[gi].spec.name + "'");
-            co_return finish(gi, {});
+std::optional<decision> run_state::advance() {
+    if (stage_ == stage::read_only) {
+        if (!ro_decided_) return std::nullopt;
+        if (decider_) return finish(decider_, {});
+        stage_ = stage::stateful;
+    }
+    while (stage_ == stage::stateful) {
+        if (next_stateful_ == plan_->stateful.size()) {
+            stage_ = stage::commit;
+            break;
         }
-        if (children_[gi].consumed) consumed.push_back(gi);
+        const auto gi = plan_->stateful[next_stateful_];
+        auto& c = *children_[gi];
+        if (!c.started) launch(gi);
+        if (!c.finished) {
+            awaited_ = gi;
+            return std::nullopt;
+        }
+        awaited_ = npos;
+        if (c.effective_deny) {
+            compensate_for_ = gi;
+            return std::nullopt;
+        }
+        ++next_stateful_;
     }
     lease l;
     if (plan_->commit) {
         const auto gi = *plan_->commit;
-        co_await run_in_order(gi);
-        auto& c = children_[gi];
+        auto& c = *children_[gi];
+        if (!c.started) launch(gi);
+        if (!c.finished) {
+            awaited_ = gi;
+            return std::nullopt;
+        }
+        awaited_ = npos;
         if (c.effective_deny) {
-            co_await compensate(consumed, "denied by '" + impl_->gates[gi].spec.name + "'");
-            co_return finish(gi, {});
+            compensate_for_ = gi;
+            return std::nullopt;
         }
-        if (c.passed.release()) {
-            release_error_hook hook;
-            if (impl_->config.on_event) {
-                hook = [impl = impl_, gi](const std::string& id, boost::system::error_code ec) {
-                    impl->emit(event_kind::release_failed, impl->gates[gi].spec.name, "lease " + id, ec);
-                };
-            }
-            l = lease(c.passed.lease_id(), std::move(c.passed.release()), ex_, std::move(hook));
-        }
+        l = make_lease(gi);
     }
-    co_return finish(std::nullopt, std::move(l));
+    stage_ = stage::done;
+    return finish(std::nullopt, std::move(l));
+}
+
+lease run_state::make_lease(std::size_t gi) {
+    auto& c = *children_[gi];
+    if (!c.passed.release()) return {};
+    release_error_hook hook;
+    if (impl_->config.on_event) {
+        hook = [impl = impl_, gi](const std::string& id, boost::system::error_code ec) {
+            impl->emit(event_kind::release_failed, impl->gates[gi].spec.name, "lease " + id, ec);
+        };
+    }
+    return lease(c.passed.lease_id(), std::move(c.passed.release()), ex_, std::move(hook));
+}
+
+asio::awaitable<decision> run_state::drive_slow() {
+    auto self = shared_from_this();  // keeps the run alive while the driver waits
+    for (;;) {
+        if (compensate_for_ != npos) {
+            co_await compensate("denied by '" + impl_->gates[compensate_for_].spec.name + "'");
+            co_return finish(compensate_for_, {});
+        }
+        const bool woken = co_await wait_wake();
+        if (!woken && !ready()) {
+            cancel_running("run cancelled by its caller");
+            cancel_facts();
+            co_await compensate("run cancelled by its caller");
+            throw boost::system::system_error(asio::error::operation_aborted, "preflight run cancelled");
+        }
+        if (auto d = advance()) co_return std::move(*d);
+    }
+}
+
+/// A run on the current strand: the synchronous fast path, then the waiting slow path if needed.
+asio::awaitable<decision> run_here(std::shared_ptr<run_state> st) {
+    st->start();
+    if (auto d = st->advance()) co_return std::move(*d);
+    co_return co_await st->drive_slow();
 }
 
 asio::awaitable<decision> run_pipeline(std::shared_ptr<const pipeline_impl> impl, request r) {
@@ -537,12 +570,12 @@ asio::awaitable<decision> run_pipeline(std::shared_ptr<const pipeline_impl> impl
     // A caller already on a strand of an io_context runs the whole run there (no hop); otherwise the run gets
     // its own strand so that its checks never run concurrently with each other.
     if (ex.target<asio::strand<asio::io_context::executor_type>>() != nullptr) {
-        auto st = std::make_shared<run_state>(impl, ex, std::move(r), p);
-        co_return co_await st->drive();
+        co_return co_await run_here(std::make_shared<run_state>(impl, ex, std::move(r), p));
     }
     asio::any_io_executor strand = asio::make_strand(ex);
-    auto st = std::make_shared<run_state>(impl, strand, std::move(r), p);
-    co_return co_await asio::co_spawn(strand, st->drive(), asio::use_awaitable);
+    co_return co_await asio::co_spawn(
+        strand, run_here(std::make_shared<run_state>(impl, strand, std::move(r), p)), asio::use_awaitable
+    );
 }
 
 }  // namespace detail
@@ -556,7 +589,7 @@ asio::awaitable<const void*> gate_context::fact_erased(std::size_t index, std::t
     auto& f = st.fact(index);
     if (f.st == detail::run_state::fact_slot::state::idle) st.start_fact(index);
     while (f.st == detail::run_state::fact_slot::state::loading) {
-        if (!f.waiters) f.waiters.emplace(st.executor(), asio::steady_timer::time_point::max());
+        if (!f.waiters) f.waiters = std::make_unique<asio::steady_timer>(st.executor(), asio::steady_timer::time_point::max());
         co_await f.waiters->async_wait(asio::as_tuple(asio::use_awaitable));
         if (f.st == detail::run_state::fact_slot::state::loading) {
             throw boost::system::system_error(
