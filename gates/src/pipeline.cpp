@@ -6,6 +6,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -546,8 +547,13 @@ asio::awaitable<decision> run_state::drive_slow() {
 /// A run on the current strand: the synchronous fast path, then the waiting slow path if needed.
 asio::awaitable<decision> run_here(std::shared_ptr<run_state> st) {
     st->start();
-    if (auto d = st->advance()) co_return std::move(*d);
-    co_return co_await st->drive_slow();
+    auto d = st->advance();
+    if (!d) co_return co_await st->drive_slow();
+    // Every check ran inline, but co_spawn still posts the end of each spawned coroutine. Yield once behind
+    // those posts so that they (and the run's memory) are gone before the caller starts its next run: a caller
+    // that loops over run() without other I/O would otherwise pile them up without bound.
+    co_await asio::post(st->executor(), asio::use_awaitable);
+    co_return std::move(*d);
 }
 
 asio::awaitable<decision> run_pipeline(std::shared_ptr<const pipeline_impl> impl, request r) {
