@@ -76,25 +76,28 @@ private:
 };
 
 struct world {
-    std::unordered_map<std::string, bool> bans;               // user -> banned
-    std::unordered_map<std::string, long> usage;              // org -> requests this month
-    std::unordered_map<std::string, std::string> members;     // org -> member user
-    std::unordered_map<std::string, long> balance;            // org -> balance
-    std::unordered_map<std::string, subscription> subs;       // org -> subscription
+    std::unordered_map<std::string, bool> bans;            // user -> banned
+    std::unordered_map<std::string, long> usage;           // org -> requests this month
+    std::unordered_map<std::string, std::string> members;  // org -> member user
+    std::unordered_map<std::string, long> balance;         // org -> balance
+    std::unordered_map<std::string, subscription> subs;    // org -> subscription
     local_bucket_store bucket;
     std::unique_ptr<local_slots> slots;
     std::vector<g::request> requests;  // by key index
 };
 
-g::denial deny(int status, const char* code) { return g::denial{status, code, code, std::nullopt, std::nullopt}; }
+g::denial deny(int status, const char* code) {
+    return g::denial{status, code, code, std::nullopt, std::nullopt};
+}
 
 g::pipeline build_pipeline(world& w) {
     g::pipeline_builder b;
-    auto sub = b.add_fact<subscription>("subscription", [&w](const g::request& r) -> asio::awaitable<result<subscription>> {
-        auto it = w.subs.find(r.subject.org);
-        if (it == w.subs.end()) co_return make_error_code(preflight::errc::not_found);
-        co_return it->second;
-    });
+    auto sub =
+        b.add_fact<subscription>("subscription", [&w](const g::request& r) -> asio::awaitable<result<subscription>> {
+            auto it = w.subs.find(r.subject.org);
+            if (it == w.subs.end()) co_return make_error_code(preflight::errc::not_found);
+            co_return it->second;
+        });
     g::gate_spec ban;
     ban.name = "ban";
     ban.check = [&w](g::gate_context& c) -> asio::awaitable<result<g::verdict>> {
@@ -108,14 +111,16 @@ g::pipeline build_pipeline(world& w) {
         const subscription& s = co_await c.fact(sub);
         auto it = w.usage.find(c.req().subject.org);
         const long limit = s.plan == "free" ? 1'000'000'000L : 1'000'000'000'000L;
-        co_return (it == w.usage.end() || it->second < limit) ? g::verdict::pass() : g::verdict::deny(deny(402, "usage"));
+        co_return (it == w.usage.end() || it->second < limit) ? g::verdict::pass()
+                                                              : g::verdict::deny(deny(402, "usage"));
     };
     g::gate_spec member;
     member.name = "org_member";
     member.check = [&w](g::gate_context& c) -> asio::awaitable<result<g::verdict>> {
         auto it = w.members.find(c.req().subject.org);
-        co_return (it != w.members.end() && it->second == c.req().subject.user) ? g::verdict::pass()
-                                                                                : g::verdict::deny(deny(403, "not_member"));
+        co_return (it != w.members.end() && it->second == c.req().subject.user)
+            ? g::verdict::pass()
+            : g::verdict::deny(deny(403, "not_member"));
     };
     g::gate_spec balance;
     balance.name = "balance";
@@ -125,13 +130,14 @@ g::pipeline build_pipeline(world& w) {
         const subscription& s = co_await c.fact(sub);
         auto it = w.balance.find(c.req().subject.org);
         co_return (s.active && it != w.balance.end() && it->second > 0) ? g::verdict::pass()
-                                                                         : g::verdict::deny(deny(402, "balance"));
+                                                                        : g::verdict::deny(deny(402, "balance"));
     };
     g::gate_spec rate;
     rate.name = "org_rate";
     rate.phase = g::phase::stateful;
     rate.check = [&w](g::gate_context& c) -> asio::awaitable<result<g::verdict>> {
-        co_return w.bucket.consume(c.req().subject.org) ? g::verdict::pass() : g::verdict::deny(deny(429, "rate_limited"));
+        co_return w.bucket.consume(c.req().subject.org) ? g::verdict::pass()
+                                                        : g::verdict::deny(deny(429, "rate_limited"));
     };
     g::gate_spec admission;
     admission.name = "admission";
@@ -144,7 +150,8 @@ g::pipeline build_pipeline(world& w) {
             co_return result<void>{};
         });
     };
-    return b.add_gate(ban).add_gate(usage).add_gate(member).add_gate(balance).add_gate(rate).add_gate(admission).build();
+    return b.add_gate(ban).add_gate(usage).add_gate(member).add_gate(balance).add_gate(rate).add_gate(admission).build(
+    );
 }
 
 void fill(world& w) {
@@ -169,7 +176,11 @@ void fill(world& w) {
 }
 
 asio::awaitable<void> worker(
-    const g::pipeline& p, const world& w, std::atomic<std::uint64_t>& next, std::uint64_t end, std::atomic<std::uint64_t>& bad
+    const g::pipeline& p,
+    const world& w,
+    std::atomic<std::uint64_t>& next,
+    std::uint64_t end,
+    std::atomic<std::uint64_t>& bad
 ) {
     for (;;) {
         const auto i = next.fetch_add(1, std::memory_order_relaxed);
@@ -182,7 +193,9 @@ asio::awaitable<void> worker(
     }
 }
 
-double run_round(const g::pipeline& p, const world& w, unsigned threads, std::uint64_t ops, bool plain, std::uint64_t& bad_out) {
+double run_round(
+    const g::pipeline& p, const world& w, unsigned threads, std::uint64_t ops, bool plain, std::uint64_t& bad_out
+) {
     asio::io_context ctx(static_cast<int>(threads));
     std::atomic<std::uint64_t> next{0};
     std::atomic<std::uint64_t> bad{0};

@@ -47,7 +47,9 @@ http_response to_http(const decision& d) {
     body["error"] = std::move(err);
     r.body = boost::json::serialize(body);
     if (d.status == 429 || d.retry_after) {
-        r.headers.emplace_back("Retry-After", whole_seconds_at_least_one(d.retry_after.value_or(std::chrono::seconds{1})));
+        r.headers.emplace_back(
+            "Retry-After", whole_seconds_at_least_one(d.retry_after.value_or(std::chrono::seconds{1}))
+        );
     }
     if (d.limiter) {
         const auto& l = *d.limiter;

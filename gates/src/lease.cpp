@@ -50,9 +50,13 @@ lease& lease::operator=(lease&& other) noexcept {
     return *this;
 }
 
-lease::~lease() { release_detached(); }
+lease::~lease() {
+    release_detached();
+}
 
-bool lease::held() const noexcept { return state_ && !state_->released.load(std::memory_order_acquire); }
+bool lease::held() const noexcept {
+    return state_ && !state_->released.load(std::memory_order_acquire);
+}
 
 boost::asio::awaitable<result<void>> lease::release() {
     if (!state_ || state_->released.exchange(true, std::memory_order_acq_rel)) co_return result<void>{};

@@ -84,7 +84,8 @@ std::size_t pipeline_metrics::index_of(std::string_view gate) const {
 
 std::uint64_t pipeline_metrics::sum(std::size_t gate, std::size_t slot) const noexcept {
     std::uint64_t total = 0;
-    for (std::size_t s = 0; s < shards; ++s) total += cells_[s * names_.size() + gate].v[slot].load(std::memory_order_relaxed);
+    for (std::size_t s = 0; s < shards; ++s)
+        total += cells_[s * names_.size() + gate].v[slot].load(std::memory_order_relaxed);
     return total;
 }
 

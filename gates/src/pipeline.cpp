@@ -36,8 +36,7 @@ namespace {
 
 constexpr std::size_t npos = static_cast<std::size_t>(-1);
 constexpr std::array<operation, 5> all_operations{
-    operation::execute, operation::execute_with_pause, operation::resume, operation::cancel, operation::read
-};
+    operation::execute, operation::execute_with_pause, operation::resume, operation::cancel, operation::read};
 
 /// An error of a check, a fact loader or a hook, from its exception.
 struct failure {
@@ -215,7 +214,11 @@ void run_state::start_fact(std::size_t fi) {
     auto& f = facts_[fi];
     if (f.st != fact_slot::state::idle) return;
     f.st = fact_slot::state::loading;
-    asio::co_spawn(ex_, run_fact(shared_from_this(), fi), asio::bind_cancellation_slot(f.signal.slot(), keep_alive{shared_from_this()}));
+    asio::co_spawn(
+        ex_,
+        run_fact(shared_from_this(), fi),
+        asio::bind_cancellation_slot(f.signal.slot(), keep_alive{shared_from_this()})
+    );
 }
 
 // The result is recorded from inside the spawned coroutine, as soon as the loader returns: co_spawn's own
@@ -262,7 +265,11 @@ void run_state::launch(std::size_t gi) {
     trace_[gi].started = c.start - t0_;
     // Runs inline until the check first suspends (dispatch on the run's strand): checks that complete
     // synchronously never touch a timer.
-    asio::co_spawn(ex_, run_check(shared_from_this(), gi), asio::bind_cancellation_slot(c.signal.slot(), keep_alive{shared_from_this()}));
+    asio::co_spawn(
+        ex_,
+        run_check(shared_from_this(), gi),
+        asio::bind_cancellation_slot(c.signal.slot(), keep_alive{shared_from_this()})
+    );
     if (!c.finished) {
         if (!c.timer) c.timer = std::make_unique<asio::steady_timer>(ex_);
         c.timer->expires_after(spec.budget);
@@ -338,8 +345,7 @@ void run_state::finish_gate(
                     "gate_unavailable",
                     "gate '" + spec.name + "' is unavailable (" + std::string(to_string(o)) + ")",
                     std::nullopt,
-                    std::nullopt
-                };
+                    std::nullopt};
             }
             break;
     }
@@ -590,16 +596,20 @@ asio::awaitable<const void*> gate_context::fact_erased(std::size_t index, std::t
     auto& st = *run_;
     const auto& defs = st.impl().facts;
     if (index >= defs.size() || defs[index].type != type) {
-        throw std::logic_error("gate '" + *name_ + "': fact key does not belong to this pipeline or has the wrong type");
+        throw std::logic_error(
+            "gate '" + *name_ + "': fact key does not belong to this pipeline or has the wrong type"
+        );
     }
     auto& f = st.fact(index);
     if (f.st == detail::run_state::fact_slot::state::idle) st.start_fact(index);
     while (f.st == detail::run_state::fact_slot::state::loading) {
-        if (!f.waiters) f.waiters = std::make_unique<asio::steady_timer>(st.executor(), asio::steady_timer::time_point::max());
+        if (!f.waiters)
+            f.waiters = std::make_unique<asio::steady_timer>(st.executor(), asio::steady_timer::time_point::max());
         co_await f.waiters->async_wait(asio::as_tuple(asio::use_awaitable));
         if (f.st == detail::run_state::fact_slot::state::loading) {
             throw boost::system::system_error(
-                asio::error::operation_aborted, "gate '" + *name_ + "' cancelled while awaiting fact '" + defs[index].name + "'"
+                asio::error::operation_aborted,
+                "gate '" + *name_ + "' cancelled while awaiting fact '" + defs[index].name + "'"
             );
         }
     }
@@ -691,7 +701,9 @@ pipeline pipeline_builder::build() {
     return pipeline(std::move(impl));
 }
 
-asio::awaitable<decision> pipeline::run(request r) const { return detail::run_pipeline(impl_, std::move(r)); }
+asio::awaitable<decision> pipeline::run(request r) const {
+    return detail::run_pipeline(impl_, std::move(r));
+}
 
 const pipeline_metrics& pipeline::metrics() const {
     if (!impl_->metrics) throw std::logic_error("pipeline: metrics are disabled (pipeline_config::metrics = false)");

@@ -13,7 +13,8 @@ precedence_fsm::precedence_fsm(std::size_t gates) : size_(gates), decided_(gates
 
 precedence_step precedence_fsm::on_gate_done(std::size_t index, bool denied) {
     if (index >= size_) throw std::logic_error("precedence_fsm: gate index " + std::to_string(index) + " out of range");
-    if (decided_) throw std::logic_error("precedence_fsm: gate " + std::to_string(index) + " finished after the decision");
+    if (decided_)
+        throw std::logic_error("precedence_fsm: gate " + std::to_string(index) + " finished after the decision");
     const std::uint64_t bit = std::uint64_t{1} << index;
     if ((done_ & bit) != 0) throw std::logic_error("precedence_fsm: gate " + std::to_string(index) + " finished twice");
     done_ |= bit;

@@ -49,7 +49,8 @@ inline asio::awaitable<result<g::verdict>> scripted(
     switch (a) {
         case act::pass: co_return g::verdict::pass();
         case act::deny:
-            co_return g::verdict::deny(g::denial{status, "denied_" + std::to_string(status), "no", std::nullopt, std::nullopt});
+            co_return g::verdict::deny(g::denial{
+                status, "denied_" + std::to_string(status), "no", std::nullopt, std::nullopt});
         default: co_return make_error_code(errc::store_unavailable);
     }
 }

@@ -1,5 +1,4 @@
 #include "gates_support.hpp"
-
 #include <preflight/gates/http.hpp>
 #include <preflight/gates/with_timeout.hpp>
 
@@ -51,9 +50,11 @@ TEST(http_mapping, retry_after_is_whole_seconds_at_least_one_on_429) {
 }
 
 TEST(http_mapping, ratelimit_fields_when_the_deciding_gate_is_a_limiter) {
-    auto r = g::to_http(
-        denied(429, std::chrono::milliseconds(30000), g::limiter_info{100, 0, std::chrono::seconds(60), std::chrono::seconds(30)})
-    );
+    auto r = g::to_http(denied(
+        429,
+        std::chrono::milliseconds(30000),
+        g::limiter_info{100, 0, std::chrono::seconds(60), std::chrono::seconds(30)}
+    ));
     EXPECT_EQ(*r.header("RateLimit-Policy"), "\"org_rate\";q=100;w=60");
     EXPECT_EQ(*r.header("RateLimit"), "\"org_rate\";r=0;t=30");
     EXPECT_EQ(*r.header("Retry-After"), "30");
@@ -61,7 +62,8 @@ TEST(http_mapping, ratelimit_fields_when_the_deciding_gate_is_a_limiter) {
 
 TEST(http_mapping, allowed_is_200_with_the_decision) {
     g::decision d;
-    d.trace.push_back(g::gate_trace{"ban", g::phase::read_only, g::gate_outcome::pass, {}, std::chrono::microseconds(3), false, false, false, {}});
+    d.trace.push_back(g::gate_trace{
+        "ban", g::phase::read_only, g::gate_outcome::pass, {}, std::chrono::microseconds(3), false, false, false, {}});
     auto r = g::to_http(d);
     EXPECT_EQ(r.status, 200);
     auto body = boost::json::parse(r.body).as_object();
@@ -72,7 +74,8 @@ TEST(http_mapping, allowed_is_200_with_the_decision) {
 
 TEST(decision_json, denial_carries_code_gate_and_trace) {
     auto d = denied(429, std::chrono::milliseconds(1500));
-    d.trace.push_back(g::gate_trace{"org_rate", g::phase::stateful, g::gate_outcome::deny, {}, {}, false, false, false, "rate_limited"});
+    d.trace.push_back(g::gate_trace{
+        "org_rate", g::phase::stateful, g::gate_outcome::deny, {}, {}, false, false, false, "rate_limited"});
     auto j = d.to_json();
     EXPECT_FALSE(j.at("allowed").as_bool());
     EXPECT_EQ(j.at("status").as_int64(), 429);
@@ -114,7 +117,9 @@ TEST(metrics, disabled_metrics_throw_on_access) {
 
 TEST(with_timeout, returns_the_result_when_in_time) {
     asio::io_context ctx;
-    auto r = run_coro(ctx, g::with_timeout([]() -> asio::awaitable<result<int>> { co_return 7; }(), std::chrono::seconds(1)));
+    auto r = run_coro(
+        ctx, g::with_timeout([]() -> asio::awaitable<result<int>> { co_return 7; }(), std::chrono::seconds(1))
+    );
     ASSERT_TRUE(r);
     EXPECT_EQ(*r, 7);
 }

@@ -1,5 +1,4 @@
 #include "gates_support.hpp"
-
 #include <preflight/gates/pipeline.hpp>
 
 #include <boost/asio/bind_cancellation_slot.hpp>
@@ -52,7 +51,12 @@ g::gate_spec stateful_gate(std::string name, std::shared_ptr<toy_store> store, b
         std::lock_guard lock(store->m);
         store->order.push_back(name);
         if (deny) {
-            co_return g::verdict::deny(g::denial{429, "rate_limited", "slow down", std::chrono::milliseconds(1500), g::limiter_info{100, 0, std::chrono::seconds(60), std::chrono::seconds(30)}});
+            co_return g::verdict::deny(g::denial{
+                429,
+                "rate_limited",
+                "slow down",
+                std::chrono::milliseconds(1500),
+                g::limiter_info{100, 0, std::chrono::seconds(60), std::chrono::seconds(30)}});
         }
         store->used[name + ":" + gc.req().subject.org]++;
         co_return g::verdict::pass();
@@ -287,12 +291,13 @@ TEST(pipeline, fact_awaited_by_three_gates_loads_once) {
     asio::io_context ctx;
     auto loads = std::make_shared<std::atomic<int>>(0);
     g::pipeline_builder b;
-    auto sub = b.add_fact<std::string>("subscription", [loads](const g::request& r) -> asio::awaitable<result<std::string>> {
-        ++*loads;
-        asio::steady_timer t(co_await asio::this_coro::executor, 5ms);
-        co_await t.async_wait(asio::use_awaitable);
-        co_return "pro:" + r.subject.org;
-    });
+    auto sub =
+        b.add_fact<std::string>("subscription", [loads](const g::request& r) -> asio::awaitable<result<std::string>> {
+            ++*loads;
+            asio::steady_timer t(co_await asio::this_coro::executor, 5ms);
+            co_await t.async_wait(asio::use_awaitable);
+            co_return "pro:" + r.subject.org;
+        });
     auto seen = std::make_shared<std::vector<std::string>>();
     for (auto name : {"usage", "balance", "seats"}) {
         g::gate_spec s;
@@ -381,7 +386,8 @@ TEST(pipeline, resume_invokes_no_gate) {
     auto a = std::make_shared<probe>();
     auto store = std::make_shared<toy_store>();
     auto gate = scripted_gate("ban", a, 0ms, act::deny);
-    gate.operations = {g::operation::execute, g::operation::execute_with_pause, g::operation::cancel, g::operation::read};
+    gate.operations = {
+        g::operation::execute, g::operation::execute_with_pause, g::operation::cancel, g::operation::read};
     auto p = g::pipeline_builder{}.add_gate(gate).add_gate(stateful_gate("bucket", store, true)).build();
     auto r = exec_request();
     r.op = g::operation::resume;
@@ -396,7 +402,10 @@ TEST(pipeline, gates_apply_only_to_their_operations) {
     asio::io_context ctx;
     auto a = std::make_shared<probe>();
     auto store = std::make_shared<toy_store>();
-    auto p = g::pipeline_builder{}.add_gate(scripted_gate("ban", a, 0ms, act::pass)).add_gate(stateful_gate("bucket", store, true)).build();
+    auto p = g::pipeline_builder{}
+                 .add_gate(scripted_gate("ban", a, 0ms, act::pass))
+                 .add_gate(stateful_gate("bucket", store, true))
+                 .build();
     auto r = exec_request();
     r.op = g::operation::cancel;  // default operations: execute, execute_with_pause
     auto d = run_once(ctx, p, r);
@@ -465,10 +474,17 @@ TEST(pipeline, caller_cancellation_cancels_running_gates) {
     asio::cancellation_signal sig;
     std::exception_ptr got;
     bool completed = false;
-    asio::co_spawn(ctx, p.run(exec_request()), asio::bind_cancellation_slot(sig.slot(), [&](std::exception_ptr ep, g::decision) {
-                       got = ep;
-                       completed = true;
-                   }));
+    asio::co_spawn(
+        ctx,
+        p.run(exec_request()),
+        asio::bind_cancellation_slot(
+            sig.slot(),
+            [&](std::exception_ptr ep, g::decision) {
+                got = ep;
+                completed = true;
+            }
+        )
+    );
     asio::steady_timer t(ctx, 5ms);
     t.async_wait([&](boost::system::error_code) { sig.emit(asio::cancellation_type::terminal); });
     ctx.run();
@@ -513,7 +529,8 @@ TEST(pipeline, shared_by_threads_of_a_multi_threaded_io_context) {
                 asio::steady_timer t(co_await asio::this_coro::executor, std::chrono::microseconds(100 * i));
                 co_await t.async_wait(asio::use_awaitable);
             }
-            if (i == 1 && n % 2 == 1) co_return g::verdict::deny(g::denial{403, "odd", "odd org", std::nullopt, std::nullopt});
+            if (i == 1 && n % 2 == 1)
+                co_return g::verdict::deny(g::denial{403, "odd", "odd org", std::nullopt, std::nullopt});
             co_return g::verdict::pass();
         };
         b.add_gate(s);
@@ -523,10 +540,14 @@ TEST(pipeline, shared_by_threads_of_a_multi_threaded_io_context) {
     constexpr int n = 2000;
     std::atomic<int> allowed{0}, denied{0}, wrong{0};
     for (int i = 0; i < n; ++i) {
-        p.async_run(ctx.get_executor(), exec_request("org_" + std::to_string(i)), [&, i](std::exception_ptr ep, g::decision d) {
-            if (ep || d.allowed != (i % 2 == 0) || (!d.allowed && d.gate != "ro1")) ++wrong;
-            (d.allowed ? allowed : denied)++;
-        });
+        p.async_run(
+            ctx.get_executor(),
+            exec_request("org_" + std::to_string(i)),
+            [&, i](std::exception_ptr ep, g::decision d) {
+                if (ep || d.allowed != (i % 2 == 0) || (!d.allowed && d.gate != "ro1")) ++wrong;
+                (d.allowed ? allowed : denied)++;
+            }
+        );
     }
     std::thread t([&] { ctx.run(); });
     ctx.run();
@@ -540,7 +561,9 @@ TEST(pipeline, shared_by_threads_of_a_multi_threaded_io_context) {
 }
 
 TEST(pipeline_builder, rejects_invalid_declarations_with_a_clear_error) {
-    auto ok = [](std::string name) { return scripted_gate(std::move(name), std::make_shared<probe>(), 0ms, act::pass); };
+    auto ok = [](std::string name) {
+        return scripted_gate(std::move(name), std::make_shared<probe>(), 0ms, act::pass);
+    };
     auto expect_error = [](g::pipeline_builder b, const std::string& needle) {
         try {
             (void)b.build();

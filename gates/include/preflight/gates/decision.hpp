@@ -36,10 +36,10 @@ struct gate_trace {
 /// The answer of a run: allowed (with the commit gate's lease, if any) or denied by one gate.
 struct decision {
     bool allowed = true;
-    int status = 200;              ///< HTTP status of a denial (403/402/429/503); 200 when allowed
-    std::string code;              ///< machine code of the denial
-    std::string message;           ///< client-safe text
-    std::string gate;              ///< the deciding gate (empty when allowed)
+    int status = 200;     ///< HTTP status of a denial (403/402/429/503); 200 when allowed
+    std::string code;     ///< machine code of the denial
+    std::string message;  ///< client-safe text
+    std::string gate;     ///< the deciding gate (empty when allowed)
     std::optional<std::chrono::milliseconds> retry_after;
     std::optional<limiter_info> limiter;  ///< set when the deciding gate is a limiter
     gates::lease lease;                   ///< held when a commit gate reserved something

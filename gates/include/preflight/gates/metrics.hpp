@@ -21,8 +21,7 @@ class pipeline_metrics {
 public:
     /// Upper bounds of the latency buckets, in seconds (plus +Inf).
     static constexpr std::array<double, 12> bucket_bounds{
-        0.000001, 0.000005, 0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 1.0
-    };
+        0.000001, 0.000005, 0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 1.0};
 
     explicit pipeline_metrics(std::vector<std::string> gate_names);
     ~pipeline_metrics();

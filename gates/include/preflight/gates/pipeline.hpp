@@ -43,8 +43,8 @@ using event_hook = std::function<void(const gate_event&)>;
 struct pipeline_config {
     /// Source of the trace's timestamps and durations. Must outlive the pipeline.
     const preflight::clock* clock = &preflight::clock::steady();
-    event_hook on_event;   ///< empty: events are only counted in the metrics
-    bool metrics = true;   ///< maintain `pipeline::metrics()`
+    event_hook on_event;  ///< empty: events are only counted in the metrics
+    bool metrics = true;  ///< maintain `pipeline::metrics()`
 };
 
 namespace detail {

@@ -12,8 +12,8 @@ namespace preflight::gates {
 /// What a limiter knows about the limit that denied (for the RateLimit-Policy / RateLimit HTTP fields of
 /// draft-ietf-httpapi-ratelimit-headers).
 struct limiter_info {
-    std::uint64_t limit = 0;      ///< quota units per window (`q`)
-    std::uint64_t remaining = 0;  ///< units left now (`r`)
+    std::uint64_t limit = 0;         ///< quota units per window (`q`)
+    std::uint64_t remaining = 0;     ///< units left now (`r`)
     std::chrono::seconds window{0};  ///< the policy window (`w`)
     std::chrono::seconds reset{0};   ///< until the quota is restored (`t`)
 };

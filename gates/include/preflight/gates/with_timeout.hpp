@@ -44,8 +44,9 @@ boost::asio::awaitable<result<T>> with_timeout(
 ) {
     using namespace boost::asio::experimental::awaitable_operators;
     boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, budget);
-    auto winner =
-        co_await (detail::capture(std::move(op)) || timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable)));
+    auto winner = co_await (
+        detail::capture(std::move(op)) || timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable))
+    );
     if (winner.index() == 0) {
         auto& [ep, value] = std::get<0>(winner);
         if (ep) std::rethrow_exception(ep);
