@@ -19,6 +19,8 @@
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <functional>
+#include <optional>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -90,68 +92,91 @@ g::denial deny(int status, const char* code) {
     return g::denial{status, code, code, std::nullopt, std::nullopt};
 }
 
+/// Gate bodies are synchronous (in-memory stores): each gate exposes them as `try_check` (the fast path) and,
+/// wrapped in a coroutine, as `check`.
+using sync_check = std::function<result<g::verdict>(g::gate_context&)>;
+
+void set_checks(g::gate_spec& spec, sync_check body) {
+    spec.try_check = [body](g::gate_context& c) -> std::optional<result<g::verdict>> { return body(c); };
+    spec.check = [body](g::gate_context& c) -> asio::awaitable<result<g::verdict>> { co_return body(c); };
+}
+
 g::pipeline build_pipeline(world& w) {
     g::pipeline_builder b;
-    auto sub =
-        b.add_fact<subscription>("subscription", [&w](const g::request& r) -> asio::awaitable<result<subscription>> {
-            auto it = w.subs.find(r.subject.org);
-            if (it == w.subs.end()) co_return make_error_code(preflight::errc::not_found);
-            co_return it->second;
-        });
+    auto lookup_sub = [&w](const g::request& r) -> result<subscription> {
+        auto it = w.subs.find(r.subject.org);
+        if (it == w.subs.end()) return make_error_code(preflight::errc::not_found);
+        return it->second;
+    };
+    auto sub = b.add_fact<subscription>(
+        "subscription",
+        [lookup_sub](const g::request& r) -> asio::awaitable<result<subscription>> { co_return lookup_sub(r); },
+        [lookup_sub](const g::request& r) -> std::optional<result<subscription>> { return lookup_sub(r); }
+    );
     g::gate_spec ban;
     ban.name = "ban";
-    ban.check = [&w](g::gate_context& c) -> asio::awaitable<result<g::verdict>> {
+    set_checks(ban, [&w](g::gate_context& c) -> result<g::verdict> {
         auto it = w.bans.find(c.req().subject.user);
-        co_return (it != w.bans.end() && it->second) ? g::verdict::deny(deny(403, "banned")) : g::verdict::pass();
-    };
+        return (it != w.bans.end() && it->second) ? g::verdict::deny(deny(403, "banned")) : g::verdict::pass();
+    });
     g::gate_spec usage;
     usage.name = "usage";
     usage.facts = {"subscription"};
+    usage.try_check = [&w, sub](g::gate_context& c) -> std::optional<result<g::verdict>> {
+        const subscription* s = c.try_fact(sub);
+        if (s == nullptr) return std::nullopt;
+        auto it = w.usage.find(c.req().subject.org);
+        const long limit = s->plan == "free" ? 1'000'000'000L : 1'000'000'000'000L;
+        return (it == w.usage.end() || it->second < limit) ? g::verdict::pass() : g::verdict::deny(deny(402, "usage"));
+    };
     usage.check = [&w, sub](g::gate_context& c) -> asio::awaitable<result<g::verdict>> {
         const subscription& s = co_await c.fact(sub);
         auto it = w.usage.find(c.req().subject.org);
         const long limit = s.plan == "free" ? 1'000'000'000L : 1'000'000'000'000L;
-        co_return (it == w.usage.end() || it->second < limit) ? g::verdict::pass()
-                                                              : g::verdict::deny(deny(402, "usage"));
+        co_return (it == w.usage.end() || it->second < limit) ? g::verdict::pass() : g::verdict::deny(deny(402, "usage"));
     };
     g::gate_spec member;
     member.name = "org_member";
-    member.check = [&w](g::gate_context& c) -> asio::awaitable<result<g::verdict>> {
+    set_checks(member, [&w](g::gate_context& c) -> result<g::verdict> {
         auto it = w.members.find(c.req().subject.org);
-        co_return (it != w.members.end() && it->second == c.req().subject.user)
-            ? g::verdict::pass()
-            : g::verdict::deny(deny(403, "not_member"));
-    };
+        return (it != w.members.end() && it->second == c.req().subject.user) ? g::verdict::pass()
+                                                                            : g::verdict::deny(deny(403, "not_member"));
+    });
     g::gate_spec balance;
     balance.name = "balance";
     balance.facts = {"subscription"};
     balance.on_failure = g::failure_policy::fail_open;
+    balance.try_check = [&w, sub](g::gate_context& c) -> std::optional<result<g::verdict>> {
+        const subscription* s = c.try_fact(sub);
+        if (s == nullptr) return std::nullopt;
+        auto it = w.balance.find(c.req().subject.org);
+        return (s->active && it != w.balance.end() && it->second > 0) ? g::verdict::pass()
+                                                                      : g::verdict::deny(deny(402, "balance"));
+    };
     balance.check = [&w, sub](g::gate_context& c) -> asio::awaitable<result<g::verdict>> {
         const subscription& s = co_await c.fact(sub);
         auto it = w.balance.find(c.req().subject.org);
         co_return (s.active && it != w.balance.end() && it->second > 0) ? g::verdict::pass()
-                                                                        : g::verdict::deny(deny(402, "balance"));
+                                                                         : g::verdict::deny(deny(402, "balance"));
     };
     g::gate_spec rate;
     rate.name = "org_rate";
     rate.phase = g::phase::stateful;
-    rate.check = [&w](g::gate_context& c) -> asio::awaitable<result<g::verdict>> {
-        co_return w.bucket.consume(c.req().subject.org) ? g::verdict::pass()
-                                                        : g::verdict::deny(deny(429, "rate_limited"));
-    };
+    set_checks(rate, [&w](g::gate_context& c) -> result<g::verdict> {
+        return w.bucket.consume(c.req().subject.org) ? g::verdict::pass() : g::verdict::deny(deny(429, "rate_limited"));
+    });
     g::gate_spec admission;
     admission.name = "admission";
     admission.phase = g::phase::commit;
-    admission.check = [&w](g::gate_context& c) -> asio::awaitable<result<g::verdict>> {
+    set_checks(admission, [&w](g::gate_context& c) -> result<g::verdict> {
         auto* slot = w.slots->acquire(c.req().subject.org, 1'000'000);
-        if (slot == nullptr) co_return g::verdict::deny(deny(429, "concurrency"));
-        co_return g::verdict::pass_with_lease({}, [slot]() -> asio::awaitable<result<void>> {
+        if (slot == nullptr) return g::verdict::deny(deny(429, "concurrency"));
+        return g::verdict::pass_with_lease({}, [slot]() -> asio::awaitable<result<void>> {
             slot->fetch_sub(1, std::memory_order_acq_rel);
             co_return result<void>{};
         });
-    };
-    return b.add_gate(ban).add_gate(usage).add_gate(member).add_gate(balance).add_gate(rate).add_gate(admission).build(
-    );
+    });
+    return b.add_gate(ban).add_gate(usage).add_gate(member).add_gate(balance).add_gate(rate).add_gate(admission).build();
 }
 
 void fill(world& w) {

@@ -147,6 +147,7 @@ public:
     [[nodiscard]] const pipeline_impl& impl() const noexcept { return *impl_; }
     [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
     [[nodiscard]] fact_slot& fact(std::size_t i) noexcept { return facts_[i]; }
+    [[nodiscard]] bool spawned() const noexcept { return spawned_; }
 
     /// Starts the facts and the read-only gates (on the run's strand).
     void start();
@@ -206,6 +207,7 @@ private:
     std::size_t next_stateful_ = 0;
     std::size_t compensate_for_ = npos;  // a stateful/commit gate denied: refund, then decide
     bool driver_waiting_ = false;
+    bool spawned_ = false;  // a check or loader runs as its own coroutine
     bool notified_ = false;
     std::size_t awaited_ = npos;
 };
@@ -214,6 +216,21 @@ void run_state::start_fact(std::size_t fi) {
     auto& f = facts_[fi];
     if (f.st != fact_slot::state::idle) return;
     f.st = fact_slot::state::loading;
+    if (const auto& try_load = impl_->facts[fi].try_load) {
+        fact_box box;
+        bool at_hand = false;
+        std::exception_ptr ep;
+        try {
+            at_hand = try_load(req_, box);
+        } catch (...) {
+            ep = std::current_exception();
+        }
+        if (at_hand || ep) {
+            on_fact_done(fi, ep, std::move(box));
+            return;
+        }
+    }
+    spawned_ = true;
     asio::co_spawn(
         ex_,
         run_fact(shared_from_this(), fi),
@@ -263,6 +280,21 @@ void run_state::launch(std::size_t gi) {
     c.started = true;
     c.start = clock_->now();
     trace_[gi].started = c.start - t0_;
+    if (spec.try_check) {
+        std::optional<result<verdict>> r;
+        std::exception_ptr ep;
+        try {
+            r = spec.try_check(c.ctx);
+        } catch (...) {
+            ep = std::current_exception();
+        }
+        if (r || ep) {
+            if (!r) r.emplace(verdict{});
+            on_check_done(gi, ep, std::move(*r));
+            return;
+        }
+    }
+    spawned_ = true;
     // Runs inline until the check first suspends (dispatch on the run's strand): checks that complete
     // synchronously never touch a timer.
     asio::co_spawn(
@@ -555,6 +587,7 @@ asio::awaitable<decision> run_here(std::shared_ptr<run_state> st) {
     st->start();
     auto d = st->advance();
     if (!d) co_return co_await st->drive_slow();
+    if (!st->spawned()) co_return std::move(*d);
     // Every check ran inline, but co_spawn still posts the end of each spawned coroutine. Yield once behind
     // those posts so that they (and the run's memory) are gone before the caller starts its next run: a caller
     // that loops over run() without other I/O would otherwise pile them up without bound.
@@ -615,6 +648,19 @@ asio::awaitable<const void*> gate_context::fact_erased(std::size_t index, std::t
     }
     if (!f.box.ok()) throw fact_error(defs[index].name, f.box.error(), f.box.message());
     co_return f.box.value();
+}
+
+const void* gate_context::try_fact_erased(std::size_t index, std::type_index type) {
+    auto& st = *run_;
+    const auto& defs = st.impl().facts;
+    if (index >= defs.size() || defs[index].type != type) {
+        throw std::logic_error("gate '" + *name_ + "': fact key does not belong to this pipeline or has the wrong type");
+    }
+    auto& f = st.fact(index);
+    if (f.st == detail::run_state::fact_slot::state::idle) st.start_fact(index);
+    if (f.st != detail::run_state::fact_slot::state::done) return nullptr;
+    if (!f.box.ok()) throw fact_error(defs[index].name, f.box.error(), f.box.message());
+    return f.box.value();
 }
 
 pipeline_builder::pipeline_builder(pipeline_config config) : config_(std::move(config)) {}

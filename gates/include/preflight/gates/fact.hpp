@@ -8,6 +8,7 @@
 
 #include <cstddef>
 #include <functional>
+#include <optional>
 #include <string>
 #include <typeindex>
 
@@ -32,6 +33,11 @@ private:
 /// Loads one fact for a run. The result's error (or an exception) becomes the error of every gate awaiting it.
 template <class T>
 using fact_loader = std::function<boost::asio::awaitable<result<T>>(const request&)>;
+
+/// Optional synchronous fast path of a fact loader: the value when it is at hand without waiting (in memory,
+/// cached), nullopt to fall back to the asynchronous loader. Must not block.
+template <class T>
+using fact_try_loader = std::function<std::optional<result<T>>(const request&)>;
 
 /// Thrown into a gate that awaits a fact whose loader failed; the pipeline turns it into that gate's error
 /// (then the gate's failure policy applies). `code()` is the loader's error.
@@ -65,9 +71,18 @@ public:
         co_return std::cref(*static_cast<const T*>(p));
     }
 
+    /// For `try_check`: the fact if it is loaded now, nullptr while it is still loading (then return nullopt
+    /// from try_check to fall back to `check`). Starts the fact if nothing started it. Throws `fact_error` when
+    /// its loader failed.
+    template <class T>
+    const T* try_fact(fact_key<T> key) {
+        return static_cast<const T*>(try_fact_erased(key.index(), std::type_index(typeid(T))));
+    }
+
 private:
     friend class detail::run_state;
     boost::asio::awaitable<const void*> fact_erased(std::size_t index, std::type_index type);
+    const void* try_fact_erased(std::size_t index, std::type_index type);
 
     detail::run_state* run_ = nullptr;
     const request* req_ = nullptr;

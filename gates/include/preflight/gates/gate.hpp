@@ -10,6 +10,7 @@
 
 #include <chrono>
 #include <functional>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -33,6 +34,11 @@ enum class failure_policy {
 /// (the pipeline cancels checks it no longer needs and checks over their time budget).
 using check_function = std::function<boost::asio::awaitable<result<verdict>>(gate_context&)>;
 
+/// Optional synchronous fast path of a check (e.g. a gate on an in-memory store, or a cache hit): the verdict
+/// when it can be given without waiting, nullopt to fall back to the asynchronous `check`. It must not block.
+/// A gate answered here costs no coroutine and no timer.
+using try_check_function = std::function<std::optional<result<verdict>>(gate_context&)>;
+
 /// Gives back what a stateful gate's passing check consumed, when a later stateful (or the commit) gate denies.
 using compensate_function = std::function<boost::asio::awaitable<result<void>>(const request&)>;
 
@@ -48,6 +54,7 @@ struct gate_spec {
     bool shadow = false;             ///< run and record the would-be denial, but never enforce it
     std::vector<std::string> facts;  ///< names of the facts the check awaits (validated at build time)
     check_function check;
+    try_check_function try_check;    ///< optional synchronous fast path, tried before `check`
     compensate_function compensate;  ///< stateful gates only: refund a passed consume (optional)
 };
 

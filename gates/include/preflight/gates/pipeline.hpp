@@ -61,8 +61,9 @@ public:
     /// Registers fact `name`, loaded by `loader` at most once per run, eagerly when a run begins (for runs with
     /// a gate that declares it). The loader's error (or exception) becomes the error of every gate awaiting it.
     /// Lifetime: the loader is kept by the pipeline. Duplicate names are reported by `build()`.
+    /// `try_loader` (optional) answers synchronously when it can; the loader runs otherwise.
     template <class T>
-    fact_key<T> add_fact(std::string name, fact_loader<T> loader) {
+    fact_key<T> add_fact(std::string name, fact_loader<T> loader, fact_try_loader<T> try_loader = {}) {
         std::size_t index = facts_.size();
         detail::erased_loader erased = [loader = std::move(loader)](const request& r
                                        ) -> boost::asio::awaitable<detail::fact_box> {
@@ -70,7 +71,17 @@ public:
             if (!res) co_return detail::fact_box::failure(res.error(), res.error().message());
             co_return detail::fact_box::of(std::move(*res));
         };
-        facts_.push_back(detail::fact_def{name, std::type_index(typeid(T)), std::move(erased)});
+        detail::erased_try_loader erased_try;
+        if (try_loader) {
+            erased_try = [try_loader = std::move(try_loader)](const request& r, detail::fact_box& out) {
+                std::optional<result<T>> res = try_loader(r);
+                if (!res) return false;
+                out = *res ? detail::fact_box::of(std::move(**res))
+                           : detail::fact_box::failure(res->error(), res->error().message());
+                return true;
+            };
+        }
+        facts_.push_back(detail::fact_def{name, std::type_index(typeid(T)), std::move(erased), std::move(erased_try)});
         return fact_key<T>(std::move(name), index);
     }
 

@@ -65,11 +65,14 @@ private:
 };
 
 using erased_loader = std::function<boost::asio::awaitable<fact_box>(const request&)>;
+/// Synchronous fast path: true and `out` filled when the fact was at hand.
+using erased_try_loader = std::function<bool(const request&, fact_box& out)>;
 
 struct fact_def {
     std::string name;
     std::type_index type;
     erased_loader load;
+    erased_try_loader try_load;  // may be empty
 };
 
 }  // namespace preflight::gates::detail
