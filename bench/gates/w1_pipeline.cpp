@@ -20,8 +20,8 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
-#include <optional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -133,14 +133,16 @@ g::pipeline build_pipeline(world& w) {
         const subscription& s = co_await c.fact(sub);
         auto it = w.usage.find(c.req().subject.org);
         const long limit = s.plan == "free" ? 1'000'000'000L : 1'000'000'000'000L;
-        co_return (it == w.usage.end() || it->second < limit) ? g::verdict::pass() : g::verdict::deny(deny(402, "usage"));
+        co_return (it == w.usage.end() || it->second < limit) ? g::verdict::pass()
+                                                              : g::verdict::deny(deny(402, "usage"));
     };
     g::gate_spec member;
     member.name = "org_member";
     set_checks(member, [&w](g::gate_context& c) -> result<g::verdict> {
         auto it = w.members.find(c.req().subject.org);
-        return (it != w.members.end() && it->second == c.req().subject.user) ? g::verdict::pass()
-                                                                            : g::verdict::deny(deny(403, "not_member"));
+        return (it != w.members.end() && it->second == c.req().subject.user)
+                   ? g::verdict::pass()
+                   : g::verdict::deny(deny(403, "not_member"));
     });
     g::gate_spec balance;
     balance.name = "balance";
@@ -157,7 +159,7 @@ g::pipeline build_pipeline(world& w) {
         const subscription& s = co_await c.fact(sub);
         auto it = w.balance.find(c.req().subject.org);
         co_return (s.active && it != w.balance.end() && it->second > 0) ? g::verdict::pass()
-                                                                         : g::verdict::deny(deny(402, "balance"));
+                                                                        : g::verdict::deny(deny(402, "balance"));
     };
     g::gate_spec rate;
     rate.name = "org_rate";
@@ -176,7 +178,8 @@ g::pipeline build_pipeline(world& w) {
             co_return result<void>{};
         });
     });
-    return b.add_gate(ban).add_gate(usage).add_gate(member).add_gate(balance).add_gate(rate).add_gate(admission).build();
+    return b.add_gate(ban).add_gate(usage).add_gate(member).add_gate(balance).add_gate(rate).add_gate(admission).build(
+    );
 }
 
 void fill(world& w) {

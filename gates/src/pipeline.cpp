@@ -654,7 +654,9 @@ const void* gate_context::try_fact_erased(std::size_t index, std::type_index typ
     auto& st = *run_;
     const auto& defs = st.impl().facts;
     if (index >= defs.size() || defs[index].type != type) {
-        throw std::logic_error("gate '" + *name_ + "': fact key does not belong to this pipeline or has the wrong type");
+        throw std::logic_error(
+            "gate '" + *name_ + "': fact key does not belong to this pipeline or has the wrong type"
+        );
     }
     auto& f = st.fact(index);
     if (f.st == detail::run_state::fact_slot::state::idle) st.start_fact(index);

@@ -601,3 +601,109 @@ TEST(pipeline_builder, rejects_invalid_declarations_with_a_clear_error) {
     dup.add_gate(ok("x"));
     expect_error(std::move(dup), "duplicate fact 'f'");
 }
+
+TEST(pipeline, try_check_answer_is_used_without_the_async_check) {
+    asio::io_context ctx;
+    auto async_calls = std::make_shared<std::atomic<int>>(0);
+    g::gate_spec s;
+    s.name = "ban";
+    s.try_check = [](g::gate_context&) -> std::optional<result<g::verdict>> {
+        return g::verdict::deny(g::denial{403, "banned", "banned", std::nullopt, std::nullopt});
+    };
+    s.check = [async_calls](g::gate_context&) -> asio::awaitable<result<g::verdict>> {
+        ++*async_calls;
+        co_return g::verdict::pass();
+    };
+    auto p = g::pipeline_builder{}.add_gate(s).build();
+    auto d = run_once(ctx, p, exec_request());
+    EXPECT_EQ(d.gate, "ban");
+    EXPECT_EQ(*async_calls, 0);
+}
+
+TEST(pipeline, try_check_falls_back_to_check_while_a_fact_is_loading) {
+    asio::io_context ctx;
+    g::pipeline_builder b;
+    auto sub = b.add_fact<int>("subscription", [](const g::request&) -> asio::awaitable<result<int>> {
+        asio::steady_timer t(co_await asio::this_coro::executor, 2ms);
+        co_await t.async_wait(asio::use_awaitable);
+        co_return 7;
+    });
+    auto tries = std::make_shared<std::atomic<int>>(0);
+    auto checks = std::make_shared<std::atomic<int>>(0);
+    g::gate_spec s;
+    s.name = "usage";
+    s.facts = {"subscription"};
+    s.try_check = [sub, tries](g::gate_context& gc) -> std::optional<result<g::verdict>> {
+        ++*tries;
+        if (gc.try_fact(sub) == nullptr) return std::nullopt;
+        return g::verdict::pass();
+    };
+    s.check = [sub, checks](g::gate_context& gc) -> asio::awaitable<result<g::verdict>> {
+        ++*checks;
+        int v = co_await gc.fact(sub);
+        co_return v == 7 ? g::verdict::deny(g::denial{402, "seven", "seven", std::nullopt, std::nullopt})
+                         : g::verdict::pass();
+    };
+    auto p = b.add_gate(s).build();
+    auto d = run_once(ctx, p, exec_request());
+    EXPECT_EQ(*tries, 1);
+    EXPECT_EQ(*checks, 1);
+    EXPECT_EQ(d.gate, "usage");
+    EXPECT_EQ(d.status, 402);
+}
+
+TEST(pipeline, fact_try_loader_answers_synchronously_and_errors_propagate) {
+    asio::io_context ctx;
+    for (bool fail : {false, true}) {
+        g::pipeline_builder b;
+        auto async_loads = std::make_shared<std::atomic<int>>(0);
+        auto sub = b.add_fact<int>(
+            "subscription",
+            [async_loads](const g::request&) -> asio::awaitable<result<int>> {
+                ++*async_loads;
+                co_return 1;
+            },
+            [fail](const g::request&) -> std::optional<result<int>> {
+                if (fail) return result<int>{make_error_code(errc::store_unavailable)};
+                return result<int>{5};
+            }
+        );
+        g::gate_spec s;
+        s.name = "usage";
+        s.facts = {"subscription"};
+        s.try_check = [sub](g::gate_context& gc) -> std::optional<result<g::verdict>> {
+            const int* v = gc.try_fact(sub);  // throws fact_error when the loader failed
+            return *v == 5 ? g::verdict::pass() : g::verdict::deny({});
+        };
+        s.check = [](g::gate_context&) -> asio::awaitable<result<g::verdict>> { co_return g::verdict::deny({}); };
+        auto p = b.add_gate(s).build();
+        auto d = run_once(ctx, p, exec_request());
+        EXPECT_EQ(*async_loads, 0);
+        if (fail) {
+            EXPECT_EQ(d.status, 503);
+            EXPECT_EQ(d.trace[0].outcome, g::gate_outcome::error);
+            EXPECT_NE(d.trace[0].reason.find("subscription"), std::string::npos);
+        } else {
+            EXPECT_TRUE(d.allowed);
+        }
+    }
+}
+
+TEST(pipeline, fast_path_on_a_callers_strand_leaves_no_work_behind) {
+    asio::io_context ctx;
+    auto a = std::make_shared<probe>();
+    g::gate_spec s = scripted_gate("ban", a, 0ms, act::pass);
+    s.try_check = [](g::gate_context&) -> std::optional<result<g::verdict>> { return g::verdict::pass(); };
+    auto p = g::pipeline_builder{}.add_gate(s).add_gate(scripted_gate("usage", a, 0ms, act::pass)).build();
+    int allowed = 0;
+    asio::co_spawn(
+        asio::make_strand(ctx),
+        [&]() -> asio::awaitable<void> {
+            for (int i = 0; i < 100; ++i) allowed += (co_await p.run(exec_request())).allowed ? 1 : 0;
+        },
+        asio::detached
+    );
+    ctx.run();
+    EXPECT_EQ(allowed, 100);
+    EXPECT_EQ(a->calls, 100);  // only the second gate ran its coroutine
+}
