@@ -1,7 +1,9 @@
 // Precedence property: >= 1000 seeded trials through the real coroutine pipeline with Asio timers.
 #include "gates_support.hpp"
 
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/strand.hpp>
 #include <gtest/gtest.h>
 
 #include <optional>
@@ -10,6 +12,8 @@
 #include <vector>
 
 using namespace preflight::test;
+using preflight::errc;
+using preflight::result;
 
 namespace {
 
@@ -68,11 +72,37 @@ TEST(pipeline_property, decision_equals_sequential_oracle_for_random_latencies_a
             probes.push_back(std::make_shared<probe>());
             auto spec = scripted_gate("g" + std::to_string(i), probes.back(), p.latency, p.action, p.status, p.policy);
             spec.shadow = p.shadow;
+            // Some gates answer on the synchronous fast path (same outcome), some decline it.
+            const int fast = std::uniform_int_distribution<int>(0, 3)(rng);
+            if (fast == 0 && p.latency.count() == 0 && p.action != act::hang) {
+                spec.try_check = [a = p.action, st = p.status](g::gate_context&) -> std::optional<result<g::verdict>> {
+                    if (a == act::pass) return g::verdict::pass();
+                    if (a == act::deny)
+                        return g::verdict::deny(g::denial{st, "denied", "no", std::nullopt, std::nullopt});
+                    return result<g::verdict>{make_error_code(errc::store_unavailable)};
+                };
+            } else if (fast == 1) {
+                spec.try_check = [](g::gate_context&) -> std::optional<result<g::verdict>> { return std::nullopt; };
+            }
             spec.budget = p.action == act::hang ? 4ms : 10s;
             b.add_gate(spec);
         }
         auto pipeline = b.build();
-        auto d = run_coro(ctx, pipeline.run(g::request{}));
+        // Odd trials run on a caller's strand (the run stays on it), even ones on the plain executor (the run
+        // makes its own strand).
+        auto d =
+            trial % 2 == 1
+                ? run_coro(
+                      ctx,
+                      [&]() -> asio::awaitable<g::decision> {
+                          g::request req;  // named: g++ 12 mishandles a temporary request inside a co_await operand
+                          auto result = co_await asio::co_spawn(
+                              asio::make_strand(ctx), pipeline.run(std::move(req)), asio::use_awaitable
+                          );
+                          co_return result;
+                      }()
+                  )
+                : run_coro(ctx, pipeline.run(g::request{}));
         const auto want = oracle(plans);
         ASSERT_EQ(d.allowed, want.allowed) << "trial " << trial;
         ASSERT_EQ(d.gate, want.gate) << "trial " << trial;
