@@ -23,7 +23,8 @@ using release_error_hook = std::function<void(const std::string& lease_id, boost
 /// release (explicit or by the destructor) does nothing. A lease held by a dead process is expired by its
 /// store (ttl), not by this object.
 /// Thread safety: `release()` may race with another `release()` or `release_detached()`; exactly one wins.
-/// Lifetime: the store behind the release function (usually owned with the pipeline) must outlive the lease.
+/// Lifetime: the store behind the release function (usually owned with the pipeline) and the io_context of
+/// the lease's executor must outlive the lease (the destructor spawns the release there).
 class lease {
 public:
     lease() = default;
