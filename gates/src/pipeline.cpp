@@ -208,6 +208,9 @@ private:
     std::size_t compensate_for_ = npos;  // a stateful/commit gate denied: refund, then decide
     bool driver_waiting_ = false;
     bool spawned_ = false;  // a check or loader runs as its own coroutine
+    bool in_sync_answer_ = false;
+    bool cursor_valid_ = false;  // cursor_ is the end of a gate answered synchronously just before
+    clock::time_point cursor_{};
     bool notified_ = false;
     std::size_t awaited_ = npos;
 };
@@ -278,7 +281,10 @@ void run_state::launch(std::size_t gi) {
     auto& c = *children_[gi];
     const auto& spec = impl_->gates[gi].spec;
     c.started = true;
-    c.start = clock_->now();
+    // Back-to-back synchronous gates share clock readings: a gate starts when the previous one (answered
+    // synchronously, a moment ago in this same call chain) ended.
+    c.start = cursor_valid_ ? cursor_ : clock_->now();
+    cursor_valid_ = false;
     trace_[gi].started = c.start - t0_;
     if (spec.try_check) {
         std::optional<result<verdict>> r;
@@ -290,7 +296,9 @@ void run_state::launch(std::size_t gi) {
         }
         if (r || ep) {
             if (!r) r.emplace(verdict{});
+            in_sync_answer_ = true;
             on_check_done(gi, ep, std::move(*r));
+            in_sync_answer_ = false;
             return;
         }
     }
@@ -347,7 +355,12 @@ void run_state::finish_gate(
     const auto& spec = impl_->gates[gi].spec;
     c.finished = true;
     t.outcome = o;
-    t.duration = clock_->now() - c.start;
+    const auto now = clock_->now();
+    t.duration = now - c.start;
+    if (in_sync_answer_) {
+        cursor_ = now;
+        cursor_valid_ = true;
+    }
     bool denied = false;
     switch (o) {
         case gate_outcome::pass:
@@ -428,6 +441,7 @@ asio::awaitable<bool> run_state::wait_wake() {
     if (!wake_) wake_ = std::make_unique<asio::steady_timer>(ex_, asio::steady_timer::time_point::max());
     notified_ = false;
     driver_waiting_ = true;
+    cursor_valid_ = false;
     co_await wake_->async_wait(asio::as_tuple(asio::use_awaitable));
     driver_waiting_ = false;
     co_return notified_;
@@ -615,7 +629,13 @@ asio::awaitable<decision> run_pipeline(std::shared_ptr<const pipeline_impl> impl
     // A caller already on a strand of an io_context runs the whole run there (no hop); otherwise the run gets
     // its own strand so that its checks never run concurrently with each other.
     if (ex.target<asio::strand<asio::io_context::executor_type>>() != nullptr) {
-        co_return co_await run_here(std::make_shared<run_state>(impl, ex, std::move(r), p));
+        // Same as run_here, without a nested coroutine frame.
+        auto st = std::make_shared<run_state>(impl, ex, std::move(r), p);
+        st->start();
+        auto d = st->advance();
+        if (!d) co_return co_await st->drive_slow();
+        if (st->spawned()) co_await asio::post(st->executor(), asio::use_awaitable);
+        co_return std::move(*d);
     }
     asio::any_io_executor strand = asio::make_strand(ex);
     co_return co_await asio::co_spawn(
