@@ -1,0 +1,55 @@
+#pragma once
+
+#include <preflight/gates/decision.hpp>
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace preflight::gates {
+
+/// Counters per gate x outcome, fail-open and shadow-denial counters, and a latency histogram per gate;
+/// exported as Prometheus text. Owned by a pipeline.
+/// Thread safety: every member may be called concurrently (relaxed atomics, sharded per thread to avoid
+/// contention); reads are approximate while runs are in flight.
+class pipeline_metrics {
+public:
+    /// Upper bounds of the latency buckets, in seconds (plus +Inf).
+    static constexpr std::array<double, 12> bucket_bounds{
+        0.000001, 0.000005, 0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 1.0};
+
+    explicit pipeline_metrics(std::vector<std::string> gate_names);
+    ~pipeline_metrics();
+    pipeline_metrics(const pipeline_metrics&) = delete;
+    pipeline_metrics& operator=(const pipeline_metrics&) = delete;
+
+    /// Records one gate result (skipped gates are counted but not timed).
+    void record(std::size_t gate, const gate_trace& t) noexcept;
+    void record_decision(bool allowed) noexcept;
+
+    [[nodiscard]] std::uint64_t count(std::string_view gate, gate_outcome o) const;
+    [[nodiscard]] std::uint64_t fail_open_count(std::string_view gate) const;
+    [[nodiscard]] std::uint64_t shadow_denial_count(std::string_view gate) const;
+    [[nodiscard]] std::uint64_t decisions(bool allowed) const noexcept;
+
+    /// Prometheus text exposition format 0.0.4: preflight_gate_outcomes_total{gate,outcome},
+    /// preflight_gate_fail_open_total{gate}, preflight_gate_shadow_denials_total{gate},
+    /// preflight_gate_duration_seconds{gate} (histogram), preflight_decisions_total{result}.
+    [[nodiscard]] std::string prometheus_text() const;
+
+private:
+    struct cell;
+    [[nodiscard]] std::size_t index_of(std::string_view gate) const;
+    [[nodiscard]] std::uint64_t sum(std::size_t gate, std::size_t slot) const noexcept;
+
+    std::vector<std::string> names_;
+    std::unique_ptr<cell[]> cells_;  // shards x gates
+    std::array<std::atomic<std::uint64_t>, 2> decisions_{};
+};
+
+}  // namespace preflight::gates

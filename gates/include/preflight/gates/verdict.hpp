@@ -1,0 +1,61 @@
+#pragma once
+
+#include <preflight/gates/lease.hpp>
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace preflight::gates {
+
+/// What a limiter knows about the limit that denied (for the RateLimit-Policy / RateLimit HTTP fields of
+/// draft-ietf-httpapi-ratelimit-headers).
+struct limiter_info {
+    std::uint64_t limit = 0;         ///< quota units per window (`q`)
+    std::uint64_t remaining = 0;     ///< units left now (`r`)
+    std::chrono::seconds window{0};  ///< the policy window (`w`)
+    std::chrono::seconds reset{0};   ///< until the quota is restored (`t`)
+};
+
+/// Why a gate refuses. `status` is an HTTP status (403 ban, 402 usage, 429 rate limit, 503 unavailable).
+struct denial {
+    int status = 403;
+    std::string code;     ///< machine code, e.g. "rate_limited"
+    std::string message;  ///< client-safe text
+    std::optional<std::chrono::milliseconds> retry_after;
+    std::optional<limiter_info> limiter;  ///< set by limiter gates
+};
+
+/// The answer of a gate's check: pass (commit gates may attach a lease) or deny.
+class verdict {
+public:
+    /// Pass (the default).
+    verdict() = default;
+    [[nodiscard]] static verdict pass() { return {}; }
+    /// Pass and hand over a reservation; the pipeline wraps it in the decision's `lease`.
+    [[nodiscard]] static verdict pass_with_lease(std::string lease_id, release_function release) {
+        verdict v;
+        v.lease_id_ = std::move(lease_id);
+        v.release_ = std::move(release);
+        return v;
+    }
+    [[nodiscard]] static verdict deny(denial d) {
+        verdict v;
+        v.denial_ = std::move(d);
+        return v;
+    }
+
+    [[nodiscard]] bool passed() const noexcept { return !denial_.has_value(); }
+    [[nodiscard]] const std::optional<denial>& denied() const noexcept { return denial_; }
+    [[nodiscard]] std::optional<denial>& denied() noexcept { return denial_; }
+    [[nodiscard]] const std::string& lease_id() const noexcept { return lease_id_; }
+    [[nodiscard]] release_function& release() noexcept { return release_; }
+
+private:
+    std::optional<denial> denial_;
+    std::string lease_id_;
+    release_function release_;
+};
+
+}  // namespace preflight::gates

@@ -1,0 +1,787 @@
+#include <preflight/gates/pipeline.hpp>
+#include <preflight/gates/precedence.hpp>
+#include <preflight/gates/with_timeout.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/strand.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <algorithm>
+#include <array>
+#include <exception>
+#include <optional>
+#include <stdexcept>
+
+namespace asio = boost::asio;
+
+namespace preflight::gates {
+
+std::string_view to_string(event_kind k) noexcept {
+    switch (k) {
+        case event_kind::fail_open: return "fail_open";
+        case event_kind::compensation_failed: return "compensation_failed";
+        case event_kind::release_failed: return "release_failed";
+    }
+    return "unknown";
+}
+
+namespace detail {
+namespace {
+
+constexpr std::size_t npos = static_cast<std::size_t>(-1);
+constexpr std::array<operation, 5> all_operations{
+    operation::execute, operation::execute_with_pause, operation::resume, operation::cancel, operation::read};
+
+/// An error of a check, a fact loader or a hook, from its exception.
+struct failure {
+    gate_outcome outcome = gate_outcome::error;
+    boost::system::error_code ec;
+    std::string reason;
+};
+
+failure classify(std::exception_ptr ep) {
+    try {
+        std::rethrow_exception(ep);
+    } catch (const boost::system::system_error& e) {
+        return {gate_outcome::error, e.code(), e.what()};
+    } catch (const std::exception& e) {
+        return {gate_outcome::error, make_error_code(errc::store_unavailable), e.what()};
+    } catch (...) {
+        return {gate_outcome::error, make_error_code(errc::store_unavailable), "unknown exception"};
+    }
+}
+
+bool valid_name(std::string_view n) {
+    if (n.empty()) return false;
+    return std::all_of(n.begin(), n.end(), [](char c) {
+        return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-' ||
+               c == '.' || c == ':';
+    });
+}
+
+}  // namespace
+
+struct gate_def {
+    gate_spec spec;
+};
+
+/// Which gates run for one operation.
+struct plan {
+    std::vector<std::size_t> read_only;  // gate indexes in declaration order
+    std::vector<std::size_t> stateful;
+    std::optional<std::size_t> commit;
+    std::vector<std::size_t> facts;     // facts declared by those gates, started eagerly
+    std::vector<std::size_t> position;  // gate index -> position in read_only (npos otherwise)
+    std::vector<bool> applies;          // gate index -> runs for this operation
+    [[nodiscard]] bool empty() const noexcept { return read_only.empty() && stateful.empty() && !commit; }
+};
+
+struct pipeline_impl {
+    pipeline_config config;
+    std::vector<gate_def> gates;
+    std::vector<fact_def> facts;
+    std::array<plan, all_operations.size()> plans;
+    std::unique_ptr<pipeline_metrics> metrics;
+
+    void emit(event_kind kind, std::string_view gate, std::string_view reason, boost::system::error_code ec) const {
+        if (!config.on_event) return;
+        try {
+            config.on_event(gate_event{kind, gate, reason, ec});
+        } catch (...) {  // NOLINT(bugprone-empty-catch): a throwing hook must not break the run; documented
+        }
+    }
+};
+
+/// The state of one run. Every member is touched only on the run's strand.
+class run_state : public std::enable_shared_from_this<run_state> {
+public:
+    struct child {
+        gate_context ctx;
+        asio::cancellation_signal signal;
+        std::unique_ptr<asio::steady_timer> timer;  // budget timer, only for checks that suspend
+        clock::time_point start{};
+        bool started = false;
+        bool finished = false;  // result recorded (done, timed out, or cancelled by the run)
+        bool effective_deny = false;
+        bool consumed = false;  // stateful gate passed by its check: compensate on a later denial
+        std::optional<denial> deny;
+        verdict passed;  // commit gate: carries the lease
+    };
+    struct fact_slot {
+        enum class state { idle, loading, done } st = state::idle;
+        fact_box box;
+        asio::cancellation_signal signal;
+        std::unique_ptr<asio::steady_timer> waiters;
+    };
+
+    run_state(std::shared_ptr<const pipeline_impl> impl, asio::any_io_executor ex, request r, const plan& p)
+        : impl_(std::move(impl)),
+          ex_(std::move(ex)),
+          req_(std::move(r)),
+          plan_(&p),
+          clock_(impl_->config.clock),
+          facts_(std::make_unique<fact_slot[]>(impl_->facts.size())),
+          fsm_(p.read_only.size()) {
+        trace_.resize(impl_->gates.size());
+        // One small allocation per child (not one array): keeps every allocation of a run in malloc's fast path.
+        children_.reserve(impl_->gates.size());
+        for (std::size_t i = 0; i < impl_->gates.size(); ++i) {
+            const auto& spec = impl_->gates[i].spec;
+            trace_[i].gate = spec.name;
+            trace_[i].phase = spec.phase;
+            trace_[i].shadow = spec.shadow;
+            auto& c = *children_.emplace_back(std::make_unique<child>());
+            c.ctx.run_ = this;
+            c.ctx.req_ = &req_;
+            c.ctx.name_ = &spec.name;
+        }
+        ro_decided_ = p.read_only.empty();
+    }
+
+    [[nodiscard]] const pipeline_impl& impl() const noexcept { return *impl_; }
+    [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
+    [[nodiscard]] fact_slot& fact(std::size_t i) noexcept { return facts_[i]; }
+    [[nodiscard]] bool spawned() const noexcept { return spawned_; }
+
+    /// Starts the facts and the read-only gates (on the run's strand).
+    void start();
+    /// Moves the run forward as far as it can without waiting; the decision when the run is complete.
+    std::optional<decision> advance();
+    /// The rest of a run that has to wait (a check suspended) or compensate.
+    asio::awaitable<decision> drive_slow();
+    void start_fact(std::size_t fi);
+
+private:
+    struct budget_expired {
+        std::shared_ptr<run_state> st;
+        std::size_t gi;
+        void operator()(boost::system::error_code ec) const { st->on_budget_expired(gi, ec); }
+    };
+
+    /// Completion of a spawned check/loader. Holds the run until the spawned coroutine has fully ended: its
+    /// cancellation state lives in the run's cancellation_signal, and co_spawn touches it after our code returns.
+    struct keep_alive {
+        std::shared_ptr<run_state> st;
+        void operator()(const std::exception_ptr& ep) const {
+            if (ep) std::rethrow_exception(ep);  // only bad_alloc-like failures of the run's own bookkeeping
+        }
+    };
+
+    static asio::awaitable<void> run_check(std::shared_ptr<run_state> st, std::size_t gi);
+    static asio::awaitable<void> run_fact(std::shared_ptr<run_state> st, std::size_t fi);
+
+    void launch(std::size_t gi);
+    void on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict> r);
+    void on_budget_expired(std::size_t gi, boost::system::error_code ec);
+    void on_fact_done(std::size_t fi, std::exception_ptr ep, fact_box box);
+    void finish_gate(std::size_t gi, gate_outcome o, std::string reason, boost::system::error_code ec, verdict* v);
+    void cancel_running(std::string_view why);
+    void cancel_facts();
+    void notify();
+    [[nodiscard]] bool ready() const noexcept;
+    asio::awaitable<bool> wait_wake();
+    asio::awaitable<void> compensate(std::string why);
+    lease make_lease(std::size_t gi);
+    decision finish(std::optional<std::size_t> decider, lease l);
+
+    std::shared_ptr<const pipeline_impl> impl_;
+    asio::any_io_executor ex_;
+    request req_;
+    const plan* plan_;
+    const preflight::clock* clock_;
+    clock::time_point t0_{};
+    std::vector<std::unique_ptr<child>> children_;
+    std::unique_ptr<fact_slot[]> facts_;
+    std::vector<gate_trace> trace_;
+    precedence_fsm fsm_;
+    bool ro_decided_ = false;
+    std::optional<std::size_t> decider_;
+    std::unique_ptr<asio::steady_timer> wake_;
+    enum class stage { read_only, stateful, commit, done } stage_ = stage::read_only;
+    std::size_t next_stateful_ = 0;
+    std::size_t compensate_for_ = npos;  // a stateful/commit gate denied: refund, then decide
+    bool driver_waiting_ = false;
+    bool spawned_ = false;  // a check or loader runs as its own coroutine
+    bool in_sync_answer_ = false;
+    bool cursor_valid_ = false;  // cursor_ is the end of a gate answered synchronously just before
+    clock::time_point cursor_{};
+    bool notified_ = false;
+    std::size_t awaited_ = npos;
+};
+
+void run_state::start_fact(std::size_t fi) {
+    auto& f = facts_[fi];
+    if (f.st != fact_slot::state::idle) return;
+    f.st = fact_slot::state::loading;
+    if (const auto& try_load = impl_->facts[fi].try_load) {
+        fact_box box;
+        bool at_hand = false;
+        std::exception_ptr ep;
+        try {
+            at_hand = try_load(req_, box);
+        } catch (...) {
+            ep = std::current_exception();
+        }
+        if (at_hand || ep) {
+            on_fact_done(fi, ep, std::move(box));
+            return;
+        }
+    }
+    spawned_ = true;
+    asio::co_spawn(
+        ex_,
+        run_fact(shared_from_this(), fi),
+        asio::bind_cancellation_slot(f.signal.slot(), keep_alive{shared_from_this()})
+    );
+}
+
+// The result is recorded from inside the spawned coroutine, as soon as the loader returns: co_spawn's own
+// completion handler would be posted even when nothing suspended.
+asio::awaitable<void> run_state::run_fact(std::shared_ptr<run_state> st, std::size_t fi) {
+    std::exception_ptr ep;
+    fact_box box;
+    try {
+        box = co_await st->impl_->facts[fi].load(st->req_);
+    } catch (...) {
+        ep = std::current_exception();
+    }
+    st->on_fact_done(fi, ep, std::move(box));
+}
+
+asio::awaitable<void> run_state::run_check(std::shared_ptr<run_state> st, std::size_t gi) {
+    std::exception_ptr ep;
+    std::optional<result<verdict>> r;
+    try {
+        r.emplace(co_await st->impl_->gates[gi].spec.check(st->children_[gi]->ctx));
+    } catch (...) {
+        ep = std::current_exception();
+    }
+    if (!r) r.emplace(verdict{});
+    st->on_check_done(gi, ep, std::move(*r));
+}
+
+void run_state::on_fact_done(std::size_t fi, std::exception_ptr ep, fact_box box) {
+    auto& f = facts_[fi];
+    if (ep) {
+        auto fl = classify(ep);
+        box = fact_box::failure(fl.ec, fl.reason);
+    }
+    f.box = std::move(box);
+    f.st = fact_slot::state::done;
+    if (f.waiters) f.waiters->cancel();
+}
+
+void run_state::launch(std::size_t gi) {
+    auto& c = *children_[gi];
+    const auto& spec = impl_->gates[gi].spec;
+    c.started = true;
+    // Back-to-back synchronous gates share clock readings: a gate starts when the previous one (answered
+    // synchronously, a moment ago in this same call chain) ended.
+    c.start = cursor_valid_ ? cursor_ : clock_->now();
+    cursor_valid_ = false;
+    trace_[gi].started = c.start - t0_;
+    if (spec.try_check) {
+        std::optional<result<verdict>> r;
+        std::exception_ptr ep;
+        try {
+            r = spec.try_check(c.ctx);
+        } catch (...) {
+            ep = std::current_exception();
+        }
+        if (r || ep) {
+            if (!r) r.emplace(verdict{});
+            in_sync_answer_ = true;
+            on_check_done(gi, ep, std::move(*r));
+            in_sync_answer_ = false;
+            return;
+        }
+    }
+    spawned_ = true;
+    // Runs inline until the check first suspends (dispatch on the run's strand): checks that complete
+    // synchronously never touch a timer.
+    asio::co_spawn(
+        ex_,
+        run_check(shared_from_this(), gi),
+        asio::bind_cancellation_slot(c.signal.slot(), keep_alive{shared_from_this()})
+    );
+    if (!c.finished) {
+        if (!c.timer) c.timer = std::make_unique<asio::steady_timer>(ex_);
+        c.timer->expires_after(spec.budget);
+        c.timer->async_wait(budget_expired{shared_from_this(), gi});
+    }
+}
+
+void run_state::on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict> r) {
+    auto& c = *children_[gi];
+    if (c.timer) c.timer->cancel();
+    if (c.finished) return;  // timed out or cancelled by the run: already recorded
+    if (ep) {
+        auto fl = classify(ep);
+        finish_gate(gi, fl.outcome, std::move(fl.reason), fl.ec, nullptr);
+    } else if (!r) {
+        finish_gate(gi, gate_outcome::error, r.error().message(), r.error(), nullptr);
+    } else if (r->passed()) {
+        finish_gate(gi, gate_outcome::pass, {}, {}, &*r);
+    } else {
+        finish_gate(gi, gate_outcome::deny, {}, {}, &*r);
+    }
+}
+
+void run_state::on_budget_expired(std::size_t gi, boost::system::error_code ec) {
+    auto& c = *children_[gi];
+    if (ec || c.finished) return;
+    const auto& spec = impl_->gates[gi].spec;
+    finish_gate(
+        gi,
+        gate_outcome::timeout,
+        "time budget of " + std::to_string(spec.budget.count()) + " ms exceeded",
+        make_error_code(errc::timeout),
+        nullptr
+    );
+    c.signal.emit(asio::cancellation_type::terminal);
+}
+
+void run_state::finish_gate(
+    std::size_t gi, gate_outcome o, std::string reason, boost::system::error_code ec, verdict* v
+) {
+    auto& c = *children_[gi];
+    auto& t = trace_[gi];
+    const auto& spec = impl_->gates[gi].spec;
+    c.finished = true;
+    t.outcome = o;
+    const auto now = clock_->now();
+    t.duration = now - c.start;
+    if (in_sync_answer_) {
+        cursor_ = now;
+        cursor_valid_ = true;
+    }
+    bool denied = false;
+    switch (o) {
+        case gate_outcome::pass:
+            c.consumed = spec.phase == phase::stateful;
+            if (spec.phase == phase::commit && v != nullptr) c.passed = std::move(*v);
+            break;
+        case gate_outcome::deny:
+            t.reason = v->denied()->code;
+            if (spec.shadow) {
+                t.would_deny = true;
+            } else {
+                denied = true;
+                c.deny = std::move(*v->denied());
+            }
+            break;
+        default:  // error, timeout (a check that reports cancellation by itself counts as an error)
+            t.reason = std::move(reason);
+            if (spec.shadow) {
+                t.would_deny = spec.on_failure == failure_policy::fail_closed;
+            } else if (spec.on_failure == failure_policy::fail_open) {
+                t.fail_open = true;
+                impl_->emit(event_kind::fail_open, spec.name, t.reason, ec);
+            } else {
+                denied = true;
+                c.deny = denial{
+                    503,
+                    "gate_unavailable",
+                    "gate '" + spec.name + "' is unavailable (" + std::string(to_string(o)) + ")",
+                    std::nullopt,
+                    std::nullopt};
+            }
+            break;
+    }
+    c.effective_deny = denied;
+    if (spec.phase == phase::read_only) {
+        if (ro_decided_) return;
+        auto step = fsm_.on_gate_done(plan_->position[gi], denied);
+        if (step == precedence_step::keep_waiting) return;
+        ro_decided_ = true;
+        if (auto d = fsm_.deciding_gate()) {
+            decider_ = plan_->read_only[*d];
+            cancel_running("decided by '" + impl_->gates[*decider_].spec.name + "'");
+            cancel_facts();
+        }
+        notify();
+    } else if (awaited_ == gi) {
+        notify();
+    }
+}
+
+void run_state::cancel_running(std::string_view why) {
+    for (std::size_t gi = 0; gi < impl_->gates.size(); ++gi) {
+        auto& c = *children_[gi];
+        if (!c.started || c.finished) continue;
+        c.finished = true;
+        trace_[gi].outcome = gate_outcome::cancelled;
+        trace_[gi].duration = clock_->now() - c.start;
+        trace_[gi].reason = std::string(why);
+        if (c.timer) c.timer->cancel();
+        c.signal.emit(asio::cancellation_type::terminal);
+    }
+}
+
+void run_state::cancel_facts() {
+    for (std::size_t fi = 0; fi < impl_->facts.size(); ++fi) {
+        if (facts_[fi].st == fact_slot::state::loading) facts_[fi].signal.emit(asio::cancellation_type::terminal);
+    }
+}
+
+void run_state::notify() {
+    if (driver_waiting_ && !notified_) {
+        notified_ = true;
+        wake_->cancel();
+    }
+}
+
+asio::awaitable<bool> run_state::wait_wake() {
+    if (!wake_) wake_ = std::make_unique<asio::steady_timer>(ex_, asio::steady_timer::time_point::max());
+    notified_ = false;
+    driver_waiting_ = true;
+    cursor_valid_ = false;
+    co_await wake_->async_wait(asio::as_tuple(asio::use_awaitable));
+    driver_waiting_ = false;
+    co_return notified_;
+}
+
+bool run_state::ready() const noexcept {
+    if (compensate_for_ != npos) return true;
+    if (stage_ == stage::read_only) return ro_decided_;
+    return awaited_ == npos || children_[awaited_]->finished;
+}
+
+asio::awaitable<void> run_state::compensate(std::string why) {
+    for (auto it = plan_->stateful.rbegin(); it != plan_->stateful.rend(); ++it) {
+        auto& c = *children_[*it];
+        const auto& spec = impl_->gates[*it].spec;
+        if (!c.consumed || !spec.compensate) continue;
+        c.consumed = false;
+        result<void> r;
+        std::string reason;
+        try {
+            r = co_await with_timeout(spec.compensate(req_), spec.budget);
+        } catch (...) {
+            auto fl = classify(std::current_exception());
+            r = fl.ec;
+            reason = fl.reason;
+        }
+        if (r) {
+            trace_[*it].reason = "refunded: " + why;
+        } else {
+            if (reason.empty()) reason = r.error().message();
+            trace_[*it].reason = "refund failed: " + reason;
+            impl_->emit(event_kind::compensation_failed, spec.name, reason, r.error());
+        }
+    }
+}
+
+decision run_state::finish(std::optional<std::size_t> decider, lease l) {
+    cancel_facts();
+    const std::string_view op = to_string(req_.op);
+    for (std::size_t gi = 0; gi < impl_->gates.size(); ++gi) {
+        auto& t = trace_[gi];
+        if (children_[gi]->started) continue;
+        t.outcome = gate_outcome::skipped;
+        if (!plan_->applies[gi]) {
+            t.reason = "not applicable to ";
+            t.reason += op;
+        } else if (decider) {
+            t.reason = "not needed: decided by '" + impl_->gates[*decider].spec.name + "'";
+        }
+    }
+    decision d;
+    if (decider) {
+        auto& c = *children_[*decider];
+        d.allowed = false;
+        d.status = c.deny->status;
+        d.code = std::move(c.deny->code);
+        d.message = std::move(c.deny->message);
+        d.gate = impl_->gates[*decider].spec.name;
+        d.retry_after = c.deny->retry_after;
+        d.limiter = c.deny->limiter;
+    }
+    d.lease = std::move(l);
+    if (impl_->metrics) {
+        for (std::size_t gi = 0; gi < trace_.size(); ++gi) impl_->metrics->record(gi, trace_[gi]);
+        impl_->metrics->record_decision(d.allowed);
+    }
+    d.trace = std::move(trace_);
+    return d;
+}
+
+void run_state::start() {
+    t0_ = clock_->now();
+    for (auto fi : plan_->facts) start_fact(fi);
+    for (auto gi : plan_->read_only) {
+        if (ro_decided_) break;
+        launch(gi);
+    }
+}
+
+std::optional<decision> run_state::advance() {
+    if (stage_ == stage::read_only) {
+        if (!ro_decided_) return std::nullopt;
+        if (decider_) return finish(decider_, {});
+        stage_ = stage::stateful;
+    }
+    while (stage_ == stage::stateful) {
+        if (next_stateful_ == plan_->stateful.size()) {
+            stage_ = stage::commit;
+            break;
+        }
+        const auto gi = plan_->stateful[next_stateful_];
+        auto& c = *children_[gi];
+        if (!c.started) launch(gi);
+        if (!c.finished) {
+            awaited_ = gi;
+            return std::nullopt;
+        }
+        awaited_ = npos;
+        if (c.effective_deny) {
+            compensate_for_ = gi;
+            return std::nullopt;
+        }
+        ++next_stateful_;
+    }
+    lease l;
+    if (plan_->commit) {
+        const auto gi = *plan_->commit;
+        auto& c = *children_[gi];
+        if (!c.started) launch(gi);
+        if (!c.finished) {
+            awaited_ = gi;
+            return std::nullopt;
+        }
+        awaited_ = npos;
+        if (c.effective_deny) {
+            compensate_for_ = gi;
+            return std::nullopt;
+        }
+        l = make_lease(gi);
+    }
+    stage_ = stage::done;
+    return finish(std::nullopt, std::move(l));
+}
+
+lease run_state::make_lease(std::size_t gi) {
+    auto& c = *children_[gi];
+    if (!c.passed.release()) return {};
+    release_error_hook hook;
+    if (impl_->config.on_event) {
+        hook = [impl = impl_, gi](const std::string& id, boost::system::error_code ec) {
+            impl->emit(event_kind::release_failed, impl->gates[gi].spec.name, "lease " + id, ec);
+        };
+    }
+    return lease(c.passed.lease_id(), std::move(c.passed.release()), ex_, std::move(hook));
+}
+
+asio::awaitable<decision> run_state::drive_slow() {
+    auto self = shared_from_this();  // keeps the run alive while the driver waits
+    for (;;) {
+        if (compensate_for_ != npos) {
+            co_await compensate("denied by '" + impl_->gates[compensate_for_].spec.name + "'");
+            co_return finish(compensate_for_, {});
+        }
+        const bool woken = co_await wait_wake();
+        if (!woken && !ready()) {
+            cancel_running("run cancelled by its caller");
+            cancel_facts();
+            co_await compensate("run cancelled by its caller");
+            throw boost::system::system_error(asio::error::operation_aborted, "preflight run cancelled");
+        }
+        if (auto d = advance()) co_return std::move(*d);
+    }
+}
+
+/// A run on the current strand: the synchronous fast path, then the waiting slow path if needed.
+asio::awaitable<decision> run_here(std::shared_ptr<run_state> st) {
+    st->start();
+    auto d = st->advance();
+    if (!d) co_return co_await st->drive_slow();
+    if (!st->spawned()) co_return std::move(*d);
+    // Every check ran inline, but co_spawn still posts the end of each spawned coroutine. Yield once behind
+    // those posts so that they (and the run's memory) are gone before the caller starts its next run: a caller
+    // that loops over run() without other I/O would otherwise pile them up without bound.
+    co_await asio::post(st->executor(), asio::use_awaitable);
+    co_return std::move(*d);
+}
+
+asio::awaitable<decision> run_pipeline(std::shared_ptr<const pipeline_impl> impl, request r) {
+    const plan& p = impl->plans[static_cast<std::size_t>(r.op)];
+    if (p.empty()) {  // resume, or no gate applies
+        decision d;
+        d.trace.resize(impl->gates.size());
+        for (std::size_t gi = 0; gi < impl->gates.size(); ++gi) {
+            auto& t = d.trace[gi];
+            t.gate = impl->gates[gi].spec.name;
+            t.phase = impl->gates[gi].spec.phase;
+            t.shadow = impl->gates[gi].spec.shadow;
+            t.reason = "not applicable to " + std::string(to_string(r.op));
+            if (impl->metrics) impl->metrics->record(gi, t);
+        }
+        if (impl->metrics) impl->metrics->record_decision(true);
+        co_return d;
+    }
+    auto ex = co_await asio::this_coro::executor;
+    // A caller already on a strand of an io_context runs the whole run there (no hop); otherwise the run gets
+    // its own strand so that its checks never run concurrently with each other.
+    if (ex.target<asio::strand<asio::io_context::executor_type>>() != nullptr) {
+        // Same as run_here, without a nested coroutine frame.
+        auto st = std::make_shared<run_state>(impl, ex, std::move(r), p);
+        st->start();
+        auto d = st->advance();
+        if (!d) co_return co_await st->drive_slow();
+        if (st->spawned()) co_await asio::post(st->executor(), asio::use_awaitable);
+        co_return std::move(*d);
+    }
+    asio::any_io_executor strand = asio::make_strand(ex);
+    co_return co_await asio::co_spawn(
+        strand, run_here(std::make_shared<run_state>(impl, strand, std::move(r), p)), asio::use_awaitable
+    );
+}
+
+}  // namespace detail
+
+asio::awaitable<const void*> gate_context::fact_erased(std::size_t index, std::type_index type) {
+    auto& st = *run_;
+    const auto& defs = st.impl().facts;
+    if (index >= defs.size() || defs[index].type != type) {
+        throw std::logic_error(
+            "gate '" + *name_ + "': fact key does not belong to this pipeline or has the wrong type"
+        );
+    }
+    auto& f = st.fact(index);
+    if (f.st == detail::run_state::fact_slot::state::idle) st.start_fact(index);
+    while (f.st == detail::run_state::fact_slot::state::loading) {
+        if (!f.waiters)
+            f.waiters = std::make_unique<asio::steady_timer>(st.executor(), asio::steady_timer::time_point::max());
+        co_await f.waiters->async_wait(asio::as_tuple(asio::use_awaitable));
+        if (f.st == detail::run_state::fact_slot::state::loading) {
+            throw boost::system::system_error(
+                asio::error::operation_aborted,
+                "gate '" + *name_ + "' cancelled while awaiting fact '" + defs[index].name + "'"
+            );
+        }
+    }
+    if (!f.box.ok()) throw fact_error(defs[index].name, f.box.error(), f.box.message());
+    co_return f.box.value();
+}
+
+const void* gate_context::try_fact_erased(std::size_t index, std::type_index type) {
+    auto& st = *run_;
+    const auto& defs = st.impl().facts;
+    if (index >= defs.size() || defs[index].type != type) {
+        throw std::logic_error(
+            "gate '" + *name_ + "': fact key does not belong to this pipeline or has the wrong type"
+        );
+    }
+    auto& f = st.fact(index);
+    if (f.st == detail::run_state::fact_slot::state::idle) st.start_fact(index);
+    if (f.st != detail::run_state::fact_slot::state::done) return nullptr;
+    if (!f.box.ok()) throw fact_error(defs[index].name, f.box.error(), f.box.message());
+    return f.box.value();
+}
+
+pipeline_builder::pipeline_builder(pipeline_config config) : config_(std::move(config)) {}
+
+pipeline_builder& pipeline_builder::add_gate(gate_spec spec) {
+    gates_.push_back(std::move(spec));
+    return *this;
+}
+
+pipeline pipeline_builder::build() {
+    using E = pipeline_config_error;
+    if (config_.clock == nullptr) throw E("pipeline: config.clock is null");
+    if (gates_.empty()) throw E("pipeline: no gates declared");
+    for (std::size_t i = 0; i < facts_.size(); ++i) {
+        if (!detail::valid_name(facts_[i].name)) throw E("pipeline: invalid fact name '" + facts_[i].name + "'");
+        for (std::size_t j = 0; j < i; ++j) {
+            if (facts_[j].name == facts_[i].name) throw E("pipeline: duplicate fact '" + facts_[i].name + "'");
+        }
+        if (!facts_[i].load) throw E("pipeline: fact '" + facts_[i].name + "' has no loader");
+    }
+    auto impl = std::make_shared<detail::pipeline_impl>();
+    std::size_t commits = 0;
+    std::size_t read_only = 0;
+    std::vector<std::vector<std::size_t>> gate_facts(gates_.size());
+    for (std::size_t i = 0; i < gates_.size(); ++i) {
+        const auto& g = gates_[i];
+        const auto who = "gate '" + g.name + "'";
+        if (!detail::valid_name(g.name)) {
+            throw E("pipeline: invalid gate name '" + g.name + "' (use letters, digits, '_', '-', '.', ':')");
+        }
+        for (std::size_t j = 0; j < i; ++j) {
+            if (gates_[j].name == g.name) throw E("pipeline: duplicate gate '" + g.name + "'");
+        }
+        if (!g.check) throw E(who + ": no check");
+        if (g.operations.empty()) throw E(who + ": applies to no operation (empty phase for this gate)");
+        for (auto op : g.operations) {
+            if (op == operation::resume) throw E(who + ": resume is never gated");
+        }
+        if (g.budget.count() <= 0) throw E(who + ": time budget must be > 0 ms");
+        if (g.compensate && g.phase != phase::stateful) throw E(who + ": only stateful gates take a compensation hook");
+        if (g.phase == phase::commit) ++commits;
+        if (g.phase == phase::read_only) ++read_only;
+        for (const auto& fname : g.facts) {
+            auto it = std::find_if(facts_.begin(), facts_.end(), [&](const auto& f) { return f.name == fname; });
+            if (it == facts_.end()) throw E(who + ": unknown fact '" + fname + "'");
+            gate_facts[i].push_back(static_cast<std::size_t>(it - facts_.begin()));
+        }
+    }
+    if (commits > 1) throw E("pipeline: more than one commit gate");
+    if (read_only > precedence_fsm::max_gates) throw E("pipeline: more than 64 read-only gates");
+
+    impl->config = std::move(config_);
+    impl->facts = std::move(facts_);
+    std::vector<std::string> names;
+    for (auto& g : gates_) {
+        names.push_back(g.name);
+        impl->gates.push_back(detail::gate_def{std::move(g)});
+    }
+    for (std::size_t o = 0; o < detail::all_operations.size(); ++o) {
+        const auto op = detail::all_operations[o];
+        auto& p = impl->plans[static_cast<std::size_t>(op)];
+        p.position.assign(impl->gates.size(), detail::npos);
+        p.applies.assign(impl->gates.size(), false);
+        if (op == operation::resume) continue;
+        for (std::size_t gi = 0; gi < impl->gates.size(); ++gi) {
+            const auto& spec = impl->gates[gi].spec;
+            if (std::find(spec.operations.begin(), spec.operations.end(), op) == spec.operations.end()) continue;
+            p.applies[gi] = true;
+            switch (spec.phase) {
+                case phase::read_only:
+                    p.position[gi] = p.read_only.size();
+                    p.read_only.push_back(gi);
+                    break;
+                case phase::stateful: p.stateful.push_back(gi); break;
+                case phase::commit: p.commit = gi; break;
+            }
+            for (auto fi : gate_facts[gi]) {
+                if (std::find(p.facts.begin(), p.facts.end(), fi) == p.facts.end()) p.facts.push_back(fi);
+            }
+        }
+    }
+    if (impl->config.metrics) impl->metrics = std::make_unique<pipeline_metrics>(std::move(names));
+    gates_.clear();
+    return pipeline(std::move(impl));
+}
+
+asio::awaitable<decision> pipeline::run(request r) const {
+    return detail::run_pipeline(impl_, std::move(r));
+}
+
+const pipeline_metrics& pipeline::metrics() const {
+    if (!impl_->metrics) throw std::logic_error("pipeline: metrics are disabled (pipeline_config::metrics = false)");
+    return *impl_->metrics;
+}
+
+std::vector<std::string> pipeline::gate_names() const {
+    std::vector<std::string> out;
+    for (const auto& g : impl_->gates) out.push_back(g.spec.name);
+    return out;
+}
+
+}  // namespace preflight::gates

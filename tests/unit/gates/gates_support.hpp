@@ -1,0 +1,74 @@
+#pragma once
+// Scripted gates for the pipeline tests: each check optionally waits on an Asio timer, then passes, denies,
+// fails, or hangs until cancelled, and records what it saw.
+
+#include <preflight/gates/pipeline.hpp>
+
+#include <boost/asio/as_tuple.hpp>
+#include <boost/asio/steady_timer.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+#include <string>
+
+namespace preflight::test {
+
+namespace asio = boost::asio;
+namespace g = preflight::gates;
+using namespace std::chrono_literals;
+
+enum class act { pass, deny, error, hang };
+
+/// What a scripted check observed. Shared with the check (the pipeline may outlive the test's locals).
+struct probe {
+    std::atomic<int> calls{0};
+    std::atomic<int> cancelled{0};  ///< saw cancellation while waiting
+    std::atomic<int> finished{0};   ///< reached its scripted result
+    std::chrono::steady_clock::time_point started{};
+    std::chrono::steady_clock::time_point ended{};
+};
+
+inline asio::awaitable<result<g::verdict>> scripted(
+    std::shared_ptr<probe> p, std::chrono::milliseconds latency, act a, int status
+) {
+    p->calls++;
+    p->started = std::chrono::steady_clock::now();
+    if (latency.count() > 0 || a == act::hang) {
+        asio::steady_timer t(co_await asio::this_coro::executor, a == act::hang ? std::chrono::hours(1) : latency);
+        auto [ec] = co_await t.async_wait(asio::as_tuple(asio::use_awaitable));
+        if (ec) {
+            p->cancelled++;
+            co_return make_error_code(errc::cancelled);
+        }
+    }
+    p->finished++;
+    p->ended = std::chrono::steady_clock::now();
+    switch (a) {
+        case act::pass: co_return g::verdict::pass();
+        case act::deny:
+            co_return g::verdict::deny(g::denial{
+                status, "denied_" + std::to_string(status), "no", std::nullopt, std::nullopt});
+        default: co_return make_error_code(errc::store_unavailable);
+    }
+}
+
+/// A read-only gate running `scripted`.
+inline g::gate_spec scripted_gate(
+    std::string name,
+    std::shared_ptr<probe> p,
+    std::chrono::milliseconds latency,
+    act a,
+    int status = 403,
+    g::failure_policy policy = g::failure_policy::fail_closed
+) {
+    g::gate_spec s;
+    s.name = std::move(name);
+    s.on_failure = policy;
+    s.check = [p, latency, a, status](g::gate_context&) { return scripted(p, latency, a, status); };
+    return s;
+}
+
+}  // namespace preflight::test

@@ -1,0 +1,143 @@
+#include "gates_support.hpp"
+#include <preflight/gates/http.hpp>
+#include <preflight/gates/with_timeout.hpp>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+#include <gtest/gtest.h>
+
+#include <run_coro.hpp>
+
+using namespace preflight::test;
+using preflight::errc;
+using preflight::result;
+
+namespace {
+
+g::decision denied(int status, std::optional<std::chrono::milliseconds> retry, std::optional<g::limiter_info> l = {}) {
+    g::decision d;
+    d.allowed = false;
+    d.status = status;
+    d.code = "rate_limited";
+    d.message = "too many requests";
+    d.gate = "org_rate";
+    d.retry_after = retry;
+    d.limiter = l;
+    return d;
+}
+
+}  // namespace
+
+TEST(http_mapping, denial_body_and_status) {
+    auto r = g::to_http(denied(403, std::nullopt));
+    EXPECT_EQ(r.status, 403);
+    auto body = boost::json::parse(r.body).as_object();
+    EXPECT_EQ(body.at("error").at("code").as_string(), "rate_limited");
+    EXPECT_EQ(body.at("error").at("message").as_string(), "too many requests");
+    EXPECT_EQ(body.at("error").at("gate").as_string(), "org_rate");
+    EXPECT_EQ(r.header("Retry-After"), nullptr);
+    EXPECT_EQ(*r.header("Content-Type"), "application/json");
+}
+
+TEST(http_mapping, retry_after_is_whole_seconds_at_least_one_on_429) {
+    EXPECT_EQ(*g::to_http(denied(429, std::chrono::milliseconds(1500))).header("Retry-After"), "2");
+    EXPECT_EQ(*g::to_http(denied(429, std::chrono::milliseconds(2000))).header("Retry-After"), "2");
+    EXPECT_EQ(*g::to_http(denied(429, std::chrono::milliseconds(200))).header("Retry-After"), "1");
+    EXPECT_EQ(*g::to_http(denied(429, std::chrono::milliseconds(0))).header("Retry-After"), "1");
+    EXPECT_EQ(*g::to_http(denied(429, std::nullopt)).header("Retry-After"), "1");
+    EXPECT_EQ(g::to_http(denied(429, std::nullopt)).header("RateLimit"), nullptr);
+}
+
+TEST(http_mapping, ratelimit_fields_when_the_deciding_gate_is_a_limiter) {
+    auto r = g::to_http(denied(
+        429,
+        std::chrono::milliseconds(30000),
+        g::limiter_info{100, 0, std::chrono::seconds(60), std::chrono::seconds(30)}
+    ));
+    EXPECT_EQ(*r.header("RateLimit-Policy"), "\"org_rate\";q=100;w=60");
+    EXPECT_EQ(*r.header("RateLimit"), "\"org_rate\";r=0;t=30");
+    EXPECT_EQ(*r.header("Retry-After"), "30");
+}
+
+TEST(http_mapping, allowed_is_200_with_the_decision) {
+    g::decision d;
+    d.trace.push_back(g::gate_trace{
+        "ban", g::phase::read_only, g::gate_outcome::pass, {}, std::chrono::microseconds(3), false, false, false, {}});
+    auto r = g::to_http(d);
+    EXPECT_EQ(r.status, 200);
+    auto body = boost::json::parse(r.body).as_object();
+    EXPECT_TRUE(body.at("allowed").as_bool());
+    EXPECT_EQ(body.at("trace").as_array().at(0).at("outcome").as_string(), "pass");
+    EXPECT_DOUBLE_EQ(body.at("trace").as_array().at(0).at("duration_us").to_number<double>(), 3.0);
+}
+
+TEST(decision_json, denial_carries_code_gate_and_trace) {
+    auto d = denied(429, std::chrono::milliseconds(1500));
+    d.trace.push_back(g::gate_trace{
+        "org_rate", g::phase::stateful, g::gate_outcome::deny, {}, {}, false, false, false, "rate_limited"});
+    auto j = d.to_json();
+    EXPECT_FALSE(j.at("allowed").as_bool());
+    EXPECT_EQ(j.at("status").as_int64(), 429);
+    EXPECT_EQ(j.at("retry_after_ms").as_int64(), 1500);
+    EXPECT_EQ(j.at("trace").as_array().at(0).at("phase").as_string(), "stateful");
+    EXPECT_EQ(j.at("trace").as_array().at(0).at("reason").as_string(), "rate_limited");
+}
+
+TEST(metrics, counts_outcomes_and_exports_prometheus_text) {
+    asio::io_context ctx;
+    auto a = std::make_shared<probe>();
+    auto b = std::make_shared<probe>();
+    auto p = g::pipeline_builder{}
+                 .add_gate(scripted_gate("ban", a, 0ms, act::pass))
+                 .add_gate(scripted_gate("usage", b, 0ms, act::deny, 402))
+                 .build();
+    for (int i = 0; i < 3; ++i) (void)run_coro(ctx, p.run(g::request{}));
+    const auto& m = p.metrics();
+    EXPECT_EQ(m.count("ban", g::gate_outcome::pass), 3U);
+    EXPECT_EQ(m.count("usage", g::gate_outcome::deny), 3U);
+    EXPECT_EQ(m.count("usage", g::gate_outcome::pass), 0U);
+    EXPECT_EQ(m.decisions(false), 3U);
+    const auto text = m.prometheus_text();
+    EXPECT_NE(text.find("# TYPE preflight_gate_outcomes_total counter\n"), std::string::npos);
+    EXPECT_NE(text.find("preflight_gate_outcomes_total{gate=\"usage\",outcome=\"deny\"} 3\n"), std::string::npos);
+    EXPECT_NE(text.find("# TYPE preflight_gate_duration_seconds histogram\n"), std::string::npos);
+    EXPECT_NE(text.find("preflight_gate_duration_seconds_bucket{gate=\"ban\",le=\"+Inf\"} 3\n"), std::string::npos);
+    EXPECT_NE(text.find("preflight_gate_duration_seconds_count{gate=\"ban\"} 3\n"), std::string::npos);
+    EXPECT_NE(text.find("preflight_decisions_total{result=\"deny\"} 3\n"), std::string::npos);
+    EXPECT_THROW((void)m.count("nope", g::gate_outcome::pass), std::out_of_range);
+}
+
+TEST(metrics, disabled_metrics_throw_on_access) {
+    g::pipeline_config cfg;
+    cfg.metrics = false;
+    auto p = g::pipeline_builder{cfg}.add_gate(scripted_gate("ban", std::make_shared<probe>(), 0ms, act::pass)).build();
+    EXPECT_THROW((void)p.metrics(), std::logic_error);
+}
+
+TEST(with_timeout, returns_the_result_when_in_time) {
+    asio::io_context ctx;
+    auto r = run_coro(
+        ctx, g::with_timeout([]() -> asio::awaitable<result<int>> { co_return 7; }(), std::chrono::seconds(1))
+    );
+    ASSERT_TRUE(r);
+    EXPECT_EQ(*r, 7);
+}
+
+TEST(with_timeout, cancels_the_operation_and_reports_timeout) {
+    asio::io_context ctx;
+    auto p = std::make_shared<probe>();
+    auto r = run_coro(ctx, g::with_timeout(scripted(p, 0ms, act::hang, 0), std::chrono::milliseconds(5)));
+    ASSERT_FALSE(r);
+    EXPECT_EQ(r.error(), make_error_code(errc::timeout));
+    EXPECT_EQ(p->cancelled, 1);
+}
+
+TEST(with_timeout, propagates_exceptions) {
+    asio::io_context ctx;
+    auto op = []() -> asio::awaitable<result<void>> {
+        throw std::runtime_error("boom");
+        co_return result<void>{};
+    };
+    EXPECT_THROW(run_coro(ctx, g::with_timeout(op(), std::chrono::seconds(1))), std::runtime_error);
+}
