@@ -6,6 +6,7 @@
 #include <preflight/clients/facts/subscription_store.hpp>
 #include <preflight/clients/facts/usage_store.hpp>
 #include <preflight/clients/pg_pool.hpp>
+#include <preflight/clients/pg_rate_limit_store.hpp>  // max_key_bytes
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/value.hpp>
@@ -121,7 +122,7 @@ private:
 /// Loads a fact data document (the format of `load_fact_data` in memory_fact_stores.hpp) into the Postgres fact
 /// tables, so a demo can load one JSON file into either kind of store. The document is validated completely
 /// first: a malformed one throws `fact_data_error` (same messages as `load_fact_data`) and writes nothing. Then
-/// one statement per entry (pipelined in order, not one transaction): on the first failed write the error is
+/// one statement per entry, awaited in document order (not one transaction): on the first failed write the error is
 /// returned and later entries are not written. Entries replace what is stored under the same key.
 /// Cancellation as `pg_pool::exec`. Lifetime: `pool` must outlive the call.
 boost::asio::awaitable<result<void>> pg_load_fact_data(pg_pool& pool, boost::json::value doc);
