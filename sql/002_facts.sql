@@ -1,6 +1,6 @@
 -- preflight migration 002: fact tables read by the read-only gates (bans, subscriptions, usage, org members,
 -- balance, deployed state). Read by clients::pg_ban_store, pg_subscription_store, pg_usage_store,
--- pg_member_store and pg_balance_source (clients/src/pg_fact_stores.cpp); written by pg_fact_writer.
+-- pg_member_store and pg_balance_source (clients/src/pg_facts.cpp); written by pg_fact_writer.
 
 -- Bans: a subject (user, org, IP, API key) banned until expires_at (NULL: until lifted), with a reason.
 -- A subject may have several rows; it is banned while any of them is active.

@@ -1,5 +1,5 @@
 #include <preflight/clients/pg_admission_store.hpp>
-#include <preflight/clients/pg_fact_stores.hpp>
+#include <preflight/clients/pg_facts.hpp>
 #include <preflight/clients/pg_fixed_window_store.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
 #include <preflight/clients/pg_store_set.hpp>

@@ -2,7 +2,7 @@
 
 #include "conformance/conformance_support.hpp"
 #include "pg_fixture.hpp"
-#include <preflight/clients/pg_fact_stores.hpp>
+#include <preflight/clients/pg_facts.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>

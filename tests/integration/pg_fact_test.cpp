@@ -2,7 +2,7 @@
 #include "pg_env.hpp"
 #include "pg_fixture.hpp"
 #include <preflight/clients/facts/memory_fact_stores.hpp>
-#include <preflight/clients/pg_fact_stores.hpp>
+#include <preflight/clients/pg_facts.hpp>
 #include <preflight/clients/pg_store_set.hpp>
 
 #include <boost/asio/co_spawn.hpp>

@@ -1,7 +1,7 @@
 #include "run_coro.hpp"
 #include <preflight/clients/facts/memory_fact_stores.hpp>
 #include <preflight/clients/migrations.hpp>
-#include <preflight/clients/pg_fact_stores.hpp>
+#include <preflight/clients/pg_facts.hpp>
 #include <preflight/clients/pg_store_set.hpp>
 
 #include <boost/asio/io_context.hpp>

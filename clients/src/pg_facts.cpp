@@ -1,6 +1,6 @@
 #include "pg_util.hpp"
 #include <preflight/clients/facts/memory_fact_stores.hpp>
-#include <preflight/clients/pg_fact_stores.hpp>
+#include <preflight/clients/pg_facts.hpp>
 
 #include <boost/json.hpp>
 
