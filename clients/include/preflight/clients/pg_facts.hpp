@@ -94,8 +94,8 @@ private:
 };
 
 /// Writes facts (for seeding tests and demos, and for admin tools). Each call is one statement; `put_*` replace
-/// what was stored under the same key, like the in-memory stores' `put`. Errors as the stores above (a negative
-/// count or an unknown plan cannot be expressed; a bad date is `bad_input`). Cancellation as `pg_pool::exec`: a
+/// what was stored under the same key, like the in-memory stores' `put`. Errors as the stores above; a count above
+/// INT64_MAX or a period that is not a date is `bad_input` from the server. Cancellation as `pg_pool::exec`: a
 /// cancelled write may still take effect. Lifetime and thread safety as the stores.
 class pg_fact_writer {
 public:
@@ -105,12 +105,15 @@ public:
     boost::asio::awaitable<result<void>> put_ban(ban b);
     /// Lifts every ban of `subject_id`; true when there was one.
     boost::asio::awaitable<result<bool>> remove_bans(std::string subject_id);
+    /// Replaces the subscription of `s.owner_id`.
     boost::asio::awaitable<result<void>> put_subscription(subscription s);
+    /// Sets a subject's usage in the period starting `period_start` ("YYYY-MM-DD").
     boost::asio::awaitable<result<void>> put_usage(std::string subject_id, std::string period_start, usage u);
     /// Adds to a subject's usage in a period (creating it at zero); atomic against concurrent adds.
     boost::asio::awaitable<result<void>> add_usage(
         std::string subject_id, std::string period_start, std::uint64_t requests, std::uint64_t tokens
     );
+    /// Replaces the membership of `m.user_id` in `m.org_id`.
     boost::asio::awaitable<result<void>> put_member(member m);
     /// Sets the plan executions left for `org_id`.
     boost::asio::awaitable<result<void>> put_balance(std::string org_id, std::int64_t remaining);
