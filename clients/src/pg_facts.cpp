@@ -1,0 +1,427 @@
+#include "pg_util.hpp"
+#include <preflight/clients/facts/memory_fact_stores.hpp>
+#include <preflight/clients/pg_facts.hpp>
+
+#include <boost/json.hpp>
+
+#include <chrono>
+#include <memory>
+#include <string_view>
+
+namespace preflight::clients {
+
+namespace asio = boost::asio;
+namespace json = boost::json;
+
+namespace {
+
+// Times cross the wire as integer microseconds since the Unix epoch (exact both ways: extract() is numeric).
+#define PREFLIGHT_US_OF(col) "(extract(epoch FROM " col ") * 1000000)::bigint"
+#define PREFLIGHT_TS_OF(param) "(to_timestamp(0) + NULLIF(" param "::text, '')::bigint * interval '1 microsecond')"
+
+// $1 subject ids as a text[] literal. The first subject (in the given order) with an active ban; among its active
+// rows the one that lasts longest (permanent first). Index (subject_id, expires_at).
+const pg_statement ban_find_stmt{
+    "preflight_ban_find",
+    "SELECT b.subject_id, b.reason, " PREFLIGHT_US_OF("b.expires_at"
+    ) " FROM unnest($1::text[]) WITH ORDINALITY AS s(id, ord)"
+      " JOIN preflight_bans b ON b.subject_id = s.id"
+      " WHERE b.expires_at IS NULL OR b.expires_at > clock_timestamp()"
+      " ORDER BY s.ord, b.expires_at DESC NULLS FIRST, b.id DESC"
+      " LIMIT 1"};
+
+// $1 user id, $2 org id ('' = none). The highest plan tier among the counting subscriptions of both; on a tie the
+// personal one. Primary key lookups.
+const pg_statement sub_find_stmt{
+    "preflight_sub_find",
+    "SELECT owner_id, plan, status, seats, " PREFLIGHT_US_OF("current_period_end"
+    ) " FROM preflight_subscriptions"
+      " WHERE owner_id IN (NULLIF($1::text, ''), NULLIF($2::text, '')) AND status IN ('active', 'trialing')"
+      " ORDER BY array_position(ARRAY['free', 'pro', 'team', 'enterprise']::text[], plan) DESC,"
+      "          owner_id = $1::text DESC"
+      " LIMIT 1"};
+
+// $1 subject, $2 period start (date).
+const pg_statement usage_get_stmt{
+    "preflight_usage_get",
+    "SELECT requests, tokens FROM preflight_usage WHERE subject_id = $1::text AND period_start = $2::date"};
+
+// $1 org, $2 user.
+const pg_statement member_find_stmt{
+    "preflight_member_find",
+    "SELECT role, usage_cap, used FROM preflight_org_members WHERE org_id = $1::text AND user_id = $2::text"};
+
+// $1 org.
+const pg_statement balance_get_stmt{
+    "preflight_balance_get", "SELECT remaining FROM preflight_balances WHERE org_id = $1::text"};
+
+// ---- writes ----------------------------------------------------------------------------------------------------
+
+// $1 subject, $2 reason, $3 expires_at (µs; '' = permanent). Replaces the subject's bans.
+const pg_statement ban_put_stmt{
+    "preflight_ban_put",
+    "WITH d AS (DELETE FROM preflight_bans WHERE subject_id = $1::text)"
+    " INSERT INTO preflight_bans (subject_id, reason, expires_at) VALUES ($1::text, $2::text, " PREFLIGHT_TS_OF("$3"
+    ) ")"};
+
+const pg_statement ban_remove_stmt{"preflight_ban_remove", "DELETE FROM preflight_bans WHERE subject_id = $1::text"};
+
+// $1 owner, $2 plan, $3 status, $4 seats, $5 current_period_end (µs; '' = none).
+const pg_statement sub_put_stmt{
+    "preflight_sub_put",
+    "INSERT INTO preflight_subscriptions (owner_id, plan, status, seats, current_period_end)"
+    " VALUES ($1::text, $2::text, $3::text, $4::integer, " PREFLIGHT_TS_OF("$5"
+    ) ")"
+      " ON CONFLICT (owner_id) DO UPDATE SET plan = EXCLUDED.plan, status = EXCLUDED.status, seats = EXCLUDED.seats,"
+      " current_period_end = EXCLUDED.current_period_end"};
+
+// $1 subject, $2 period, $3 requests, $4 tokens.
+const pg_statement usage_put_stmt{
+    "preflight_usage_put",
+    "INSERT INTO preflight_usage AS u (subject_id, period_start, requests, tokens)"
+    " VALUES ($1::text, $2::date, $3::bigint, $4::bigint)"
+    " ON CONFLICT (subject_id, period_start) DO UPDATE SET requests = EXCLUDED.requests, tokens = EXCLUDED.tokens"};
+
+const pg_statement usage_add_stmt{
+    "preflight_usage_add",
+    "INSERT INTO preflight_usage AS u (subject_id, period_start, requests, tokens)"
+    " VALUES ($1::text, $2::date, $3::bigint, $4::bigint)"
+    " ON CONFLICT (subject_id, period_start)"
+    " DO UPDATE SET requests = u.requests + EXCLUDED.requests, tokens = u.tokens + EXCLUDED.tokens"};
+
+// $1 org, $2 user, $3 role, $4 usage cap ('' = uncapped), $5 used.
+const pg_statement member_put_stmt{
+    "preflight_member_put",
+    "INSERT INTO preflight_org_members (org_id, user_id, role, usage_cap, used)"
+    " VALUES ($1::text, $2::text, $3::text, NULLIF($4::text, '')::bigint, $5::bigint)"
+    " ON CONFLICT (org_id, user_id) DO UPDATE SET role = EXCLUDED.role, usage_cap = EXCLUDED.usage_cap,"
+    " used = EXCLUDED.used"};
+
+// $1 org, $2 remaining.
+const pg_statement balance_put_stmt{
+    "preflight_balance_put",
+    "INSERT INTO preflight_balances (org_id, remaining) VALUES ($1::text, $2::bigint)"
+    " ON CONFLICT (org_id) DO UPDATE SET remaining = EXCLUDED.remaining, updated_at = clock_timestamp()"};
+
+#undef PREFLIGHT_US_OF
+#undef PREFLIGHT_TS_OF
+
+/// A Postgres text[] literal of `items`: every element double-quoted, `"` and `\` backslash-escaped, so any
+/// text (commas, braces, quotes, "NULL", unicode) is one element exactly.
+std::string text_array_literal(const std::vector<std::string>& items) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i > 0) out += ',';
+        out += '"';
+        for (char c : items[i]) {
+            if (c == '"' || c == '\\') out += '\\';
+            out += c;
+        }
+        out += '"';
+    }
+    out += '}';
+    return out;
+}
+
+std::optional<std::chrono::system_clock::time_point> time_or_null(const pg_rows& rows, std::size_t col) {
+    if (rows.is_null(0, col)) return std::nullopt;
+    return std::chrono::system_clock::time_point{
+        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds{rows.as_int64(0, col)}
+        )};
+}
+
+std::string micros_or_empty(const std::optional<std::chrono::system_clock::time_point>& t) {
+    if (!t) return {};
+    return std::to_string(std::chrono::floor<std::chrono::microseconds>(t->time_since_epoch()).count());
+}
+
+template <class... Keys>
+result<void> check_keys(const Keys&... keys) {
+    for (std::string_view k : {std::string_view(keys)...}) {
+        if (auto ok = detail::check_key(k); !ok) return ok;
+    }
+    return {};
+}
+
+asio::awaitable<result<void>> exec_void(pg_pool& pool, const pg_statement& st, std::vector<std::string> params) {
+    auto rows = co_await pool.exec(st, std::move(params));
+    if (!rows) co_return rows.error();
+    co_return result<void>{};
+}
+
+}  // namespace
+
+// ---- reads -----------------------------------------------------------------------------------------------------
+
+asio::awaitable<result<std::optional<ban>>> pg_ban_store::find_active(std::vector<std::string> subject_ids) {
+    if (subject_ids.empty()) co_return std::optional<ban>{};
+    for (const auto& id : subject_ids) {
+        if (auto ok = detail::check_key(id); !ok) co_return ok.error();
+    }
+    auto params = detail::params(text_array_literal(subject_ids));
+    auto rows = co_await pool_.exec(ban_find_stmt, std::move(params));
+    if (!rows) co_return rows.error();
+    if (rows->size() == 0) co_return std::optional<ban>{};
+    ban b;
+    b.subject_id = std::string(rows->text(0, 0));
+    b.reason = std::string(rows->text(0, 1));
+    b.until = time_or_null(*rows, 2);
+    co_return std::optional<ban>{std::move(b)};
+}
+
+asio::awaitable<result<std::optional<subscription>>> pg_subscription_store::find_highest_priority(
+    std::string user_id, std::string org_id
+) {
+    if (user_id.empty() && org_id.empty()) co_return std::optional<subscription>{};
+    if (auto ok = check_keys(user_id, org_id); !ok) co_return ok.error();
+    auto params = detail::params(std::move(user_id), std::move(org_id));
+    auto rows = co_await pool_.exec(sub_find_stmt, std::move(params));
+    if (!rows) co_return rows.error();
+    if (rows->size() == 0) co_return std::optional<subscription>{};
+    auto plan = parse_plan_tier(rows->text(0, 1));
+    if (!plan) co_return errc::protocol_error;
+    subscription s;
+    s.owner_id = std::string(rows->text(0, 0));
+    s.plan = *plan;
+    s.status = std::string(rows->text(0, 2));
+    s.seats = static_cast<int>(rows->as_int64(0, 3));
+    s.current_period_end = time_or_null(*rows, 4);
+    co_return std::optional<subscription>{std::move(s)};
+}
+
+asio::awaitable<result<usage>> pg_usage_store::get(std::string subject_id, std::string period_start) {
+    if (auto ok = check_keys(subject_id, period_start); !ok) co_return ok.error();
+    auto params = detail::params(std::move(subject_id), std::move(period_start));
+    auto rows = co_await pool_.exec(usage_get_stmt, std::move(params));
+    if (!rows) co_return rows.error();
+    usage u;
+    if (rows->size() > 0) {
+        u.requests = static_cast<std::uint64_t>(rows->as_int64(0, 0));
+        u.tokens = static_cast<std::uint64_t>(rows->as_int64(0, 1));
+    }
+    co_return u;
+}
+
+asio::awaitable<result<std::optional<member>>> pg_member_store::find(std::string org_id, std::string user_id) {
+    if (auto ok = check_keys(org_id, user_id); !ok) co_return ok.error();
+    auto params = detail::params(org_id, user_id);
+    auto rows = co_await pool_.exec(member_find_stmt, std::move(params));
+    if (!rows) co_return rows.error();
+    if (rows->size() == 0) co_return std::optional<member>{};
+    member m;
+    m.org_id = std::move(org_id);
+    m.user_id = std::move(user_id);
+    m.role = std::string(rows->text(0, 0));
+    if (!rows->is_null(0, 1)) m.usage_cap = static_cast<std::uint64_t>(rows->as_int64(0, 1));
+    m.used = static_cast<std::uint64_t>(rows->as_int64(0, 2));
+    co_return std::optional<member>{std::move(m)};
+}
+
+asio::awaitable<result<balance_outcome>> pg_balance_source::check(std::string org_id) {
+    if (auto ok = detail::check_key(org_id); !ok) co_return ok.error();
+    auto params = detail::params(std::move(org_id));
+    auto rows = co_await pool_.exec(balance_get_stmt, std::move(params));
+    if (!rows) co_return rows.error();
+    if (rows->size() == 0) co_return make_error_code(errc::not_found);
+    balance_outcome out;
+    out.remaining = rows->as_int64(0, 0);
+    out.allowed = *out.remaining > 0;
+    if (!out.allowed) out.reason = "no plan executions left";
+    co_return out;
+}
+
+// ---- writes ----------------------------------------------------------------------------------------------------
+
+asio::awaitable<result<void>> pg_fact_writer::put_ban(ban b) {
+    if (auto ok = detail::check_key(b.subject_id); !ok) co_return ok;
+    auto params = detail::params(std::move(b.subject_id), std::move(b.reason), micros_or_empty(b.until));
+    co_return co_await exec_void(pool_, ban_put_stmt, std::move(params));
+}
+
+asio::awaitable<result<bool>> pg_fact_writer::remove_bans(std::string subject_id) {
+    if (auto ok = detail::check_key(subject_id); !ok) co_return result<bool>{boost::system::in_place_error, ok.error()};
+    auto params = detail::params(std::move(subject_id));
+    auto rows = co_await pool_.exec(ban_remove_stmt, std::move(params));
+    if (!rows) co_return result<bool>{boost::system::in_place_error, rows.error()};
+    co_return rows->affected() > 0;
+}
+
+asio::awaitable<result<void>> pg_fact_writer::put_subscription(subscription s) {
+    if (auto ok = detail::check_key(s.owner_id); !ok) co_return ok;
+    auto params = detail::params(
+        std::move(s.owner_id),
+        std::string(to_string(s.plan)),
+        std::move(s.status),
+        std::to_string(s.seats),
+        micros_or_empty(s.current_period_end)
+    );
+    co_return co_await exec_void(pool_, sub_put_stmt, std::move(params));
+}
+
+asio::awaitable<result<void>> pg_fact_writer::put_usage(std::string subject_id, std::string period_start, usage u) {
+    if (auto ok = check_keys(subject_id, period_start); !ok) co_return ok;
+    auto params = detail::params(
+        std::move(subject_id), std::move(period_start), std::to_string(u.requests), std::to_string(u.tokens)
+    );
+    co_return co_await exec_void(pool_, usage_put_stmt, std::move(params));
+}
+
+asio::awaitable<result<void>> pg_fact_writer::add_usage(
+    std::string subject_id, std::string period_start, std::uint64_t requests, std::uint64_t tokens
+) {
+    if (auto ok = check_keys(subject_id, period_start); !ok) co_return ok;
+    auto params = detail::params(
+        std::move(subject_id), std::move(period_start), std::to_string(requests), std::to_string(tokens)
+    );
+    co_return co_await exec_void(pool_, usage_add_stmt, std::move(params));
+}
+
+asio::awaitable<result<void>> pg_fact_writer::put_member(member m) {
+    if (auto ok = check_keys(m.org_id, m.user_id); !ok) co_return ok;
+    auto params = detail::params(
+        std::move(m.org_id),
+        std::move(m.user_id),
+        std::move(m.role),
+        m.usage_cap ? std::to_string(*m.usage_cap) : std::string(),
+        std::to_string(m.used)
+    );
+    co_return co_await exec_void(pool_, member_put_stmt, std::move(params));
+}
+
+asio::awaitable<result<void>> pg_fact_writer::put_balance(std::string org_id, std::int64_t remaining) {
+    if (auto ok = detail::check_key(org_id); !ok) co_return ok;
+    auto params = detail::params(std::move(org_id), std::to_string(remaining));
+    co_return co_await exec_void(pool_, balance_put_stmt, std::move(params));
+}
+
+// ---- loading a fact data document ------------------------------------------------------------------------------
+
+namespace {
+
+// Field readers for a document that `load_fact_data` has already validated (same defaults as it applies).
+std::string str_or(const json::object& o, std::string_view key, std::string_view fallback) {
+    const auto* v = o.if_contains(key);
+    return v ? std::string(v->get_string()) : std::string(fallback);
+}
+
+std::optional<std::int64_t> int_or_null(const json::object& o, std::string_view key) {
+    const auto* v = o.if_contains(key);
+    if (!v || v->is_null()) return std::nullopt;
+    return v->is_int64() ? v->get_int64() : static_cast<std::int64_t>(v->get_uint64());
+}
+
+const json::array* section(const json::object& doc, std::string_view name) {
+    const auto* v = doc.if_contains(name);
+    return v ? &v->get_array() : nullptr;
+}
+
+struct usage_row {
+    std::string subject_id;
+    std::string period_start;
+    usage u;
+};
+
+struct balance_row {
+    std::string org_id;
+    std::int64_t remaining = 0;
+};
+
+/// The entries of a fact data document, in document order per section.
+struct fact_data {
+    std::vector<ban> bans;
+    std::vector<subscription> subscriptions;
+    std::vector<usage_row> usage;
+    std::vector<member> members;
+    std::vector<balance_row> balances;
+};
+
+/// Parses a fact data document with exactly the validation, defaults and messages of `load_fact_data` (which
+/// checks it first and throws `fact_data_error`).
+fact_data parse_fact_data(const json::value& doc) {
+    {
+        memory_fact_stores scratch;
+        load_fact_data(doc, scratch);
+    }
+    fact_data out;
+    const auto& obj = doc.get_object();
+    if (const auto* a = section(obj, "bans")) {
+        for (const auto& item : *a) {
+            const auto& o = item.get_object();
+            ban b;
+            b.subject_id = str_or(o, "subject_id", "");
+            b.reason = str_or(o, "reason", "banned");
+            if (auto until = int_or_null(o, "until_unix_s")) b.until = std::chrono::system_clock::from_time_t(*until);
+            out.bans.push_back(std::move(b));
+        }
+    }
+    if (const auto* a = section(obj, "subscriptions")) {
+        for (const auto& item : *a) {
+            const auto& o = item.get_object();
+            subscription s;
+            s.owner_id = str_or(o, "owner_id", "");
+            s.plan = parse_plan_tier(str_or(o, "plan", "")).value_or(plan_tier::free);
+            s.status = str_or(o, "status", "active");
+            s.seats = static_cast<int>(int_or_null(o, "seats").value_or(1));
+            out.subscriptions.push_back(std::move(s));
+        }
+    }
+    if (const auto* a = section(obj, "usage")) {
+        for (const auto& item : *a) {
+            const auto& o = item.get_object();
+            usage_row row;
+            row.subject_id = str_or(o, "subject_id", "");
+            row.period_start = str_or(o, "period_start", "");
+            row.u.requests = static_cast<std::uint64_t>(int_or_null(o, "requests").value_or(0));
+            row.u.tokens = static_cast<std::uint64_t>(int_or_null(o, "tokens").value_or(0));
+            out.usage.push_back(std::move(row));
+        }
+    }
+    if (const auto* a = section(obj, "members")) {
+        for (const auto& item : *a) {
+            const auto& o = item.get_object();
+            member m;
+            m.org_id = str_or(o, "org_id", "");
+            m.user_id = str_or(o, "user_id", "");
+            m.role = str_or(o, "role", "member");
+            if (auto cap = int_or_null(o, "usage_cap")) m.usage_cap = static_cast<std::uint64_t>(*cap);
+            m.used = static_cast<std::uint64_t>(int_or_null(o, "used").value_or(0));
+            out.members.push_back(std::move(m));
+        }
+    }
+    if (const auto* a = section(obj, "balances")) {
+        for (const auto& item : *a) {
+            const auto& o = item.get_object();
+            balance_row row;
+            row.org_id = str_or(o, "org_id", "");
+            row.remaining = int_or_null(o, "remaining").value_or(0);
+            out.balances.push_back(std::move(row));
+        }
+    }
+    return out;
+}
+
+}  // namespace
+
+asio::awaitable<result<void>> pg_load_fact_data(pg_pool& pool, json::value doc) {
+    auto data = std::make_unique<fact_data>(parse_fact_data(doc));
+    pg_fact_writer w{pool};
+    result<void> r;
+    for (auto& b : data->bans) {
+        if (r = co_await w.put_ban(std::move(b)); !r) co_return r;
+    }
+    for (auto& s : data->subscriptions) {
+        if (r = co_await w.put_subscription(std::move(s)); !r) co_return r;
+    }
+    for (auto& row : data->usage) {
+        if (r = co_await w.put_usage(std::move(row.subject_id), std::move(row.period_start), row.u); !r) co_return r;
+    }
+    for (auto& m : data->members) {
+        if (r = co_await w.put_member(std::move(m)); !r) co_return r;
+    }
+    for (auto& row : data->balances) {
+        if (r = co_await w.put_balance(std::move(row.org_id), row.remaining); !r) co_return r;
+    }
+    co_return r;
+}
+
+}  // namespace preflight::clients

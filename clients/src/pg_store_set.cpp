@@ -1,0 +1,54 @@
+#include <preflight/clients/pg_admission_store.hpp>
+#include <preflight/clients/pg_facts.hpp>
+#include <preflight/clients/pg_fixed_window_store.hpp>
+#include <preflight/clients/pg_rate_limit_store.hpp>
+#include <preflight/clients/pg_store_set.hpp>
+
+#include <stdexcept>
+
+namespace preflight::clients {
+
+namespace {
+
+// One allocation holding the pool's owner and every store; the set's pointers alias into it.
+struct pg_stores {
+    explicit pg_stores(std::shared_ptr<pg_pool> p)
+        : pool(std::move(p)),
+          bans(*pool),
+          subscriptions(*pool),
+          usage(*pool),
+          members(*pool),
+          balance(*pool),
+          rate_limits(*pool),
+          windows(*pool),
+          admissions(*pool) {}
+
+    std::shared_ptr<pg_pool> pool;
+    pg_ban_store bans;
+    pg_subscription_store subscriptions;
+    pg_usage_store usage;
+    pg_member_store members;
+    pg_balance_source balance;
+    pg_rate_limit_store rate_limits;
+    pg_fixed_window_store windows;
+    pg_admission_store admissions;
+};
+
+}  // namespace
+
+store_set make_pg_store_set(std::shared_ptr<pg_pool> pool) {
+    if (!pool) throw std::invalid_argument("make_pg_store_set: null pool");
+    auto all = std::make_shared<pg_stores>(std::move(pool));
+    store_set s;
+    s.bans = std::shared_ptr<ban_store>(all, &all->bans);
+    s.subscriptions = std::shared_ptr<subscription_store>(all, &all->subscriptions);
+    s.usage = std::shared_ptr<usage_store>(all, &all->usage);
+    s.members = std::shared_ptr<member_store>(all, &all->members);
+    s.balance = std::shared_ptr<balance_source>(all, &all->balance);
+    s.rate_limits = std::shared_ptr<limits::rate_limit_store>(all, &all->rate_limits);
+    s.windows = std::shared_ptr<limits::fixed_window_store>(all, &all->windows);
+    s.admissions = std::shared_ptr<limits::admission_store>(all, &all->admissions);
+    return s;
+}
+
+}  // namespace preflight::clients

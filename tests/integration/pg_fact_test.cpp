@@ -1,0 +1,362 @@
+#include "conformance/conformance_support.hpp"
+#include "pg_env.hpp"
+#include "pg_fixture.hpp"
+#include <preflight/clients/facts/memory_fact_stores.hpp>
+#include <preflight/clients/pg_facts.hpp>
+#include <preflight/clients/pg_store_set.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/json/parse.hpp>
+#include <gtest/gtest.h>
+#include <pqxx/pqxx>
+
+#include <chrono>
+#include <exception>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+// Postgres fact stores beyond the conformance suites: statements per call, input rejected before or by the server,
+// the fact data loader, the Postgres store set, and pipelining of one preflight's concurrent fact reads.
+namespace {
+
+namespace asio = boost::asio;
+namespace clients = preflight::clients;
+using namespace std::chrono_literals;
+using preflight::errc;
+using preflight::conformance::run;
+using preflight::conformance::unique_key;
+
+clients::pool_params params_for(const std::string& url, std::size_t size) {
+    clients::pool_params p;
+    p.url = url;
+    p.size = size;
+    return p;
+}
+
+/// Pool counters consumed by `op`.
+template <class F>
+clients::pool_stats cost(clients::pg_pool& pool, F&& op) {
+    const auto before = pool.stats();
+    op();
+    const auto after = pool.stats();
+    return {after.statements - before.statements, after.syncs - before.syncs, 0, 0};
+}
+
+class pg_facts : public ::testing::Test {
+protected:
+    void SetUp() override {
+        PREFLIGHT_REQUIRE_PG(url);
+        ASSERT_TRUE(preflight::test::ensure_migrated(url));
+        url_ = url;
+        pool_ = std::make_unique<clients::pg_pool>(io_.get_executor(), params_for(url, 1));
+    }
+
+    asio::io_context io_;
+    std::string url_;
+    std::unique_ptr<clients::pg_pool> pool_;
+};
+
+TEST_F(pg_facts, every_fact_call_is_one_statement_and_one_round_trip) {
+    clients::pg_ban_store bans{*pool_};
+    clients::pg_subscription_store subs{*pool_};
+    clients::pg_usage_store usage{*pool_};
+    clients::pg_member_store members{*pool_};
+    clients::pg_balance_source balance{*pool_};
+    clients::pg_fact_writer w{*pool_};
+    const auto user = unique_key("user"), org = unique_key("org"), ip = unique_key("ip");
+    ASSERT_TRUE(run(io_, w.put_ban({org, "fraud", std::nullopt})));  // also prepares each statement once
+    ASSERT_TRUE(run(io_, w.put_subscription({org, clients::plan_tier::team, "active", 3, std::nullopt})));
+    ASSERT_TRUE(run(io_, w.put_usage(org, "2026-11-01", {5, 6})));
+    ASSERT_TRUE(run(io_, w.put_member({org, user, "member", 10, 2})));
+    ASSERT_TRUE(run(io_, w.put_balance(org, 7)));
+    const std::vector<std::string> three{user, ip, org};
+    // Warm up the read statements (the first use on a connection adds one PREPARE).
+    ASSERT_TRUE(run(io_, bans.find_active(three)));
+    ASSERT_TRUE(run(io_, subs.find_highest_priority(user, org)));
+    ASSERT_TRUE(run(io_, usage.get(org, "2026-11-01")));
+    ASSERT_TRUE(run(io_, members.find(org, user)));
+    ASSERT_TRUE(run(io_, balance.check(org)));
+
+    auto one = [&](const char* what, auto&& op) {
+        const auto c = cost(*pool_, op);
+        EXPECT_EQ(c.statements, 1u) << what;
+        EXPECT_EQ(c.syncs, 1u) << what;
+    };
+    one("ban: three subjects", [&] {
+        auto b = run(io_, bans.find_active(three));
+        ASSERT_TRUE(b && b->has_value());
+        EXPECT_EQ((*b)->subject_id, org);
+    });
+    one("subscription: personal and org", [&] {
+        auto s = run(io_, subs.find_highest_priority(user, org));
+        ASSERT_TRUE(s && s->has_value());
+        EXPECT_EQ((*s)->plan, clients::plan_tier::team);
+    });
+    one("usage", [&] { EXPECT_EQ(run(io_, usage.get(org, "2026-11-01"))->requests, 5u); });
+    one("member", [&] { EXPECT_TRUE(run(io_, members.find(org, user))->has_value()); });
+    one("balance", [&] { EXPECT_EQ(run(io_, balance.check(org))->remaining, 7); });
+    one("unknown balance", [&] { EXPECT_EQ(run(io_, balance.check(ip)).error(), errc::not_found); });
+
+    // Nothing to look up: no statement at all.
+    auto none = [&](const char* what, auto&& op) { EXPECT_EQ(cost(*pool_, op).statements, 0u) << what; };
+    none("ban: no subjects", [&] { EXPECT_FALSE(run(io_, bans.find_active({}))->has_value()); });
+    none("subscription: no ids", [&] { EXPECT_FALSE(run(io_, subs.find_highest_priority("", ""))->has_value()); });
+}
+
+TEST_F(pg_facts, over_long_or_nul_keys_are_bad_input_before_the_server) {
+    clients::pg_ban_store bans{*pool_};
+    clients::pg_subscription_store subs{*pool_};
+    clients::pg_usage_store usage{*pool_};
+    clients::pg_member_store members{*pool_};
+    clients::pg_balance_source balance{*pool_};
+    clients::pg_fact_writer w{*pool_};
+    const std::string long_key(clients::max_key_bytes + 1, 'k');
+    const std::string nul_key = std::string("a\0b", 3);
+    const auto bad = make_error_code(errc::bad_input);
+    const auto c = cost(*pool_, [&] {
+        for (const auto& k : {long_key, nul_key}) {
+            EXPECT_EQ(run(io_, bans.find_active({"fine", k})).error(), bad);
+            EXPECT_EQ(run(io_, subs.find_highest_priority("fine", k)).error(), bad);
+            EXPECT_EQ(run(io_, usage.get(k, "2026-11-01")).error(), bad);
+            EXPECT_EQ(run(io_, members.find("fine", k)).error(), bad);
+            EXPECT_EQ(run(io_, balance.check(k)).error(), bad);
+            EXPECT_EQ(run(io_, w.put_ban({k, "r", std::nullopt})).error(), bad);
+            EXPECT_EQ(run(io_, w.put_balance(k, 1)).error(), bad);
+        }
+    });
+    EXPECT_EQ(c.statements, 0u);
+    // A key of exactly max_key_bytes is stored and matched.
+    const std::string longest(clients::max_key_bytes - 8, 'k');
+    const auto key = longest + unique_key("").substr(0, 8);
+    ASSERT_TRUE(run(io_, w.put_balance(key, 4)));
+    EXPECT_EQ(run(io_, balance.check(key))->remaining, 4);
+}
+
+TEST_F(pg_facts, a_period_that_is_not_a_date_is_bad_input_from_the_server) {
+    clients::pg_usage_store usage{*pool_};
+    auto r = run(io_, usage.get(unique_key("org"), "November"));
+    ASSERT_FALSE(r.has_value());
+    EXPECT_EQ(r.error(), make_error_code(errc::bad_input));
+    auto ok = run(io_, usage.get(unique_key("org"), "2026-11-01"));  // the connection is still usable
+    ASSERT_TRUE(ok.has_value()) << ok.error().message();
+}
+
+TEST_F(pg_facts, remove_bans_lifts_every_ban_of_the_subject) {
+    clients::pg_ban_store bans{*pool_};
+    clients::pg_fact_writer w{*pool_};
+    const auto s = unique_key("s");
+    ASSERT_TRUE(run(io_, w.put_ban({s, "r", std::nullopt})));
+    EXPECT_TRUE(run(io_, bans.find_active({s}))->has_value());
+    EXPECT_TRUE(*run(io_, w.remove_bans(s)));
+    EXPECT_FALSE(run(io_, bans.find_active({s}))->has_value());
+    EXPECT_FALSE(*run(io_, w.remove_bans(s)));
+}
+
+TEST_F(pg_facts, add_usage_accumulates_concurrent_adds) {
+    clients::pg_usage_store usage{*pool_};
+    clients::pg_fact_writer w{*pool_};
+    const auto org = unique_key("org");
+    int done = 0;
+    for (int i = 0; i < 20; ++i) {
+        asio::co_spawn(
+            io_,
+            w.add_usage(org, "2026-11-01", 1, 10),
+            [&](std::exception_ptr e, preflight::result<void> r) {
+                EXPECT_FALSE(e);
+                EXPECT_TRUE(r.has_value());
+                ++done;
+            }
+        );
+    }
+    io_.restart();
+    while (done < 20 && io_.run_one() > 0) {
+    }
+    ASSERT_EQ(done, 20);
+    auto u = run(io_, usage.get(org, "2026-11-01"));
+    EXPECT_EQ(u->requests, 20u);
+    EXPECT_EQ(u->tokens, 200u);
+}
+
+// ---- the fact data loader ----------------------------------------------------------------------------------------
+
+TEST_F(pg_facts, load_fact_data_document_reads_back_like_the_memory_stores) {
+    const auto k = unique_key("");
+    // The same document goes to both kinds of store; every read must agree.
+    const std::string text = R"({
+        "bans": [{"subject_id": ")" +
+                             k + R"(user_9", "reason": "abuse", "until_unix_s": 4000000000},
+                 {"subject_id": ")" +
+                             k + R"(user_8"},
+                 {"subject_id": ")" +
+                             k + R"(user_7", "until_unix_s": 1000000000}],
+        "subscriptions": [{"owner_id": ")" +
+                             k + R"(org_1", "plan": "team", "seats": 5},
+                          {"owner_id": ")" +
+                             k + R"(user_1", "plan": "enterprise", "status": "canceled"}],
+        "usage": [{"subject_id": ")" +
+                             k + R"(org_1", "period_start": "2026-11-01", "requests": 10, "tokens": 3}],
+        "members": [{"org_id": ")" +
+                             k + R"(org_1", "user_id": ")" + k +
+                             R"(user_1", "role": "admin", "usage_cap": 100, "used": 3},
+                    {"org_id": ")" +
+                             k + R"(org_1", "user_id": ")" + k + R"(user_2"}],
+        "balances": [{"org_id": ")" +
+                             k + R"(org_1", "remaining": 500}, {"org_id": ")" + k + R"(org_2", "remaining": 0}]
+    })";
+    const auto doc = boost::json::parse(text);
+    ASSERT_TRUE(run(io_, clients::pg_load_fact_data(*pool_, doc))) << "load";
+    clients::memory_fact_stores mem;
+    clients::load_fact_data(doc, mem);
+    auto pg = clients::make_pg_store_set(std::shared_ptr<clients::pg_pool>(std::move(pool_)));
+
+    for (const auto* subject : {"user_9", "user_8", "user_7", "nobody"}) {
+        const std::vector<std::string> ids{k + subject};
+        auto a = run(io_, pg.bans->find_active(ids));
+        auto b = run(io_, mem.bans->find_active(ids));
+        ASSERT_TRUE(a && b);
+        ASSERT_EQ(a->has_value(), b->has_value()) << subject;
+        if (*a) {
+            EXPECT_EQ((*a)->reason, (*b)->reason);
+            EXPECT_EQ((*a)->until, (*b)->until);
+        }
+    }
+    for (const auto& [user, org] : std::vector<std::pair<std::string, std::string>>{
+             {k + "user_1", k + "org_1"}, {k + "user_1", ""}, {"", k + "org_1"}}) {
+        auto a = run(io_, pg.subscriptions->find_highest_priority(user, org));
+        auto b = run(io_, mem.subscriptions->find_highest_priority(user, org));
+        ASSERT_TRUE(a && b);
+        ASSERT_EQ(a->has_value(), b->has_value()) << user << "/" << org;
+        if (*a) {
+            EXPECT_EQ((*a)->owner_id, (*b)->owner_id);
+            EXPECT_EQ((*a)->plan, (*b)->plan);
+            EXPECT_EQ((*a)->seats, (*b)->seats);
+            EXPECT_EQ((*a)->status, (*b)->status);
+        }
+    }
+    auto u = run(io_, pg.usage->get(k + "org_1", "2026-11-01"));
+    EXPECT_EQ(u->requests, 10u);
+    EXPECT_EQ(u->tokens, 3u);
+    for (const auto* user : {"user_1", "user_2", "user_3"}) {
+        auto a = run(io_, pg.members->find(k + "org_1", k + user));
+        auto b = run(io_, mem.members->find(k + "org_1", k + user));
+        ASSERT_TRUE(a && b);
+        ASSERT_EQ(a->has_value(), b->has_value()) << user;
+        if (*a) {
+            EXPECT_EQ((*a)->role, (*b)->role);
+            EXPECT_EQ((*a)->usage_cap, (*b)->usage_cap);
+            EXPECT_EQ((*a)->used, (*b)->used);
+        }
+    }
+    for (const auto* org : {"org_1", "org_2", "org_3"}) {
+        auto a = run(io_, pg.balance->check(k + org));
+        auto b = run(io_, mem.balances->check(k + org));
+        ASSERT_EQ(a.has_value(), b.has_value()) << org;
+        if (a) {
+            EXPECT_EQ(a->allowed, b->allowed);
+            EXPECT_EQ(a->remaining, b->remaining);
+            EXPECT_EQ(a->reason, b->reason);
+        } else {
+            EXPECT_EQ(a.error(), b.error());
+        }
+    }
+}
+
+TEST_F(pg_facts, malformed_document_throws_and_writes_nothing) {
+    const auto k = unique_key("org");
+    const auto doc = boost::json::parse(
+        R"({"balances": [{"org_id": ")" + k + R"(", "remaining": 5}], "members": [{"org_id": "o", "user_id": 7}]})"
+    );
+    try {
+        (void)run(io_, clients::pg_load_fact_data(*pool_, doc));
+        ADD_FAILURE() << "expected fact_data_error";
+    } catch (const clients::fact_data_error& e) {
+        EXPECT_NE(std::string(e.what()).find("members[0].user_id"), std::string::npos) << e.what();
+    }
+    clients::pg_balance_source balance{*pool_};
+    EXPECT_EQ(run(io_, balance.check(k)).error(), errc::not_found);  // the valid section before it was not written
+}
+
+// ---- the Postgres store set --------------------------------------------------------------------------------------
+
+TEST_F(pg_facts, store_set_is_complete_and_keeps_the_pool_alive) {
+    std::weak_ptr<clients::pg_pool> weak;
+    {
+        auto shared = std::shared_ptr<clients::pg_pool>(std::move(pool_));
+        weak = shared;
+        auto set = clients::make_pg_store_set(std::move(shared));
+        EXPECT_TRUE(
+            set.bans && set.subscriptions && set.usage && set.members && set.balance && set.rate_limits &&
+            set.windows && set.admissions
+        );
+        auto balance = set.balance;
+        auto rate_limits = set.rate_limits;
+        set = {};
+        EXPECT_FALSE(weak.expired());  // still owned by the stores kept above
+        const auto key = unique_key("k");
+        auto a = run(io_, rate_limits->acquire(key, {10, 2}, 1));
+        ASSERT_TRUE(a.has_value()) << a.error().message();
+        EXPECT_TRUE(a->allowed);
+        EXPECT_EQ(run(io_, balance->check(key)).error(), errc::not_found);
+    }
+    EXPECT_TRUE(weak.expired());
+    EXPECT_THROW((void)clients::make_pg_store_set(nullptr), std::invalid_argument);
+}
+
+// ---- one preflight's fact reads: pipelined on one connection -------------------------------------------------------
+
+// The four read-only facts of one preflight (ban, subscription, usage, member), awaited concurrently, go out on ONE
+// connection back to back, without waiting for each other's results: one network round trip on the critical path.
+// Shown without timing: the ban table is locked by another session, so the first statement blocks on the server;
+// all four are nevertheless sent (pool counters) before any completes. Each carries its own sync point (each is
+// its own implicit transaction), so the counters show 4 statements and 4 syncs in one flight.
+TEST_F(pg_facts, four_concurrent_fact_reads_are_pipelined_in_one_flight) {
+    clients::pg_ban_store bans{*pool_};
+    clients::pg_subscription_store subs{*pool_};
+    clients::pg_usage_store usage{*pool_};
+    clients::pg_member_store members{*pool_};
+    const auto user = unique_key("user"), org = unique_key("org");
+    const std::vector<std::string> ids{user, org};
+    // Prepare the four statements on the pool's single connection first (PREPARE itself needs the table).
+    ASSERT_TRUE(run(io_, bans.find_active(ids)));
+    ASSERT_TRUE(run(io_, subs.find_highest_priority(user, org)));
+    ASSERT_TRUE(run(io_, usage.get(org, "2026-11-01")));
+    ASSERT_TRUE(run(io_, members.find(org, user)));
+
+    pqxx::connection locker{url_};
+    pqxx::work lock_tx{locker};
+    lock_tx.exec("SET LOCAL lock_timeout = '10s'");
+    lock_tx.exec("LOCK TABLE preflight_bans IN ACCESS EXCLUSIVE MODE");
+
+    const auto before = pool_->stats();
+    int done = 0;
+    bool all_ok = true;
+    auto finished = [&](std::exception_ptr e, const auto& r) {
+        all_ok = all_ok && !e && r.has_value();
+        ++done;
+    };
+    asio::co_spawn(io_, bans.find_active(ids), finished);
+    asio::co_spawn(io_, subs.find_highest_priority(user, org), finished);
+    asio::co_spawn(io_, usage.get(org, "2026-11-01"), finished);
+    asio::co_spawn(io_, members.find(org, user), finished);
+    io_.restart();
+    // Run until all four are on the wire (bounded: 10 s), then check that none has completed.
+    const auto deadline = std::chrono::steady_clock::now() + 10s;
+    while (pool_->stats().statements - before.statements < 4 && std::chrono::steady_clock::now() < deadline) {
+        io_.run_for(10ms);
+    }
+    const auto sent = pool_->stats();
+    EXPECT_EQ(sent.statements - before.statements, 4u);
+    EXPECT_EQ(sent.syncs - before.syncs, 4u);
+    EXPECT_EQ(done, 0) << "a later statement completed before the first (blocked) one: not pipelined";
+    lock_tx.abort();
+    while (done < 4 && io_.run_one() > 0) {
+    }
+    EXPECT_EQ(done, 4);
+    EXPECT_TRUE(all_ok);
+    EXPECT_EQ(pool_->stats().statements - before.statements, 4u);
+}
+
+}  // namespace
