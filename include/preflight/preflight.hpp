@@ -15,9 +15,11 @@
 #include <preflight/clients/http_balance_source.hpp>
 #include <preflight/clients/migrations.hpp>
 #include <preflight/clients/pg_admission_store.hpp>
+#include <preflight/clients/pg_facts.hpp>
 #include <preflight/clients/pg_fixed_window_store.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
+#include <preflight/clients/pg_store_set.hpp>
 #include <preflight/clients/redact.hpp>
 #include <preflight/clients/store_set.hpp>
 #include <preflight/core/clock.hpp>
