@@ -131,7 +131,7 @@ else
     W1_ARGS=() W2_ARGS=() W3_ARGS=() W4_ARGS=() W5_ARGS=() W6_ARGS=()
 fi
 
-if selected W1 && b=$(need W1 bench_gates_w1); then run_workload W1 180 "$b" "${W1_ARGS[@]}"; fi
+if selected W1 && b=$(need W1 bench_gates_w1); then run_workload W1 240 "$b" "${W1_ARGS[@]}"; fi
 if selected W2 && b=$(need W2 bench_e2e_w2); then run_workload W2 60 "$b" "${W2_ARGS[@]}"; fi
 if selected W3 && b=$(need W3 bench_limits_w3); then run_workload W3 180 "$b" "${W3_ARGS[@]}"; fi
 if selected W4 && b=$(need W4 bench_cache); then run_workload W4 180 "$b" "${W4_ARGS[@]}"; fi
