@@ -40,6 +40,7 @@ ONLY=$(echo "$ONLY" | tr 'a-z' 'A-Z')
 selected() { [[ ",$ONLY," == *",$1,"* ]]; }
 
 START=$(date +%s)
+LOAD_BEFORE=$(cut -d' ' -f1-3 /proc/loadavg)
 log() { echo "bench.sh [$(($(date +%s) - START))s] $*" >&2; }
 
 # --- 1. setup --------------------------------------------------------------------------------------------------
@@ -166,9 +167,9 @@ if [ "$REPORT" -eq 1 ]; then
     META=$BUILD/meta.json
     note="2 cores shared with the Postgres server (and with anything else running); figures move between runs"
     [ "$QUICK" -eq 1 ] && note="--quick run: reduced counts, figures NOT comparable with the references; $note"
-    python3 - "$META" "$DURATION" "$note" "$ONLY" <<'PY'
+    python3 - "$META" "$DURATION" "$note" "$ONLY" "$LOAD_BEFORE" <<'PY'
 import json, os, platform, subprocess, sys, time
-meta_path, duration, note, only = sys.argv[1:5]
+meta_path, duration, note, only, load_before = sys.argv[1:6]
 def sh(cmd):
     try:
         return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
@@ -183,6 +184,7 @@ meta = {
     "compiler": sh("c++ --version | head -n1"),
     "postgres": sh("$(pg_config --bindir 2>/dev/null || ls -d /usr/lib/postgresql/*/bin | tail -n1)/postgres --version"),
     "mode": "workloads " + only,
+    "load_before": load_before + " (1/5/15-minute load averages; 2 cores)",
     "load_after": sh("cut -d' ' -f1-3 /proc/loadavg"),
     "duration_s": duration + " s (build included)",
     "note": note,

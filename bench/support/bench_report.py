@@ -98,8 +98,11 @@ class Report:
         return [r for r in self.rows if r.get("workload") == workload and "not_run" in r]
 
     def section_not_run(self, workload):
-        for r in self.not_run(workload):
+        rows = self.not_run(workload)
+        for r in rows:
             self.w(f"- **not run**: `{r.get('name', workload)}` — {r['not_run']}")
+        if rows:
+            self.w()
 
     # W1 ------------------------------------------------------------------------------------------------------
     def w1(self):
