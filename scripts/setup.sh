@@ -13,7 +13,7 @@ PACKAGES=(
     clang-format
 )
 # Optional tools used by benchmarks and reports; their absence never fails the build or the tests.
-OPTIONAL=(wrk gnuplot-nox)
+OPTIONAL=(wrk gnuplot-nox python3)
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -267,18 +267,28 @@ int main(int argc, char** argv) {
         std::sort(secs.begin(), secs.end());
         const double median = secs[1];
         std::printf(
-            "{\"name\":\"W1_pipeline_overhead\",\"threads\":%u,\"caller\":\"%s\",\"gates\":6,\"facts\":1,"
+            "{\"workload\":\"W1\",\"name\":\"W1_pipeline_overhead_t%u\",\"threads\":%u,\"caller\":\"%s\",\"gates\":6,"
+            "\"facts\":1,"
             "\"ops\":%llu,\"rounds\":3,\"median_round_s\":%.4f,\"ns_per_decision\":%.1f,\"decisions_per_s\":%.0f,"
-            "\"best_ns_per_decision\":%.1f,\"not_allowed\":%llu}\n",
+            "\"ops_per_s\":%.0f,\"best_ns_per_decision\":%.1f,\"not_allowed\":%llu}\n",
+            threads,
             threads,
             plain ? "plain_executor" : "strand",
             static_cast<unsigned long long>(ops),
             median,
             median * 1e9 / static_cast<double>(ops),
             static_cast<double>(ops) / median,
+            static_cast<double>(ops) / median,
             secs[0] * 1e9 / static_cast<double>(ops),
             static_cast<unsigned long long>(bad)
         );
+        std::fflush(stdout);
+        if (bad != 0) {
+            std::fprintf(
+                stderr, "BUG: %llu decisions not allowed or not released\n", static_cast<unsigned long long>(bad)
+            );
+            return 1;
+        }
     }
     return 0;
 }
