@@ -13,6 +13,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <chrono>
 #include <exception>
 
 namespace {
@@ -87,6 +88,13 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         require(
             static_cast<std::int64_t>(settings.rate_limit.max_keys) == cfg.get_int("rate_limit.max_keys"),
             "rate_limit.max_keys truncated by settings_from"
+        );
+        // The fixed window converts its period to int64 nanoseconds.
+        require(
+            settings.backstop.period.count() <= std::chrono::duration_cast<std::chrono::seconds>(
+                                                     std::chrono::nanoseconds::max()
+                                                 ).count(),
+            "backstop.period_s overflows the fixed window's nanoseconds"
         );
         const auto printed = boost::json::serialize(cfg.to_json());
         boost::system::error_code ec;

@@ -69,7 +69,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         l.reset = std::chrono::seconds{static_cast<std::int64_t>(in.u64())};
         d.limiter = l;
     }
-    const auto traces = in.u8() % 4;
+    const unsigned traces = in.u8() % 4u;
     for (unsigned i = 0; i < traces; ++i) {
         preflight::gates::gate_trace t;
         t.gate = in.str();

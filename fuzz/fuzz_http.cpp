@@ -121,7 +121,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     timeval tv{5, 0};  // a server that never closes is a finding, not a hang
     ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     boost::system::error_code ec;
-    asio::write(s, asio::buffer(data, size), ec);  // the server may close early (e.g. 400 on garbage): fine
+    std::size_t written = 0;
+    while (written < size) {  // the server may close early (e.g. 400 on garbage): then stop writing
+        written += asio::write(s, asio::buffer(data + written, size - written), ec);
+        if (ec && ec != asio::error::interrupted) break;
+    }
     s.shutdown(tcp::socket::shutdown_send, ec);
     std::string received;
     bool reset = false;
@@ -129,6 +133,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (;;) {
         const auto n = s.read_some(asio::buffer(buf), ec);
         received.append(buf, n);
+        if (ec == asio::error::interrupted) continue;  // libFuzzer's timer signal (SIGALRM) interrupts reads
         if (ec == asio::error::eof) break;
         if (ec == asio::error::connection_reset) {
             reset = true;
