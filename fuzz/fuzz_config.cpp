@@ -6,7 +6,6 @@
 // bounds and from which `limits::settings_from` reads without throwing.
 
 #include "fuzz_check.hpp"
-
 #include <preflight/core/config.hpp>
 #include <preflight/limits/limits_config.hpp>
 
@@ -91,9 +90,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         );
         // The fixed window converts its period to int64 nanoseconds.
         require(
-            settings.backstop.period.count() <= std::chrono::duration_cast<std::chrono::seconds>(
-                                                     std::chrono::nanoseconds::max()
-                                                 ).count(),
+            settings.backstop.period.count() <=
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::nanoseconds::max()).count(),
             "backstop.period_s overflows the fixed window's nanoseconds"
         );
         const auto printed = boost::json::serialize(cfg.to_json());

@@ -5,7 +5,6 @@
 // `Retry-After` is a positive whole number of seconds.
 
 #include "fuzz_check.hpp"
-
 #include <preflight/gates/decision.hpp>
 #include <preflight/gates/http.hpp>
 
@@ -46,7 +45,8 @@ boost::json::value parse_or_die(const std::string& text, std::string_view what) 
 void check_text(const boost::json::object& o, std::string_view key, const std::string& expected) {
     const auto* v = o.if_contains(key);
     require(v && v->is_string(), std::string("missing text field ") + std::string(key));
-    if (valid_utf8(expected)) require(v->get_string() == expected, std::string("text not round-tripped: ") + std::string(key));
+    if (valid_utf8(expected))
+        require(v->get_string() == expected, std::string("text not round-tripped: ") + std::string(key));
 }
 
 }  // namespace

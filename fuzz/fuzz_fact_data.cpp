@@ -3,7 +3,6 @@
 // sanitizer report (e.g. an overflow while converting a timestamp).
 
 #include "fuzz_check.hpp"
-
 #include <preflight/clients/facts/memory_fact_stores.hpp>
 
 #include <boost/json/parse.hpp>
@@ -18,7 +17,9 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     try {
         preflight::clients::load_fact_data(doc, stores);
     } catch (const preflight::clients::fact_data_error& e) {
-        preflight::fuzz::require(std::string_view(e.what()).starts_with("fact data: "), "fact_data_error without prefix");
+        preflight::fuzz::require(
+            std::string_view(e.what()).starts_with("fact data: "), "fact_data_error without prefix"
+        );
     } catch (const std::exception& e) {
         preflight::fuzz::finding(std::string("load_fact_data threw something other than fact_data_error: ") + e.what());
     }

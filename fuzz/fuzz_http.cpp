@@ -8,7 +8,6 @@
 // 500, and closes the connection once the client has half-closed.
 
 #include "fuzz_check.hpp"
-
 #include <preflight/gates/decision.hpp>
 #include <preflight/gates/http.hpp>
 #include <preflight/server/http_server.hpp>
@@ -24,7 +23,6 @@
 
 #include <sys/socket.h>
 #include <sys/time.h>
-
 #include <thread>
 
 namespace {

@@ -1,6 +1,5 @@
-#include <preflight/gates/decision.hpp>
-
 #include "json_text.hpp"
+#include <preflight/gates/decision.hpp>
 
 #include <boost/json/array.hpp>
 

@@ -1,6 +1,5 @@
-#include <preflight/gates/http.hpp>
-
 #include "json_text.hpp"
+#include <preflight/gates/http.hpp>
 
 #include <boost/json/serialize.hpp>
 

@@ -138,7 +138,9 @@ TEST_F(memory_facts, load_fact_data_errors_name_path_and_value) {
 TEST_F(memory_facts, load_fact_data_rejects_out_of_range_times_and_seats) {
     memory_fact_stores stores;
     EXPECT_THROW(
-        load_fact_data(boost::json::parse(R"({"bans": [{"subject_id": "u", "until_unix_s": 1900000001111110}]})"), stores),
+        load_fact_data(
+            boost::json::parse(R"({"bans": [{"subject_id": "u", "until_unix_s": 1900000001111110}]})"), stores
+        ),
         fact_data_error
     );
     try {
@@ -151,7 +153,9 @@ TEST_F(memory_facts, load_fact_data_rejects_out_of_range_times_and_seats) {
         load_fact_data(boost::json::parse(R"({"bans": [{"subject_id": "u", "until_unix_s": 9223372036}]})"), stores)
     );
     EXPECT_THROW(
-        load_fact_data(boost::json::parse(R"({"subscriptions": [{"owner_id": "o", "plan": "pro", "seats": 4294967295}]})"), stores),
+        load_fact_data(
+            boost::json::parse(R"({"subscriptions": [{"owner_id": "o", "plan": "pro", "seats": 4294967295}]})"), stores
+        ),
         fact_data_error
     );
     EXPECT_TRUE((*run_coro(ctx_, stores.bans->find_active({"u"})))->until.has_value());

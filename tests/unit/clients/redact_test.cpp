@@ -39,7 +39,5 @@ TEST(redact, escaped_unquoted_and_ssl_passwords_hidden) {
         redact_connection_string("postgresql://db/p?password=topsecret&password=topsecret2&sslmode=x"),
         "postgresql://db/p?password=***&password=***&sslmode=x"
     );
-    EXPECT_EQ(
-        redact_connection_string("postgresql://db/p?sslpassword=topsecret"), "postgresql://db/p?sslpassword=***"
-    );
+    EXPECT_EQ(redact_connection_string("postgresql://db/p?sslpassword=topsecret"), "postgresql://db/p?sslpassword=***");
 }

@@ -86,8 +86,9 @@ TEST(http_mapping, gate_name_cannot_inject_a_header_line) {
 TEST(http_mapping, invalid_utf8_text_still_gives_valid_json) {
     auto d = denied(403, std::nullopt);
     d.message = "bad \xff\xc0\xaf \xed\xa0\x80 ok \xc3\xa9";  // stray, overlong, surrogate; then a valid é
-    d.code = "c\xe2\x82";                                   // truncated sequence
-    d.trace.push_back(g::gate_trace{"ban", g::phase::read_only, g::gate_outcome::deny, {}, {}, false, false, false, "r\xfe"});
+    d.code = "c\xe2\x82";                                     // truncated sequence
+    d.trace.push_back(g::gate_trace{
+        "ban", g::phase::read_only, g::gate_outcome::deny, {}, {}, false, false, false, "r\xfe"});
     boost::system::error_code ec;
     const auto body = boost::json::parse(g::to_http(d).body, ec);
     ASSERT_FALSE(ec) << ec.message();
