@@ -14,6 +14,8 @@ PACKAGES=(
 )
 # Optional tools used by benchmarks and reports; their absence never fails the build or the tests.
 OPTIONAL=(wrk gnuplot-nox python3)
+# Fuzzing (scripts/fuzz.sh): Debian's clang 14 and its runtime (libFuzzer, ASan, UBSan).
+FUZZ_TOOLS=(clang-14 libclang-rt-14-dev)
 
 missing=()
 for p in "${PACKAGES[@]}"; do
@@ -21,6 +23,11 @@ for p in "${PACKAGES[@]}"; do
 done
 if [ "${1:-}" = "--with-bench-tools" ]; then
     for p in "${OPTIONAL[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+fi
+if [ "${1:-}" = "--with-fuzz-tools" ]; then
+    for p in "${FUZZ_TOOLS[@]}"; do
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
     done
 fi

@@ -30,15 +30,13 @@ std::string redact_url(std::string_view url) {
     }
     if (authority_end != std::string_view::npos) {
         std::string_view rest = url.substr(authority_end);
-        // password=... may also appear as a query parameter.
-        const auto q = rest.find("password=");
-        if (q != std::string_view::npos) {
+        // password=... (and sslpassword=...) may also appear as query parameters, possibly more than once.
+        for (auto q = rest.find("password="); q != std::string_view::npos; q = rest.find("password=")) {
             const auto end = rest.find('&', q);
             out.append(rest.substr(0, q)).append("password=***");
-            if (end != std::string_view::npos) out.append(rest.substr(end));
-        } else {
-            out.append(rest);
+            rest = end == std::string_view::npos ? std::string_view{} : rest.substr(end);
         }
+        out.append(rest);
     }
     return out;
 }
@@ -61,9 +59,12 @@ std::string redact_keyvalue(std::string_view s) {
                 while (i < s.size() && s[i] != '\'') i += (s[i] == '\\' && i + 1 < s.size()) ? 2 : 1;
                 if (i < s.size()) ++i;
             } else {
-                while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i]))) ++i;
+                // libpq also honours backslash escapes in unquoted values ("a\\ b" is "a b").
+                while (i < s.size() && !std::isspace(static_cast<unsigned char>(s[i])))
+                    i += (s[i] == '\\' && i + 1 < s.size()) ? 2 : 1;
             }
-            out.append(key == "password" ? std::string_view{"***"} : s.substr(value_start, i - value_start));
+            const bool secret = key == "password" || key == "sslpassword";
+            out.append(secret ? std::string_view{"***"} : s.substr(value_start, i - value_start));
         }
         while (i < s.size() && std::isspace(static_cast<unsigned char>(s[i]))) out.push_back(s[i++]);
     }

@@ -74,6 +74,13 @@ std::string quoted(std::string_view s) {
     return boost::json::serialize(boost::json::value(s));
 }
 
+constexpr std::string_view redacted = "\"***\"";
+
+// The offending value as shown in an error: never the text of a secret key.
+std::string shown(const config_key& k, const std::string& text) {
+    return k.secret ? std::string(redacted) : text;
+}
+
 std::string fmt_bound(double d) {
     if (std::floor(d) == d && std::fabs(d) < 1e15) return std::to_string(static_cast<long long>(d));
     std::ostringstream o;
@@ -218,7 +225,7 @@ void flatten_file(
 config config::resolve(const config_registry& registry, const config_inputs& inputs) {
     config cfg;
     for (const auto& [path, key] : registry.keys())
-        cfg.values_[path] = entry{key.default_value, config_source::default_value};
+        cfg.values_[path] = entry{key.default_value, config_source::default_value, key.secret};
 
     const std::string file_name = inputs.file_name.empty() ? std::string("file") : inputs.file_name;
     // 1. file
@@ -233,9 +240,9 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
         for (auto& [path, v] : flat) {
             const config_key& k = *registry.find(path);
             if (auto bad = check(k, v)) {
-                throw config_error(path, config_source::file, file_name, boost::json::serialize(v), *bad);
+                throw config_error(path, config_source::file, file_name, shown(k, boost::json::serialize(v)), *bad);
             }
-            cfg.values_[path] = entry{std::move(v), config_source::file};
+            cfg.values_[path] = entry{std::move(v), config_source::file, k.secret};
         }
     }
 
@@ -279,10 +286,12 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
         auto parsed = parse_text(k.type, *text);
         if (!parsed)
             throw config_error(
-                path, config_source::env, name, quoted(*text), "must be " + std::string(type_name(k.type))
+                path, config_source::env, name, shown(k, quoted(*text)), "must be " + std::string(type_name(k.type))
             );
-        if (auto bad = check(k, *parsed)) throw config_error(path, config_source::env, name, quoted(*text), *bad);
-        cfg.values_[path] = entry{std::move(*parsed), config_source::env};
+        if (auto bad = check(k, *parsed)) {
+            throw config_error(path, config_source::env, name, shown(k, quoted(*text)), *bad);
+        }
+        cfg.values_[path] = entry{std::move(*parsed), config_source::env, k.secret};
     }
 
     // 3. flags
@@ -322,10 +331,16 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
         auto parsed = parse_text(k.type, text);
         if (!parsed)
             throw config_error(
-                it->second, config_source::flag, flag, quoted(text), "must be " + std::string(type_name(k.type))
+                it->second,
+                config_source::flag,
+                flag,
+                shown(k, quoted(text)),
+                "must be " + std::string(type_name(k.type))
             );
-        if (auto bad = check(k, *parsed)) throw config_error(it->second, config_source::flag, flag, quoted(text), *bad);
-        cfg.values_[it->second] = entry{std::move(*parsed), config_source::flag};
+        if (auto bad = check(k, *parsed)) {
+            throw config_error(it->second, config_source::flag, flag, shown(k, quoted(text)), *bad);
+        }
+        cfg.values_[it->second] = entry{std::move(*parsed), config_source::flag, k.secret};
     }
     return cfg;
 }
@@ -358,7 +373,9 @@ config_source config::source_of(std::string_view path) const {
 boost::json::value config::to_json() const {
     boost::json::object o;
     for (const auto& [path, e] : values_) {
-        o[path] = boost::json::object{{"value", e.value}, {"source", to_string(e.source)}};
+        boost::json::value shown_value = e.value;
+        if (e.secret && !(e.value.is_string() && e.value.get_string().empty())) shown_value = "***";
+        o[path] = boost::json::object{{"value", std::move(shown_value)}, {"source", to_string(e.source)}};
     }
     return o;
 }

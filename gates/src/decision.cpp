@@ -1,3 +1,4 @@
+#include "json_text.hpp"
 #include <preflight/gates/decision.hpp>
 
 #include <boost/json/array.hpp>
@@ -41,17 +42,17 @@ boost::json::object decision::to_json() const {
     o["allowed"] = allowed;
     o["status"] = status;
     if (!allowed) {
-        o["code"] = code;
-        o["message"] = message;
-        o["gate"] = gate;
+        o["code"] = detail::json_text(code);
+        o["message"] = detail::json_text(message);
+        o["gate"] = detail::json_text(gate);
         if (retry_after) o["retry_after_ms"] = retry_after->count();
     }
-    if (lease.held()) o["lease_id"] = lease.id();
+    if (lease.held()) o["lease_id"] = detail::json_text(lease.id());
     boost::json::array tr;
     tr.reserve(trace.size());
     for (const auto& t : trace) {
         boost::json::object e;
-        e["gate"] = t.gate;
+        e["gate"] = detail::json_text(t.gate);
         e["phase"] = to_string(t.phase);
         e["outcome"] = to_string(t.outcome);
         e["started_us"] = std::chrono::duration<double, std::micro>(t.started).count();
@@ -59,7 +60,7 @@ boost::json::object decision::to_json() const {
         e["fail_open"] = t.fail_open;
         e["shadow"] = t.shadow;
         e["would_deny"] = t.would_deny;
-        if (!t.reason.empty()) e["reason"] = t.reason;
+        if (!t.reason.empty()) e["reason"] = detail::json_text(t.reason);
         tr.emplace_back(std::move(e));
     }
     o["trace"] = std::move(tr);

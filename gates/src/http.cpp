@@ -1,3 +1,4 @@
+#include "json_text.hpp"
 #include <preflight/gates/http.hpp>
 
 #include <boost/json/serialize.hpp>
@@ -6,14 +7,23 @@ namespace preflight::gates {
 namespace {
 
 std::string whole_seconds_at_least_one(std::chrono::milliseconds ms) {
-    auto s = (ms.count() + 999) / 1000;
+    // Rounds up without `count() + 999`, which overflowed for a retry-after near the maximum (fuzz finding).
+    const auto c = ms.count();
+    const auto s = c / 1000 + (c % 1000 > 0 ? 1 : 0);
     return std::to_string(s < 1 ? 1 : s);
 }
 
-/// An sf-string (RFC 8941): quotes and backslashes escaped. Gate names are validated at build time.
+/// An sf-string (RFC 8941): quotes and backslashes escaped. Gate names are validated when a pipeline is
+/// built, but this is a header value: anything outside printable ASCII (CR, LF, other controls, non-ASCII
+/// bytes), which an sf-string cannot carry, becomes '?' so that no name can inject a header line.
 std::string sf_string(std::string_view s) {
     std::string out = "\"";
     for (char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (u < 0x20 || u > 0x7e) {
+            out += '?';
+            continue;
+        }
         if (c == '"' || c == '\\') out += '\\';
         out += c;
     }
@@ -40,9 +50,9 @@ http_response to_http(const decision& d) {
     }
     r.status = d.status;
     boost::json::object err;
-    err["code"] = d.code;
-    err["message"] = d.message;
-    err["gate"] = d.gate;
+    err["code"] = detail::json_text(d.code);
+    err["message"] = detail::json_text(d.message);
+    err["gate"] = detail::json_text(d.gate);
     boost::json::object body;
     body["error"] = std::move(err);
     r.body = boost::json::serialize(body);

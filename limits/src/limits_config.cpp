@@ -1,5 +1,7 @@
 #include <preflight/limits/limits_config.hpp>
 
+#include <optional>
+
 namespace preflight::limits {
 
 namespace {
@@ -15,12 +17,15 @@ config_key number_key(std::string path, double def, double min, bool exclusive, 
     return k;
 }
 
-config_key int_key(std::string path, std::int64_t def, double min, std::string desc) {
+config_key int_key(
+    std::string path, std::int64_t def, double min, std::string desc, std::optional<double> max = std::nullopt
+) {
     config_key k;
     k.path = std::move(path);
     k.type = config_type::integer;
     k.default_value = def;
     k.min = min;
+    k.max = max;
     k.description = std::move(desc);
     return k;
 }
@@ -40,13 +45,19 @@ void register_config(config_registry& r) {
     r.add(std::move(cancel));
     r.add(int_key("rate_limit.max_keys", 100'000, 1, "keys held by the in-memory token buckets"));
     r.add(int_key("backstop.max", 1000, 1, "fixed-window backstop: units per period per org"));
-    r.add(int_key("backstop.period_s", 3600, 1, "fixed-window backstop period in seconds"));
+    // Upper bounds found by fuzz/fuzz_config.cpp: the period is converted to nanoseconds (int64) by the fixed
+    // window, and host_concurrency is a uint32; larger values overflowed or were silently truncated.
+    r.add(int_key(
+        "backstop.period_s", 3600, 1, "fixed-window backstop period in seconds (<= 9223372036)", 9'223'372'036.0
+    ));
     r.add(int_key("run_budget.max_mutating_calls", 20, 1, "mutating calls per run"));
     r.add(int_key("invocation.deadline_ms", 5000, 1, "wall-clock deadline of one guarded invocation"));
     r.add(int_key("invocation.http_fetches", 8, 0, "http fetches per invocation"));
     r.add(int_key("invocation.db_queries", 32, 0, "db queries per invocation"));
     r.add(int_key("invocation.kv_bytes_written", 1024 * 1024, 0, "kv bytes written per invocation"));
-    r.add(int_key("invocation.host_concurrency", 1, 1, "host calls in flight per invocation"));
+    r.add(int_key(
+        "invocation.host_concurrency", 1, 1, "host calls in flight per invocation (<= 4294967295)", 4'294'967'295.0
+    ));
 }
 
 limits_settings settings_from(const config& cfg) {

@@ -2,6 +2,7 @@
 
 #include <boost/json.hpp>
 
+#include <limits>
 #include <mutex>
 
 namespace preflight::clients {
@@ -197,7 +198,14 @@ void load_fact_data(const json::value& doc, memory_fact_stores& stores) {
     each(obj, "bans", [&](const reader& r) {
         r.allow_only({"subject_id", "reason", "until_unix_s"});
         ban b{r.str("subject_id"), r.str("reason", std::string("banned")), std::nullopt};
-        if (auto until = r.integer("until_unix_s")) b.until = std::chrono::system_clock::from_time_t(*until);
+        if (auto until = r.integer("until_unix_s")) {
+            // system_clock counts nanoseconds in 64 bits (to year 2262): a larger value overflowed in
+            // from_time_t (undefined behaviour; found by fuzz/fuzz_fact_data.cpp).
+            constexpr std::int64_t max_unix_s =
+                std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::duration::max()).count();
+            if (*until > max_unix_s) fail(r.at("until_unix_s"), "too large (max " + std::to_string(max_unix_s) + ")");
+            b.until = std::chrono::system_clock::from_time_t(*until);
+        }
         stores.bans->put(std::move(b));
     });
     each(obj, "subscriptions", [&](const reader& r) {
@@ -209,7 +217,9 @@ void load_fact_data(const json::value& doc, memory_fact_stores& stores) {
         if (!plan) fail(r.at("plan"), "unknown plan '" + plan_name + "' (free, pro, team, enterprise)");
         s.plan = *plan;
         s.status = r.str("status", std::string("active"));
-        s.seats = static_cast<int>(r.integer("seats").value_or(1));
+        const auto seats = r.integer("seats").value_or(1);
+        if (seats > std::numeric_limits<int>::max()) fail(r.at("seats"), "too large");  // was silently truncated
+        s.seats = static_cast<int>(seats);
         stores.subscriptions->put(std::move(s));
     });
     each(obj, "usage", [&](const reader& r) {

@@ -133,4 +133,32 @@ TEST_F(memory_facts, load_fact_data_errors_name_path_and_value) {
     EXPECT_EQ(message_of(R"({"bans": [{"reason": "x"}]})"), "fact data: bans[0].subject_id: required");
 }
 
+// Regressions from fuzz/fuzz_fact_data.cpp (docs/reliability.md): a ban end past year 2262 overflowed in
+// from_time_t (undefined behaviour), and seats above INT_MAX were silently truncated (a negative seat count).
+TEST_F(memory_facts, load_fact_data_rejects_out_of_range_times_and_seats) {
+    memory_fact_stores stores;
+    EXPECT_THROW(
+        load_fact_data(
+            boost::json::parse(R"({"bans": [{"subject_id": "u", "until_unix_s": 1900000001111110}]})"), stores
+        ),
+        fact_data_error
+    );
+    try {
+        load_fact_data(boost::json::parse(R"({"bans": [{"subject_id": "u", "until_unix_s": 9223372037}]})"), stores);
+        FAIL() << "expected fact_data_error";
+    } catch (const fact_data_error& e) {
+        EXPECT_EQ(std::string(e.what()), "fact data: bans[0].until_unix_s: too large (max 9223372036)");
+    }
+    EXPECT_NO_THROW(
+        load_fact_data(boost::json::parse(R"({"bans": [{"subject_id": "u", "until_unix_s": 9223372036}]})"), stores)
+    );
+    EXPECT_THROW(
+        load_fact_data(
+            boost::json::parse(R"({"subscriptions": [{"owner_id": "o", "plan": "pro", "seats": 4294967295}]})"), stores
+        ),
+        fact_data_error
+    );
+    EXPECT_TRUE((*run_coro(ctx_, stores.bans->find_active({"u"})))->until.has_value());
+}
+
 }  // namespace

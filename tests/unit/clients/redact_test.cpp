@@ -28,3 +28,16 @@ TEST(redact, secret_never_survives) {
         EXPECT_EQ(redact_connection_string(s).find("topsecret"), std::string::npos) << s;
     }
 }
+
+// Found in the security review (docs/security.md): libpq reads backslash escapes in unquoted values, so
+// "password=ab\ cd" is the password "ab cd" and its tail must not survive; sslpassword is a secret too; a
+// repeated query parameter is redacted every time.
+TEST(redact, escaped_unquoted_and_ssl_passwords_hidden) {
+    EXPECT_EQ(redact_connection_string("host=h password=ab\\ topsecret user=u"), "host=h password=*** user=u");
+    EXPECT_EQ(redact_connection_string("host=h sslpassword=topsecret"), "host=h sslpassword=***");
+    EXPECT_EQ(
+        redact_connection_string("postgresql://db/p?password=topsecret&password=topsecret2&sslmode=x"),
+        "postgresql://db/p?password=***&password=***&sslmode=x"
+    );
+    EXPECT_EQ(redact_connection_string("postgresql://db/p?sslpassword=topsecret"), "postgresql://db/p?sslpassword=***");
+}

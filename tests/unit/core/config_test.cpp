@@ -172,3 +172,44 @@ TEST(config, prints_effective_configuration_with_sources) {
 }
 
 }  // namespace
+
+// Security review (docs/security.md): a secret key never prints, neither in the effective configuration nor in
+// an error about its value.
+TEST(config, secret_values_are_redacted_in_print_and_errors) {
+    config_registry r;
+    config_key url = key("store.url", config_type::string, "");
+    url.secret = true;
+    r.add(url);
+    config_key port = key("store.port", config_type::integer, 5432, 1.0);
+    port.secret = true;
+    r.add(port);
+
+    config_inputs in;
+    in.environment = std::vector<std::string>{};
+    in.getenv = [](const std::string&) { return std::nullopt; };
+    EXPECT_EQ(config::resolve(r, in).to_json().at("store.url").at("value"), "");  // empty: nothing to hide
+
+    in.args = {"--store-url=postgresql://u:topsecret@h/d"};
+    const auto cfg = config::resolve(r, in);
+    EXPECT_EQ(cfg.get_string("store.url"), "postgresql://u:topsecret@h/d");
+    EXPECT_EQ(cfg.to_json().at("store.url").at("value"), "***");
+    EXPECT_EQ(cfg.to_json().at("store.url").at("source"), "flag");
+
+    in.args = {"--store-port=topsecret"};
+    try {
+        (void)config::resolve(r, in);
+        FAIL() << "expected config_error";
+    } catch (const config_error& e) {
+        EXPECT_EQ(std::string(e.what()).find("topsecret"), std::string::npos) << e.what();
+        EXPECT_EQ(e.value(), R"("***")");
+        EXPECT_EQ(e.key(), "store.port");
+    }
+    in.args.clear();
+    in.file = boost::json::parse(R"({"store": {"port": "topsecret"}})");
+    try {
+        (void)config::resolve(r, in);
+        FAIL() << "expected config_error";
+    } catch (const config_error& e) {
+        EXPECT_EQ(std::string(e.what()).find("topsecret"), std::string::npos) << e.what();
+    }
+}

@@ -72,6 +72,43 @@ TEST(http_mapping, allowed_is_200_with_the_decision) {
     EXPECT_DOUBLE_EQ(body.at("trace").as_array().at(0).at("duration_us").to_number<double>(), 3.0);
 }
 
+// Regressions from fuzz/fuzz_decision.cpp (docs/reliability.md, findings F1-F3).
+TEST(http_mapping, gate_name_cannot_inject_a_header_line) {
+    auto d = denied(429, std::chrono::milliseconds(1000), g::limiter_info{1, 0, std::chrono::seconds(1), {}});
+    d.gate = "g\r\nSet-Cookie: x=1\x01\xff";
+    const auto r = g::to_http(d);
+    for (const auto& [name, value] : r.headers) {
+        EXPECT_EQ(value.find_first_of("\r\n\x01\xff"), std::string::npos) << name << ": " << value;
+    }
+    EXPECT_EQ(*r.header("RateLimit"), "\"g??Set-Cookie: x=1??\";r=0;t=0");
+}
+
+TEST(http_mapping, invalid_utf8_text_still_gives_valid_json) {
+    auto d = denied(403, std::nullopt);
+    d.message = "bad \xff\xc0\xaf \xed\xa0\x80 ok \xc3\xa9";  // stray, overlong, surrogate; then a valid é
+    d.code = "c\xe2\x82";                                     // truncated sequence
+    d.trace.push_back(g::gate_trace{
+        "ban", g::phase::read_only, g::gate_outcome::deny, {}, {}, false, false, false, "r\xfe"});
+    boost::system::error_code ec;
+    const auto body = boost::json::parse(g::to_http(d).body, ec);
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(
+        body.at("error").at("message").as_string(),
+        "bad \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd ok \xc3\xa9"
+    );
+    EXPECT_EQ(body.at("error").at("code").as_string(), "c\xef\xbf\xbd\xef\xbf\xbd");
+    const auto json = boost::json::parse(boost::json::serialize(d.to_json()), ec);
+    ASSERT_FALSE(ec) << ec.message();
+    EXPECT_EQ(json.at("trace").at(0).at("reason").as_string(), "r\xef\xbf\xbd");
+    EXPECT_EQ(json.at("message").as_string(), body.at("error").at("message").as_string());
+}
+
+TEST(http_mapping, retry_after_near_the_maximum_does_not_overflow) {
+    const auto max = std::chrono::milliseconds(std::chrono::milliseconds::max());
+    EXPECT_EQ(*g::to_http(denied(429, max)).header("Retry-After"), std::to_string(max.count() / 1000 + 1));
+    EXPECT_EQ(*g::to_http(denied(429, std::chrono::milliseconds(-1500))).header("Retry-After"), "1");
+}
+
 TEST(decision_json, denial_carries_code_gate_and_trace) {
     auto d = denied(429, std::chrono::milliseconds(1500));
     d.trace.push_back(g::gate_trace{

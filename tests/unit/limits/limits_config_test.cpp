@@ -210,4 +210,33 @@ TEST(limits_config, unrelated_preflight_variables_are_ignored) {
     EXPECT_EQ(cfg.source_of("rate_limit.read_rps"), config_source::default_value);
 }
 
+// Regressions from fuzz/fuzz_config.cpp (docs/reliability.md): host_concurrency was truncated to uint32 by
+// settings_from (4294967297 became 1), and a backstop period above 9223372036 s overflowed the fixed window's
+// nanoseconds. Both are now rejected with the key, source and value named.
+TEST(limits_config, values_that_do_not_fit_their_setting_are_rejected) {
+    const auto message_of = [](std::vector<std::string> args) {
+        try {
+            (void)config::resolve(limits_registry(), inputs(std::nullopt, {}, std::move(args)));
+        } catch (const config_error& e) {
+            return std::string(e.what());
+        }
+        return std::string("no error");
+    };
+    EXPECT_EQ(
+        message_of({"--invocation-host-concurrency=4294967297"}),
+        R"(config: invocation.host_concurrency = "4294967297" from flag --invocation-host-concurrency: must be <= 4294967295)"
+    );
+    EXPECT_EQ(
+        message_of({"--backstop-period-s=9223372037"}),
+        R"(config: backstop.period_s = "9223372037" from flag --backstop-period-s: must be <= 9223372036)"
+    );
+    const auto cfg = config::resolve(
+        limits_registry(),
+        inputs(std::nullopt, {}, {"--invocation-host-concurrency=4294967295", "--backstop-period-s=9223372036"})
+    );
+    const auto s = preflight::limits::settings_from(cfg);
+    EXPECT_EQ(s.invocation.host_concurrency, 4294967295u);
+    EXPECT_EQ(s.backstop.period, std::chrono::seconds{9223372036});
+}
+
 }  // namespace

@@ -53,6 +53,9 @@ struct config_key {
     std::optional<double> min;   ///< inclusive lower bound
     std::optional<double> max;   ///< inclusive upper bound
     bool min_exclusive = false;  ///< the lower bound is exclusive (value > min)
+    /// A secret (password, API key, connection string with a password): `config::to_json()` prints "***" for its
+    /// value and a `config_error` about it never repeats the offending value.
+    bool secret = false;
 };
 
 /// The set of known keys. Modules register theirs (limits: `preflight::limits::register_config`).
@@ -103,13 +106,15 @@ public:
     [[nodiscard]] std::string get_string(std::string_view path) const;
     [[nodiscard]] config_source source_of(std::string_view path) const;
 
-    /// `{"rate_limit.write_rps": {"value": 1.0, "source": "default"}, …}`, keys sorted.
+    /// `{"rate_limit.write_rps": {"value": 1.0, "source": "default"}, …}`, keys sorted. The value of a key
+    /// registered with `secret = true` is printed as "***" (an empty secret as "").
     [[nodiscard]] boost::json::value to_json() const;
 
 private:
     struct entry {
         boost::json::value value;
         config_source source = config_source::default_value;
+        bool secret = false;
     };
     const entry& at(std::string_view path) const;
     std::map<std::string, entry, std::less<>> values_;
