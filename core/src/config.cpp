@@ -218,7 +218,7 @@ void flatten_file(
 config config::resolve(const config_registry& registry, const config_inputs& inputs) {
     config cfg;
     for (const auto& [path, key] : registry.keys())
-        cfg.values_[path] = entry{key.default_value, config_source::default_value};
+        cfg.values_[path] = entry{key.default_value, config_source::default_value, key.secret};
 
     const std::string file_name = inputs.file_name.empty() ? std::string("file") : inputs.file_name;
     // 1. file
@@ -235,7 +235,7 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
             if (auto bad = check(k, v)) {
                 throw config_error(path, config_source::file, file_name, boost::json::serialize(v), *bad);
             }
-            cfg.values_[path] = entry{std::move(v), config_source::file};
+            cfg.values_[path] = entry{std::move(v), config_source::file, k.secret};
         }
     }
 
@@ -282,7 +282,7 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
                 path, config_source::env, name, quoted(*text), "must be " + std::string(type_name(k.type))
             );
         if (auto bad = check(k, *parsed)) throw config_error(path, config_source::env, name, quoted(*text), *bad);
-        cfg.values_[path] = entry{std::move(*parsed), config_source::env};
+        cfg.values_[path] = entry{std::move(*parsed), config_source::env, k.secret};
     }
 
     // 3. flags
@@ -325,7 +325,7 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
                 it->second, config_source::flag, flag, quoted(text), "must be " + std::string(type_name(k.type))
             );
         if (auto bad = check(k, *parsed)) throw config_error(it->second, config_source::flag, flag, quoted(text), *bad);
-        cfg.values_[it->second] = entry{std::move(*parsed), config_source::flag};
+        cfg.values_[it->second] = entry{std::move(*parsed), config_source::flag, k.secret};
     }
     return cfg;
 }
@@ -358,7 +358,9 @@ config_source config::source_of(std::string_view path) const {
 boost::json::value config::to_json() const {
     boost::json::object o;
     for (const auto& [path, e] : values_) {
-        o[path] = boost::json::object{{"value", e.value}, {"source", to_string(e.source)}};
+        const bool hide = e.secret && !(e.value.is_string() && e.value.get_string().empty());
+        boost::json::value shown = hide ? boost::json::value("***") : e.value;
+        o[path] = boost::json::object{{"value", std::move(shown)}, {"source", to_string(e.source)}};
     }
     return o;
 }

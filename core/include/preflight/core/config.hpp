@@ -53,6 +53,7 @@ struct config_key {
     std::optional<double> min;   ///< inclusive lower bound
     std::optional<double> max;   ///< inclusive upper bound
     bool min_exclusive = false;  ///< the lower bound is exclusive (value > min)
+    bool secret = false;         ///< a credential (password, token, URL with one): shown as "***" by `to_json()`
 };
 
 /// The set of known keys. Modules register theirs (limits: `preflight::limits::register_config`).
@@ -103,13 +104,15 @@ public:
     [[nodiscard]] std::string get_string(std::string_view path) const;
     [[nodiscard]] config_source source_of(std::string_view path) const;
 
-    /// `{"rate_limit.write_rps": {"value": 1.0, "source": "default"}, …}`, keys sorted.
+    /// `{"rate_limit.write_rps": {"value": 1.0, "source": "default"}, …}`, keys sorted. The value of a key
+    /// registered as `secret` is the string "***" (an empty string stays empty: nothing to hide), so the result is safe to print or serve.
     [[nodiscard]] boost::json::value to_json() const;
 
 private:
     struct entry {
         boost::json::value value;
         config_source source = config_source::default_value;
+        bool secret = false;
     };
     const entry& at(std::string_view path) const;
     std::map<std::string, entry, std::less<>> values_;
