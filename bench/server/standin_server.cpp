@@ -2,7 +2,12 @@
 // (`run_preflightd`: config, in-memory stores from --data, API, lease registry, drain) over four gates on the
 // in-memory store set: ban (403), member usage cap (402), a per-user write token bucket (429, rate and burst
 // from `standin.rate_per_s` / `standin.burst`) and admission slots per org (commit, lease).
-// Only for measuring the HTTP path; preflightd itself uses gates::default_pipeline.
+// With --postgres the limit stores (rate limit, admission, windows) are the Postgres ones and the facts stay in
+// memory (loaded from --data). Only for measuring the HTTP path; preflightd itself uses gates::default_pipeline.
+#include <preflight/clients/facts/memory_fact_stores.hpp>
+#include <preflight/clients/pg_admission_store.hpp>
+#include <preflight/clients/pg_fixed_window_store.hpp>
+#include <preflight/clients/pg_rate_limit_store.hpp>
 #include <preflight/limits/rate_limit_store.hpp>
 #include <preflight/server/preflightd.hpp>
 
@@ -77,6 +82,17 @@ g::pipeline standin_pipeline(const preflight::config& cfg, preflight::clients::s
     return b.build();
 }
 
+// The fact stores of the stand-in in Postgres mode (facts stay in memory).
+preflight::clients::memory_fact_stores& pg_mode_facts() {
+    static preflight::clients::memory_fact_stores facts;
+    return facts;
+}
+
+template <class Store>
+std::shared_ptr<Store> pool_store(const std::shared_ptr<preflight::clients::pg_pool>& pool) {
+    return std::shared_ptr<Store>(new Store(*pool), [pool](Store* p) { delete p; });  // keeps the pool alive
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -100,5 +116,16 @@ int main(int argc, char** argv) {
         r.add(k);
     };
     parts.make_pipeline = standin_pipeline;
+    parts.make_pg_stores = [](std::shared_ptr<preflight::clients::pg_pool> pool) {
+        auto set = preflight::clients::make_memory_store_set(pg_mode_facts(), preflight::clock::steady());
+        set.rate_limits = pool_store<preflight::clients::pg_rate_limit_store>(pool);
+        set.admissions = pool_store<preflight::clients::pg_admission_store>(pool);
+        set.windows = pool_store<preflight::clients::pg_fixed_window_store>(pool);
+        return set;
+    };
+    parts.load_pg_data = [](std::shared_ptr<preflight::clients::pg_pool>, boost::json::value doc) -> asio::awaitable<void> {
+        preflight::clients::load_fact_data(doc, pg_mode_facts());
+        co_return;
+    };
     return preflight::server::run_preflightd(argc, argv, parts);
 }
