@@ -15,7 +15,7 @@ end
 
 local preflight_req
 local pending = {}
-local counts = {}
+counts = {}  -- global: read by done() through thread:get
 
 function init(args)
     local headers = {["Content-Type"] = "application/json"}
@@ -33,14 +33,12 @@ end
 
 function response(status, headers, resp)
     if status == 200 then
-        local id = resp:match('"lease_id":"([^"]+)"')
-        if id then
-            counts.ok = counts.ok + 1
-            if release then table.insert(pending, id) end
-        elseif resp:find('"released":true', 1, true) then
+        if resp:find('"released":true', 1, true) then
             counts.released = counts.released + 1
         else
             counts.ok = counts.ok + 1
+            local id = resp:match('"lease_id":"([^"]+)"')
+            if id and release then table.insert(pending, id) end
         end
     else
         counts.other = counts.other + 1

@@ -2,7 +2,6 @@
 
 #include <stdexcept>
 #include <utility>
-#include <vector>
 
 namespace preflight::server {
 
@@ -13,14 +12,14 @@ lease_registry::lease_registry(std::size_t capacity, std::chrono::milliseconds t
 }
 
 void lease_registry::purge_locked(preflight::clock::time_point now) {
-    while (!order_.empty() && order_.front().first <= now) {
-        auto it = entries_.find(order_.front().second);
-        if (it != entries_.end() && it->second.expires == order_.front().first) {
-            if (it->second.lease.held()) --held_;
-            // Dropping the lease starts its release: the store has expired it by now, so that is a no-op there.
-            entries_.erase(it);
+    // Dropping an expired lease starts its release: the store has expired it by now, so that is a no-op there.
+    for (auto* order : {&held_order_, &tomb_order_}) {
+        while (!order->empty()) {
+            auto it = entries_.find(order->front());
+            if (it != entries_.end() && it->second.expires > now) break;
+            if (it != entries_.end()) entries_.erase(it);
+            order->pop_front();
         }
-        order_.pop_front();
     }
 }
 
@@ -29,12 +28,10 @@ bool lease_registry::add(gates::lease& l) {
     const auto now = clock_->now();
     std::lock_guard lock(mutex_);
     purge_locked(now);
-    if (entries_.size() >= capacity_ || entries_.contains(l.id())) return false;
-    const auto expires = now + ttl_;
+    if (held_order_.size() >= capacity_ || entries_.contains(l.id())) return false;
+    held_order_.push_back(l.id());
     std::string id = l.id();
-    order_.emplace_back(expires, id);
-    entries_.emplace(std::move(id), entry{std::move(l), expires});
-    ++held_;
+    entries_.emplace(std::move(id), entry{std::move(l), now + ttl_, std::prev(held_order_.end()), false});
     return true;
 }
 
@@ -46,9 +43,16 @@ boost::asio::awaitable<release_status> lease_registry::release(std::string id, b
         purge_locked(now);
         auto it = entries_.find(id);
         if (it == entries_.end()) co_return release_status::unknown;
-        if (!it->second.lease.held()) co_return release_status::already_released;
-        taken = std::move(it->second.lease);  // the entry stays as a tombstone until its expiry
-        --held_;
+        if (it->second.tombstone) co_return release_status::already_released;
+        taken = std::move(it->second.lease);
+        held_order_.erase(it->second.pos);
+        if (tomb_order_.size() >= capacity_) {  // the oldest tombstone makes room
+            entries_.erase(tomb_order_.front());
+            tomb_order_.pop_front();
+        }
+        tomb_order_.push_back(id);
+        it->second.pos = std::prev(tomb_order_.end());
+        it->second.tombstone = true;
     }
     result<void> r = co_await taken.release();
     if (!r) {
@@ -60,7 +64,7 @@ boost::asio::awaitable<release_status> lease_registry::release(std::string id, b
 
 std::size_t lease_registry::held() const {
     std::lock_guard lock(mutex_);
-    return held_;
+    return held_order_.size();
 }
 
 std::size_t lease_registry::size() const {

@@ -71,6 +71,26 @@ TEST(lease_registry, expired_leases_are_purged_and_make_room) {
     EXPECT_EQ(preflight::test::run_coro(ctx, reg.release("d")), release_status::released);
 }
 
+TEST(lease_registry, tombstones_do_not_take_held_capacity_and_are_bounded_too) {
+    asio::io_context ctx;
+    preflight::manual_clock clock;
+    auto c = std::make_shared<counts>();
+    lease_registry reg(1, 1000ms, clock);
+    auto a = make_lease(ctx, "a", c);
+    auto b = make_lease(ctx, "b", c);
+    ASSERT_TRUE(reg.add(a));
+    EXPECT_EQ(preflight::test::run_coro(ctx, reg.release("a")), release_status::released);
+    ASSERT_TRUE(reg.add(b));  // the tombstone of "a" does not count against held leases
+    EXPECT_EQ(reg.size(), 2u);
+    EXPECT_EQ(preflight::test::run_coro(ctx, reg.release("a")), release_status::already_released);
+    EXPECT_EQ(preflight::test::run_coro(ctx, reg.release("b")), release_status::released);
+    // At most `capacity` tombstones: "b"'s pushed "a"'s out.
+    EXPECT_EQ(reg.size(), 1u);
+    EXPECT_EQ(preflight::test::run_coro(ctx, reg.release("a")), release_status::unknown);
+    EXPECT_EQ(preflight::test::run_coro(ctx, reg.release("b")), release_status::already_released);
+    EXPECT_EQ(c->released.load(), 2);
+}
+
 TEST(lease_registry, rejects_duplicates_empty_leases_and_bad_parameters) {
     asio::io_context ctx;
     preflight::manual_clock clock;

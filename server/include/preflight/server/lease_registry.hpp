@@ -8,7 +8,7 @@
 
 #include <chrono>
 #include <cstddef>
-#include <deque>
+#include <list>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -24,12 +24,12 @@ enum class release_status {
 };
 
 /// Leases handed out by POST /v1/preflight, kept by id until the caller releases them or their ttl passes
-/// (the admission store expires them by then too). Bounded: at most `capacity` entries (held leases and
-/// the tombstones of released ones, kept until their ttl so a repeated release answers "already released").
-/// Expired entries are purged on every `add` and `release`.
+/// (the admission store expires them by then too). Bounded: at most `capacity` held leases, plus at most
+/// `capacity` tombstones of released ones (kept until their ttl, or until newer tombstones push them out, so a
+/// repeated release answers "already released"). Expired entries are purged on every `add` and `release`.
 /// Thread safety: every member may be called concurrently.
-/// Lifetime: an expired or purged lease is dropped, which starts its (harmless, idempotent) release on the
-/// lease's executor; destroy the registry before the io_context the leases run on.
+/// Lifetime: an expired lease is dropped, which starts its (harmless, idempotent) release on the lease's
+/// executor; destroy the registry before the io_context the leases run on.
 class lease_registry {
 public:
     /// Throws `std::invalid_argument` for a zero capacity or a ttl <= 0.
@@ -38,7 +38,7 @@ public:
     lease_registry& operator=(const lease_registry&) = delete;
 
     /// Keeps `l` (moved from on success) until released or expired. Returns false and leaves `l` untouched when
-    /// the registry is full (after purging), or when `l` is empty or its id is already registered.
+    /// `capacity` leases are held (after purging), or when `l` is empty or its id is already registered.
     [[nodiscard]] bool add(gates::lease& l);
 
     /// Releases lease `id` (awaiting the store). Idempotent. `ec`, when given, receives the store's error of a
@@ -47,7 +47,7 @@ public:
 
     /// Held (not yet released, not expired) leases. Approximate: expired entries are purged lazily.
     [[nodiscard]] std::size_t held() const;
-    /// Entries (held + tombstones).
+    /// Entries (held + tombstones); at most 2 x capacity.
     [[nodiscard]] std::size_t size() const;
     [[nodiscard]] std::size_t capacity() const noexcept { return capacity_; }
     [[nodiscard]] std::chrono::milliseconds ttl() const noexcept { return ttl_; }
@@ -56,6 +56,8 @@ private:
     struct entry {
         gates::lease lease;  // empty once released (tombstone)
         preflight::clock::time_point expires;
+        std::list<std::string>::iterator pos;  // in held_order_ or (tombstone) tomb_order_
+        bool tombstone = false;
     };
     void purge_locked(preflight::clock::time_point now);
 
@@ -64,8 +66,8 @@ private:
     const preflight::clock* clock_;
     mutable std::mutex mutex_;
     std::unordered_map<std::string, entry> entries_;
-    std::deque<std::pair<preflight::clock::time_point, std::string>> order_;  // by expiry (constant ttl)
-    std::size_t held_ = 0;
+    std::list<std::string> held_order_;  // held leases by expiry (the ttl is constant)
+    std::list<std::string> tomb_order_;  // tombstones by release time
 };
 
 }  // namespace preflight::server
