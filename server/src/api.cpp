@@ -158,7 +158,7 @@ std::variant<gates::request, request_error> parse_preflight_request(std::string_
 api::api(gates::pipeline pipeline, api_params params)
     : pipeline_(std::move(pipeline)),
       params_(std::move(params)),
-      leases_(params_.max_leases, params_.lease_ttl, *params_.clock),
+      leases_(params_.max_leases, params_.lease_ttl, *params_.clock, params_.max_released_leases),
       config_body_(json::serialize(params_.effective_config)) {}
 
 http_handler api::handler() {

@@ -5,8 +5,10 @@
 
 namespace preflight::server {
 
-lease_registry::lease_registry(std::size_t capacity, std::chrono::milliseconds ttl, const preflight::clock& c)
-    : capacity_(capacity), ttl_(ttl), clock_(&c) {
+lease_registry::lease_registry(
+    std::size_t capacity, std::chrono::milliseconds ttl, const preflight::clock& c, std::size_t max_released
+)
+    : capacity_(capacity), max_released_(max_released), ttl_(ttl), clock_(&c) {
     if (capacity == 0) throw std::invalid_argument("lease_registry: capacity must be > 0");
     if (ttl <= std::chrono::milliseconds::zero()) throw std::invalid_argument("lease_registry: ttl must be > 0");
 }
@@ -46,13 +48,17 @@ boost::asio::awaitable<release_status> lease_registry::release(std::string id, b
         if (it->second.tombstone) co_return release_status::already_released;
         taken = std::move(it->second.lease);
         held_order_.erase(it->second.pos);
-        if (tomb_order_.size() >= capacity_) {  // the oldest tombstone makes room
-            entries_.erase(tomb_order_.front());
-            tomb_order_.pop_front();
+        if (max_released_ == 0) {
+            entries_.erase(it);
+        } else {
+            if (tomb_order_.size() >= max_released_) {  // the oldest tombstone makes room
+                entries_.erase(tomb_order_.front());
+                tomb_order_.pop_front();
+            }
+            tomb_order_.push_back(id);
+            it->second.pos = std::prev(tomb_order_.end());
+            it->second.tombstone = true;
         }
-        tomb_order_.push_back(id);
-        it->second.pos = std::prev(tomb_order_.end());
-        it->second.tombstone = true;
     }
     result<void> r = co_await taken.release();
     if (!r) {

@@ -75,7 +75,7 @@ TEST(lease_registry, tombstones_do_not_take_held_capacity_and_are_bounded_too) {
     asio::io_context ctx;
     preflight::manual_clock clock;
     auto c = std::make_shared<counts>();
-    lease_registry reg(1, 1000ms, clock);
+    lease_registry reg(1, 1000ms, clock, 1);
     auto a = make_lease(ctx, "a", c);
     auto b = make_lease(ctx, "b", c);
     ASSERT_TRUE(reg.add(a));
@@ -84,7 +84,7 @@ TEST(lease_registry, tombstones_do_not_take_held_capacity_and_are_bounded_too) {
     EXPECT_EQ(reg.size(), 2u);
     EXPECT_EQ(preflight::test::run_coro(ctx, reg.release("a")), release_status::already_released);
     EXPECT_EQ(preflight::test::run_coro(ctx, reg.release("b")), release_status::released);
-    // At most `capacity` tombstones: "b"'s pushed "a"'s out.
+    // At most `max_released` tombstones: "b"'s pushed "a"'s out.
     EXPECT_EQ(reg.size(), 1u);
     EXPECT_EQ(preflight::test::run_coro(ctx, reg.release("a")), release_status::unknown);
     EXPECT_EQ(preflight::test::run_coro(ctx, reg.release("b")), release_status::already_released);

@@ -53,7 +53,8 @@ using health_check = std::function<boost::asio::awaitable<result<void>>()>;
 struct api_params {
     request_limits limits;
     std::chrono::milliseconds lease_ttl{std::chrono::minutes{5}};  ///< kept this long unless released
-    std::size_t max_leases = 100'000;                              ///< bound of the lease registry
+    std::size_t max_leases = 100'000;                              ///< bound of the held leases
+    std::size_t max_released_leases = 10'000;  ///< released ids remembered (a repeated release is still 200)
     const preflight::clock* clock = &preflight::clock::steady();  ///< lease expiry; must outlive the api
     health_check health;                                          ///< empty: /healthz checks nothing else
     std::function<std::string()> extra_metrics;                   ///< more Prometheus text (e.g. pool usage)
