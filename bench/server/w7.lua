@@ -45,13 +45,26 @@ function response(status, headers, resp)
     end
 end
 
+-- Without releases, leave the responses unread by Lua (cheaper for wrk, which shares the cores): wrk still
+-- reports non-2xx answers itself ("Non-2xx or 3xx responses").
+if not release then
+    response = nil
+    request = nil
+    wrk.method = "POST"
+    wrk.path = "/v1/preflight"
+    wrk.body = body
+    wrk.headers["Content-Type"] = "application/json"
+end
+
 function done(summary, latency, requests)
     local ok, released, other = 0, 0, 0
     for _, t in ipairs(threads) do
         local c = t:get("counts")
-        ok = ok + c.ok
-        released = released + c.released
-        other = other + c.other
+        if c then
+            ok = ok + c.ok
+            released = released + c.released
+            other = other + c.other
+        end
     end
     local secs = summary.duration / 1e6
     io.write(string.format("W7 requests/s %.0f (preflights %d, releases %d, non-200 %d, socket errors %d)\n",
