@@ -69,7 +69,8 @@ g::pipeline standin_pipeline(const preflight::config& cfg, preflight::clients::s
         auto r = co_await store->reserve(std::move(key), slots, std::chrono::minutes{5});
         if (!r) co_return r.error();
         if (!r->admitted) {
-            co_return g::verdict::deny(g::denial{429, "too_many_concurrent_executions", "slots", std::nullopt, std::nullopt});
+            co_return g::verdict::deny(g::denial{
+                429, "too_many_concurrent_executions", "slots", std::nullopt, std::nullopt});
         }
         g::release_function release = [store, id = r->lease_id]() -> asio::awaitable<result<void>> {
             auto rr = co_await store->release(id);
@@ -123,7 +124,8 @@ int main(int argc, char** argv) {
         set.windows = pool_store<preflight::clients::pg_fixed_window_store>(pool);
         return set;
     };
-    parts.load_pg_data = [](std::shared_ptr<preflight::clients::pg_pool>, boost::json::value doc) -> asio::awaitable<void> {
+    parts.load_pg_data = [](std::shared_ptr<preflight::clients::pg_pool>,
+                            boost::json::value doc) -> asio::awaitable<void> {
         preflight::clients::load_fact_data(doc, pg_mode_facts());
         co_return;
     };

@@ -62,8 +62,13 @@ constexpr std::array<std::pair<std::string_view, std::string gates::subject_keys
 }};
 
 http_response error_response(
-    unsigned status, std::string_view code, std::string message, unsigned version, bool keep_alive,
-    std::string_view field = {}, bool with_field = false
+    unsigned status,
+    std::string_view code,
+    std::string message,
+    unsigned version,
+    bool keep_alive,
+    std::string_view field = {},
+    bool with_field = false
 ) {
     json::object err;
     err["code"] = code;
@@ -84,7 +89,9 @@ std::string counter(std::string_view name, std::string_view help, std::uint64_t 
 
 }  // namespace
 
-std::variant<gates::request, request_error> parse_preflight_request(std::string_view body, const request_limits& limits) {
+std::variant<gates::request, request_error> parse_preflight_request(
+    std::string_view body, const request_limits& limits
+) {
     json::parse_options opt;
     opt.max_depth = limits.max_depth;
     boost::system::error_code ec;
@@ -142,8 +149,7 @@ std::variant<gates::request, request_error> parse_preflight_request(std::string_
             }
             if (v.get_object().size() > limits.max_extension_keys) {
                 return request_error{
-                    "extension",
-                    "extension has more than " + std::to_string(limits.max_extension_keys) + " members"};
+                    "extension", "extension has more than " + std::to_string(limits.max_extension_keys) + " members"};
             }
             out.extension = std::move(v.get_object());
         } else {
@@ -177,8 +183,8 @@ boost::asio::awaitable<http_response> api::handle(http_request req) {
         auto res = error_response(
             405,
             "method_not_allowed",
-            std::string(req.method_string()) + " is not allowed on " + std::string(target) + " (allowed: " +
-                std::string(allow) + ")",
+            std::string(req.method_string()) + " is not allowed on " + std::string(target) +
+                " (allowed: " + std::string(allow) + ")",
             version,
             keep_alive
         );
@@ -276,9 +282,7 @@ boost::asio::awaitable<http_response> api::release(std::string id, unsigned vers
     switch (st) {
         case release_status::released:
             stats_.releases.fetch_add(1, std::memory_order_relaxed);
-            co_return json_response(
-                200, R"({"released":true,"lease_id":)" + quoted(id) + "}", version, keep_alive
-            );
+            co_return json_response(200, R"({"released":true,"lease_id":)" + quoted(id) + "}", version, keep_alive);
         case release_status::already_released:
             co_return json_response(
                 200, R"({"released":true,"already_released":true,"lease_id":)" + quoted(id) + "}", version, keep_alive
@@ -323,7 +327,8 @@ std::string api::metrics_text() const {
     if (server_ != nullptr) {
         const auto& s = server_->stats();
         const auto get = [](const auto& a) { return static_cast<std::uint64_t>(a.load(std::memory_order_relaxed)); };
-        out += counter("preflight_http_connections_accepted_total", "Connections accepted.", get(s.connections_accepted));
+        out +=
+            counter("preflight_http_connections_accepted_total", "Connections accepted.", get(s.connections_accepted));
         out += counter(
             "preflight_http_connections_rejected_total",
             "Connections closed at once (over max_connections).",
@@ -337,29 +342,44 @@ std::string api::metrics_text() const {
         out += counter("preflight_http_handler_errors_total", "Internal errors (500).", get(s.handler_errors));
     }
     const auto get = [](const auto& a) { return a.load(std::memory_order_relaxed); };
-    out += counter("preflight_api_preflight_requests_total", "POST /v1/preflight requests.", get(stats_.preflight_requests));
     out += counter(
-        "preflight_api_invalid_requests_total", "Preflight bodies refused by validation (400).", get(stats_.invalid_requests)
+        "preflight_api_preflight_requests_total", "POST /v1/preflight requests.", get(stats_.preflight_requests)
+    );
+    out += counter(
+        "preflight_api_invalid_requests_total",
+        "Preflight bodies refused by validation (400).",
+        get(stats_.invalid_requests)
     );
     out += counter("preflight_api_not_found_total", "404 answers.", get(stats_.not_found));
     out += counter("preflight_api_method_not_allowed_total", "405 answers.", get(stats_.method_not_allowed));
     out += counter("preflight_leases_held", "Leases granted and not yet released or expired.", leases_.held(), "gauge");
     out += counter(
-        "preflight_lease_registry_entries", "Lease registry entries (held + released tombstones).", leases_.size(), "gauge"
+        "preflight_lease_registry_entries",
+        "Lease registry entries (held + released tombstones).",
+        leases_.size(),
+        "gauge"
     );
     out += counter("preflight_lease_registry_capacity", "Lease registry bound.", leases_.capacity(), "gauge");
     out += counter(
-        "preflight_lease_registry_full_total", "Admissions refused because the registry was full.", get(stats_.lease_registry_full)
+        "preflight_lease_registry_full_total",
+        "Admissions refused because the registry was full.",
+        get(stats_.lease_registry_full)
     );
     out += counter("preflight_lease_releases_total", "Leases released by the caller.", get(stats_.releases));
-    out += counter("preflight_lease_release_failures_total", "Releases the store failed.", get(stats_.release_failures));
+    out +=
+        counter("preflight_lease_release_failures_total", "Releases the store failed.", get(stats_.release_failures));
     if (params_.extra_metrics) out += params_.extra_metrics();
     return out;
 }
 
 void register_server_config(preflight::config_registry& registry) {
-    auto add = [&](std::string path, config_type t, json::value def, std::string desc, std::optional<double> min = {},
-                   std::optional<double> max = {}, bool secret = false) {
+    auto add = [&](std::string path,
+                   config_type t,
+                   json::value def,
+                   std::string desc,
+                   std::optional<double> min = {},
+                   std::optional<double> max = {},
+                   bool secret = false) {
         config_key k;
         k.path = std::move(path);
         k.type = t;

@@ -32,7 +32,10 @@ void io_threads::stop() {
 }
 
 bool serve_until_signal(
-    asio::io_context& ctx, api& a, const http_server_config& http, std::chrono::milliseconds drain_timeout,
+    asio::io_context& ctx,
+    api& a,
+    const http_server_config& http,
+    std::chrono::milliseconds drain_timeout,
     std::ostream& out
 ) {
     auto signals = std::make_shared<asio::signal_set>(ctx, SIGINT, SIGTERM);

@@ -1,7 +1,5 @@
 // End to end: starts the preflightd binary (against the throwaway Postgres, and on the embedded default),
 // checks a few decisions of the sample tenants (examples/data.json) and /metrics counters, then SIGTERM: exit 0.
-#include <pg_env.hpp>
-
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ip/tcp.hpp>
@@ -13,7 +11,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <csignal>
 #include <optional>
+#include <pg_env.hpp>
+#include <poll.h>
 #include <regex>
 #include <spawn.h>
 #include <string>
@@ -21,8 +22,6 @@
 #include <thread>
 #include <unistd.h>
 #include <vector>
-#include <poll.h>
-#include <csignal>
 
 extern char** environ;
 

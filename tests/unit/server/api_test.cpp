@@ -234,7 +234,8 @@ TEST_F(api_test, every_bad_input_is_400_naming_the_field) {
     expect_bad(R"({"operation":"execute","subject":{"name":"u1"}})", "subject.name", "unknown field");
     expect_bad(R"({"operation":"execute","subject":{"org":42}})", "subject.org", "must be a string");
     expect_bad(
-        R"({"operation":"execute","subject":{"user":")" + std::string(300, 'x') + R"("}})", "subject.user",
+        R"({"operation":"execute","subject":{"user":")" + std::string(300, 'x') + R"("}})",
+        "subject.user",
         "longer than 256"
     );
     expect_bad(R"({"operation":"execute","extension":[1]})", "extension", "must be an object");
@@ -249,9 +250,8 @@ TEST_F(api_test, every_bad_input_is_400_naming_the_field) {
         s.connect({asio::ip::make_address("127.0.0.1"), server_->port()});
         asio::write(
             s,
-            asio::buffer(std::string(
-                "POST /v1/preflight HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 70000\r\n\r\n"
-            ))
+            asio::buffer(std::string("POST /v1/preflight HTTP/1.1\r\nHost: x\r\nContent-Type: "
+                                     "application/json\r\nContent-Length: 70000\r\n\r\n"))
         );
         boost::beast::flat_buffer buf;
         response big;
@@ -312,9 +312,7 @@ TEST_F(api_test, healthz_reports_the_health_check) {
     auto bad = send(http::verb::get, "/healthz");
     EXPECT_EQ(bad.result_int(), 503);
     EXPECT_EQ(body_of(bad).at("status"), "unavailable");
-    EXPECT_EQ(
-        body_of(bad).at("error"), json::value(make_error_code(preflight::errc::store_unavailable).message())
-    );
+    EXPECT_EQ(body_of(bad).at("error"), json::value(make_error_code(preflight::errc::store_unavailable).message()));
 }
 
 TEST_F(api_test, metrics_expose_pipeline_server_and_lease_figures) {
@@ -378,13 +376,31 @@ TEST_F(api_test, unknown_paths_are_404_and_wrong_methods_405) {
 }
 
 TEST(command_line, short_flags_map_to_server_keys_and_config_is_taken_out) {
-    const char* argv[] = {"preflightd", "--config", "f.json", "--listen=0.0.0.0", "--port", "9000",
-                          "--postgres", "postgresql://x", "--threads=2", "--data", "d.json", "--rate-limit-x=1"};
+    const char* argv[] = {
+        "preflightd",
+        "--config",
+        "f.json",
+        "--listen=0.0.0.0",
+        "--port",
+        "9000",
+        "--postgres",
+        "postgresql://x",
+        "--threads=2",
+        "--data",
+        "d.json",
+        "--rate-limit-x=1"};
     auto cl = preflight::server::translate_command_line(12, argv);
     EXPECT_EQ(cl.config_file, "f.json");
-    std::vector<std::string> want{"--server-listen=0.0.0.0", "--server-port", "9000", "--server-postgres-url",
-                                  "postgresql://x",          "--server-threads=2", "--server-data", "d.json",
-                                  "--rate-limit-x=1"};
+    std::vector<std::string> want{
+        "--server-listen=0.0.0.0",
+        "--server-port",
+        "9000",
+        "--server-postgres-url",
+        "postgresql://x",
+        "--server-threads=2",
+        "--server-data",
+        "d.json",
+        "--rate-limit-x=1"};
     EXPECT_EQ(cl.args, want);
     const char* missing[] = {"preflightd", "--config"};
     EXPECT_THROW((void)preflight::server::translate_command_line(2, missing), preflight::config_error);

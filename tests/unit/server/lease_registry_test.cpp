@@ -2,10 +2,10 @@
 
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>
-#include <run_coro.hpp>
 
 #include <atomic>
 #include <memory>
+#include <run_coro.hpp>
 
 namespace {
 

@@ -105,7 +105,8 @@ public:
     [[nodiscard]] config_source source_of(std::string_view path) const;
 
     /// `{"rate_limit.write_rps": {"value": 1.0, "source": "default"}, …}`, keys sorted. The value of a key
-    /// registered as `secret` is the string "***" (an empty string stays empty: nothing to hide), so the result is safe to print or serve.
+    /// registered as `secret` is the string "***" (an empty string stays empty: nothing to hide), so the result is safe
+    /// to print or serve.
     [[nodiscard]] boost::json::value to_json() const;
 
 private:

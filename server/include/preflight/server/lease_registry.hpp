@@ -26,15 +26,18 @@ enum class release_status {
 /// Leases handed out by POST /v1/preflight, kept by id until the caller releases them or their ttl passes
 /// (the admission store expires them by then too). Bounded: at most `capacity` held leases, plus at most
 /// `max_released` tombstones of released ones (kept until their ttl, or until newer tombstones push them out, so
-/// a repeated release answers "already released"; an older one answers "unknown"). Expired entries are purged on every `add` and `release`.
-/// Thread safety: every member may be called concurrently.
-/// Lifetime: an expired lease is dropped, which starts its (harmless, idempotent) release on the lease's
-/// executor; destroy the registry before the io_context the leases run on.
+/// a repeated release answers "already released"; an older one answers "unknown"). Expired entries are purged on every
+/// `add` and `release`. Thread safety: every member may be called concurrently. Lifetime: an expired lease is dropped,
+/// which starts its (harmless, idempotent) release on the lease's executor; destroy the registry before the io_context
+/// the leases run on.
 class lease_registry {
 public:
     /// Throws `std::invalid_argument` for a zero capacity or a ttl <= 0.
     lease_registry(
-        std::size_t capacity, std::chrono::milliseconds ttl, const preflight::clock& c, std::size_t max_released = 10'000
+        std::size_t capacity,
+        std::chrono::milliseconds ttl,
+        const preflight::clock& c,
+        std::size_t max_released = 10'000
     );
     lease_registry(const lease_registry&) = delete;
     lease_registry& operator=(const lease_registry&) = delete;
