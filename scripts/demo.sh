@@ -124,7 +124,7 @@ post execute user_banned org_acme
 show "banned: user_banned executes" 403
 
 post execute user_carol org_capped
-show "over usage: carol@capped (cap 100, used 100)" 402
+show "over usage: carol@capped (cap 100, used 150)" 402
 
 post execute user_dave org_nobilling
 show "billing down: org without a billing account" 200

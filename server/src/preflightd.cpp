@@ -145,7 +145,13 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
             code = 1;
         }
         threads.stop();
-        // Leases and the pool go before the io_context (their release/IO handlers are dropped unrun).
+        if (pool && the_api && the_api->leases().held() > 0) {
+            // Held leases are left to the store's ttl (their executions may still run elsewhere). Destroying them
+            // would queue releases that hold the pool past the io_context, so the api is deliberately not
+            // destroyed at exit.
+            (void)the_api.release();
+        }
+        // The api (leases: their queued releases are dropped unrun) and the pool go before the io_context.
         the_api.reset();
         pool.reset();
     }
