@@ -1,6 +1,7 @@
 #include <preflight/core/config.hpp>
 
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -213,3 +214,52 @@ TEST(config, secret_values_are_redacted_in_print_and_errors) {
         EXPECT_EQ(std::string(e.what()).find("topsecret"), std::string::npos) << e.what();
     }
 }
+
+namespace {
+
+TEST(config, to_json_redacts_secret_values_from_every_source) {
+    config_registry reg;
+    config_key url;
+    url.path = "store.url";
+    url.type = config_type::string;
+    url.default_value = "";
+    url.secret = true;
+    reg.add(url);
+    config_key token = url;
+    token.path = "store.token";
+    token.default_value = "default-token";
+    reg.add(token);
+    config_key plain = url;
+    plain.path = "store.name";
+    plain.secret = false;
+    plain.default_value = "main";
+    reg.add(plain);
+
+    config_inputs in;
+    in.environment = std::vector<std::string>{};
+    in.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    // Empty and not given: nothing to hide.
+    EXPECT_EQ(config::resolve(reg, in).to_json().at("store.url").at("value"), boost::json::value(""));
+    EXPECT_EQ(config::resolve(reg, in).to_json().at("store.token").at("value"), boost::json::value("***"));
+
+    in.args = {"--store-url=postgresql://u:hunter2@db/x"};
+    auto cfg = config::resolve(reg, in);
+    const auto j = cfg.to_json();
+    EXPECT_EQ(j.at("store.url").at("value"), boost::json::value("***"));
+    EXPECT_EQ(j.at("store.url").at("source"), boost::json::value("flag"));
+    EXPECT_EQ(j.at("store.name").at("value"), boost::json::value("main"));
+    EXPECT_EQ(boost::json::serialize(j).find("hunter2"), std::string::npos);
+    // The program still sees the real value.
+    EXPECT_EQ(cfg.get_string("store.url"), "postgresql://u:hunter2@db/x");
+
+    in.args = {};
+    in.getenv = [](const std::string& n) -> std::optional<std::string> {
+        if (n == "PREFLIGHT_STORE_TOKEN") return std::string("from-env");
+        return std::nullopt;
+    };
+    const auto j2 = config::resolve(reg, in).to_json();
+    EXPECT_EQ(j2.at("store.token").at("value"), boost::json::value("***"));
+    EXPECT_EQ(j2.at("store.token").at("source"), boost::json::value("env"));
+}
+
+}  // namespace

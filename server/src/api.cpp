@@ -1,0 +1,447 @@
+#include <preflight/gates/http.hpp>
+#include <preflight/gates/operation.hpp>
+#include <preflight/server/api.hpp>
+
+#include <boost/beast/http/field.hpp>
+#include <boost/beast/http/status.hpp>
+#include <boost/beast/http/verb.hpp>
+#include <boost/json/monotonic_resource.hpp>
+#include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
+
+#include <array>
+#include <utility>
+
+// g++ 12 at -O2 reports -Wmismatched-new-delete for Asio's awaitable frames once it inlines their recycling
+// allocator (aligned_new behind operator new, the class's own operator delete): a false positive, the pair is
+// Asio's own (awaitable_frame_base::operator new/delete).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+namespace preflight::server {
+
+namespace http = boost::beast::http;
+namespace json = boost::json;
+
+namespace {
+
+std::string quoted(std::string_view s) {
+    return json::serialize(json::value(s));
+}
+
+// A short rendering of a bad value for an error message (never the whole of a large value).
+std::string shown(const json::value& v) {
+    std::string s = json::serialize(v);
+    if (s.size() > 64) s = s.substr(0, 61) + "...";
+    return s;
+}
+
+std::string_view kind_of(const json::value& v) {
+    switch (v.kind()) {
+        case json::kind::null: return "null";
+        case json::kind::bool_: return "a boolean";
+        case json::kind::int64:
+        case json::kind::uint64:
+        case json::kind::double_: return "a number";
+        case json::kind::string: return "a string";
+        case json::kind::array: return "an array";
+        case json::kind::object: return "an object";
+    }
+    return "?";
+}
+
+constexpr std::array<std::pair<std::string_view, std::string gates::subject_keys::*>, 7> subject_fields{{
+    {"user", &gates::subject_keys::user},
+    {"org", &gates::subject_keys::org},
+    {"workspace", &gates::subject_keys::workspace},
+    {"ip", &gates::subject_keys::ip},
+    {"api_key_id", &gates::subject_keys::api_key_id},
+    {"run_id", &gates::subject_keys::run_id},
+    {"request_id", &gates::subject_keys::request_id},
+}};
+
+http_response error_response(
+    unsigned status,
+    std::string_view code,
+    std::string message,
+    unsigned version,
+    bool keep_alive,
+    std::string_view field = {},
+    bool with_field = false
+) {
+    json::object err;
+    err["code"] = code;
+    err["message"] = std::move(message);
+    if (with_field) err["field"] = field;
+    json::object body;
+    body["error"] = std::move(err);
+    return json_response(status, json::serialize(body), version, keep_alive);
+}
+
+std::string counter(std::string_view name, std::string_view help, std::uint64_t v, std::string_view type = "counter") {
+    std::string s;
+    s.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    s.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+    s.append(name).append(" ").append(std::to_string(v)).append("\n");
+    return s;
+}
+
+}  // namespace
+
+std::variant<gates::request, request_error> parse_preflight_request(
+    std::string_view body, const request_limits& limits
+) {
+    json::parse_options opt;
+    opt.max_depth = limits.max_depth;
+    boost::system::error_code ec;
+    json::value doc = json::parse(body, ec, json::storage_ptr(), opt);
+    if (ec) {
+        if (ec == json::error::too_deep) {
+            return request_error{"", "JSON nested deeper than " + std::to_string(limits.max_depth) + " levels"};
+        }
+        return request_error{"", "malformed JSON: " + ec.message()};
+    }
+    if (!doc.is_object()) return request_error{"", "the body must be a JSON object, not " + std::string(kind_of(doc))};
+    gates::request out;
+    bool have_op = false;
+    for (auto& [k, v] : doc.get_object()) {
+        if (k == "operation") {
+            if (!v.is_string()) {
+                return request_error{"operation", "operation must be a string, not " + std::string(kind_of(v))};
+            }
+            auto op = gates::parse_operation(v.get_string());
+            if (!op) {
+                return request_error{
+                    "operation",
+                    "unknown operation " + shown(v) +
+                        " (expected execute, execute_with_pause, resume, cancel or read)"};
+            }
+            out.op = *op;
+            have_op = true;
+        } else if (k == "subject") {
+            if (!v.is_object()) {
+                return request_error{"subject", "subject must be an object, not " + std::string(kind_of(v))};
+            }
+            for (auto& [sk, sv] : v.get_object()) {
+                const std::string field = "subject." + std::string(sk);
+                auto it = std::find_if(subject_fields.begin(), subject_fields.end(), [&](const auto& f) {
+                    return f.first == std::string_view(sk);
+                });
+                if (it == subject_fields.end()) {
+                    return request_error{
+                        field,
+                        "unknown field " + quoted(field) +
+                            " (expected user, org, workspace, ip, api_key_id, run_id or request_id)"};
+                }
+                if (!sv.is_string()) {
+                    return request_error{field, field + " must be a string, not " + std::string(kind_of(sv))};
+                }
+                if (sv.get_string().size() > limits.max_key_bytes) {
+                    return request_error{
+                        field, field + " is longer than " + std::to_string(limits.max_key_bytes) + " bytes"};
+                }
+                out.subject.*(it->second) = std::string(sv.get_string());
+            }
+        } else if (k == "extension") {
+            if (!v.is_object()) {
+                return request_error{"extension", "extension must be an object, not " + std::string(kind_of(v))};
+            }
+            if (v.get_object().size() > limits.max_extension_keys) {
+                return request_error{
+                    "extension", "extension has more than " + std::to_string(limits.max_extension_keys) + " members"};
+            }
+            out.extension = std::move(v.get_object());
+        } else {
+            return request_error{
+                std::string(k), "unknown field " + quoted(k) + " (expected operation, subject or extension)"};
+        }
+    }
+    if (!have_op) return request_error{"operation", "operation is required"};
+    return out;
+}
+
+api::api(gates::pipeline pipeline, api_params params)
+    : pipeline_(std::move(pipeline)),
+      params_(std::move(params)),
+      leases_(params_.max_leases, params_.lease_ttl, *params_.clock, params_.max_released_leases),
+      config_body_(json::serialize(params_.effective_config)) {}
+
+http_handler api::handler() {
+    return [this](http_request req) { return handle(std::move(req)); };
+}
+
+boost::asio::awaitable<http_response> api::handle(http_request req) {
+    const unsigned version = req.version();
+    const bool keep_alive = req.keep_alive();
+    std::string_view target(req.target().data(), req.target().size());
+    if (auto q = target.find('?'); q != std::string_view::npos) target = target.substr(0, q);
+    const auto method = req.method();
+
+    auto not_allowed = [&](std::string_view allow) {
+        stats_.method_not_allowed.fetch_add(1, std::memory_order_relaxed);
+        auto res = error_response(
+            405,
+            "method_not_allowed",
+            std::string(req.method_string()) + " is not allowed on " + std::string(target) +
+                " (allowed: " + std::string(allow) + ")",
+            version,
+            keep_alive
+        );
+        res.set(http::field::allow, allow);
+        return res;
+    };
+
+    if (target == "/v1/preflight") {
+        if (method != http::verb::post) co_return not_allowed("POST");
+        co_return co_await preflight(req);
+    }
+    if (target == "/healthz") {
+        if (method != http::verb::get) co_return not_allowed("GET");
+        co_return co_await healthz(version, keep_alive);
+    }
+    if (target == "/metrics") {
+        if (method != http::verb::get) co_return not_allowed("GET");
+        http_response res{http::status::ok, version};
+        res.set(http::field::content_type, "text/plain; version=0.0.4; charset=utf-8");
+        res.set(http::field::server, "preflightd");
+        res.keep_alive(keep_alive);
+        res.body() = metrics_text();
+        res.prepare_payload();
+        co_return res;
+    }
+    if (target == "/v1/config") {
+        if (method != http::verb::get) co_return not_allowed("GET");
+        co_return json_response(200, config_body_, version, keep_alive);
+    }
+    constexpr std::string_view lease_prefix = "/v1/leases/";
+    constexpr std::string_view release_suffix = "/release";
+    if (target.starts_with(lease_prefix) && target.ends_with(release_suffix) &&
+        target.size() > lease_prefix.size() + release_suffix.size()) {
+        std::string_view id =
+            target.substr(lease_prefix.size(), target.size() - lease_prefix.size() - release_suffix.size());
+        if (id.find('/') == std::string_view::npos && id.size() <= 256) {
+            if (method != http::verb::post) co_return not_allowed("POST");
+            co_return co_await release(std::string(id), version, keep_alive);
+        }
+    }
+    stats_.not_found.fetch_add(1, std::memory_order_relaxed);
+    co_return error_response(404, "not_found", "no endpoint " + quoted(target), version, keep_alive);
+}
+
+boost::asio::awaitable<http_response> api::preflight(const http_request& req) {
+    const unsigned version = req.version();
+    const bool keep_alive = req.keep_alive();
+    stats_.preflight_requests.fetch_add(1, std::memory_order_relaxed);
+    auto parsed = parse_preflight_request(req.body(), params_.limits);
+    if (auto* bad = std::get_if<request_error>(&parsed)) {
+        stats_.invalid_requests.fetch_add(1, std::memory_order_relaxed);
+        co_return error_response(400, "bad_request", std::move(bad->message), version, keep_alive, bad->field, true);
+    }
+    gates::request r = std::move(std::get<gates::request>(parsed));
+    gates::decision d = co_await pipeline_.run(std::move(r));
+
+    gates::http_response mapped = gates::to_http(d);  // before the lease moves into the registry
+    if (d.lease.held()) {
+        std::string id = d.lease.id();
+        if (!leases_.add(d.lease)) {
+            // Nobody could release it later: give the slot back now and refuse.
+            stats_.lease_registry_full.fetch_add(1, std::memory_order_relaxed);
+            result<void> released = co_await d.lease.release();
+            std::string msg = "lease registry is full (" + std::to_string(leases_.capacity()) + " leases); retry later";
+            if (!released) msg += "; releasing lease " + quoted(id) + " failed: " + released.error().message();
+            auto res = error_response(503, "lease_registry_full", std::move(msg), version, keep_alive);
+            res.set(http::field::retry_after, "1");
+            co_return res;
+        }
+    }
+    http_response res{static_cast<http::status>(mapped.status), version};
+    res.set(http::field::server, "preflightd");
+    for (const auto& [name, value] : mapped.headers) res.set(name, value);
+    res.keep_alive(keep_alive);
+    if (d.allowed) {
+        res.body() = std::move(mapped.body);
+    } else {
+        json::object err;
+        err["code"] = d.code;
+        err["message"] = d.message;
+        err["gate"] = d.gate;
+        if (d.retry_after) err["retry_after_ms"] = d.retry_after->count();
+        json::object body;
+        body["error"] = std::move(err);
+        body["decision"] = d.to_json();
+        res.body() = json::serialize(body);
+    }
+    res.prepare_payload();
+    co_return res;
+}
+
+boost::asio::awaitable<http_response> api::release(std::string id, unsigned version, bool keep_alive) {
+    boost::system::error_code ec;
+    const release_status st = co_await leases_.release(id, &ec);
+    switch (st) {
+        case release_status::released:
+            stats_.releases.fetch_add(1, std::memory_order_relaxed);
+            co_return json_response(200, R"({"released":true,"lease_id":)" + quoted(id) + "}", version, keep_alive);
+        case release_status::already_released:
+            co_return json_response(
+                200, R"({"released":true,"already_released":true,"lease_id":)" + quoted(id) + "}", version, keep_alive
+            );
+        case release_status::unknown:
+            stats_.not_found.fetch_add(1, std::memory_order_relaxed);
+            co_return error_response(
+                404, "lease_not_found", "no lease " + quoted(id) + " (unknown, or expired)", version, keep_alive
+            );
+        case release_status::failed: break;
+    }
+    stats_.release_failures.fetch_add(1, std::memory_order_relaxed);
+    co_return error_response(
+        503,
+        "release_failed",
+        "releasing lease " + quoted(id) + " failed: " + ec.message() + " (it expires with its ttl)",
+        version,
+        keep_alive
+    );
+}
+
+boost::asio::awaitable<http_response> api::healthz(unsigned version, bool keep_alive) {
+    if (params_.health) {
+        result<void> r = co_await params_.health();
+        if (!r) {
+            json::object body;
+            body["status"] = "unavailable";
+            body["error"] = r.error().message();
+            co_return json_response(503, json::serialize(body), version, keep_alive);
+        }
+    }
+    co_return json_response(200, R"({"status":"ok"})", version, keep_alive);
+}
+
+std::string api::metrics_text() const {
+    std::string out;
+    try {
+        out = pipeline_.metrics().prometheus_text();
+    } catch (const std::logic_error&) {
+        // metrics disabled in this pipeline: nothing to show for it
+    }
+    if (server_ != nullptr) {
+        const auto& s = server_->stats();
+        const auto get = [](const auto& a) { return static_cast<std::uint64_t>(a.load(std::memory_order_relaxed)); };
+        out +=
+            counter("preflight_http_connections_accepted_total", "Connections accepted.", get(s.connections_accepted));
+        out += counter(
+            "preflight_http_connections_rejected_total",
+            "Connections closed at once (over max_connections).",
+            get(s.connections_rejected)
+        );
+        out += counter("preflight_http_open_connections", "Open connections.", get(s.open_connections), "gauge");
+        out += counter("preflight_http_requests_total", "HTTP requests read.", get(s.requests));
+        out += counter("preflight_http_bad_requests_total", "Unparsable HTTP requests (400).", get(s.bad_requests));
+        out += counter("preflight_http_too_large_total", "Requests over the size limit (413).", get(s.too_large));
+        out += counter("preflight_http_timeouts_total", "Slow or idle connections dropped.", get(s.timeouts));
+        out += counter("preflight_http_handler_errors_total", "Internal errors (500).", get(s.handler_errors));
+    }
+    const auto get = [](const auto& a) { return a.load(std::memory_order_relaxed); };
+    out += counter(
+        "preflight_api_preflight_requests_total", "POST /v1/preflight requests.", get(stats_.preflight_requests)
+    );
+    out += counter(
+        "preflight_api_invalid_requests_total",
+        "Preflight bodies refused by validation (400).",
+        get(stats_.invalid_requests)
+    );
+    out += counter("preflight_api_not_found_total", "404 answers.", get(stats_.not_found));
+    out += counter("preflight_api_method_not_allowed_total", "405 answers.", get(stats_.method_not_allowed));
+    out += counter("preflight_leases_held", "Leases granted and not yet released or expired.", leases_.held(), "gauge");
+    out += counter(
+        "preflight_lease_registry_entries",
+        "Lease registry entries (held + released tombstones).",
+        leases_.size(),
+        "gauge"
+    );
+    out += counter("preflight_lease_registry_capacity", "Lease registry bound.", leases_.capacity(), "gauge");
+    out += counter(
+        "preflight_lease_registry_full_total",
+        "Admissions refused because the registry was full.",
+        get(stats_.lease_registry_full)
+    );
+    out += counter("preflight_lease_releases_total", "Leases released by the caller.", get(stats_.releases));
+    out +=
+        counter("preflight_lease_release_failures_total", "Releases the store failed.", get(stats_.release_failures));
+    if (params_.extra_metrics) out += params_.extra_metrics();
+    return out;
+}
+
+void register_server_config(preflight::config_registry& registry) {
+    auto add = [&](std::string path,
+                   config_type t,
+                   json::value def,
+                   std::string desc,
+                   std::optional<double> min = {},
+                   std::optional<double> max = {},
+                   bool secret = false) {
+        config_key k;
+        k.path = std::move(path);
+        k.type = t;
+        k.default_value = std::move(def);
+        k.description = std::move(desc);
+        k.min = min;
+        k.max = max;
+        k.secret = secret;
+        registry.add(std::move(k));
+    };
+    add("server.listen", config_type::string, "127.0.0.1", "address to listen on");
+    add("server.port", config_type::integer, 8080, "TCP port (0 = any free port)", 0, 65535);
+    add("server.threads", config_type::integer, 0, "io_context threads (0 = hardware threads)", 0, 256);
+    add("server.data", config_type::string, "", "fact data JSON file loaded into the stores (\"\" = none)");
+    add("server.postgres_url",
+        config_type::string,
+        "",
+        "Postgres URL: migrate and use the Postgres stores (\"\" = in-memory stores)",
+        {},
+        {},
+        true);
+    add("server.pool_size", config_type::integer, 8, "Postgres connections", 1, 1000);
+    add("server.lease_ttl_ms", config_type::integer, 300000, "how long an unreleased lease is kept", 1, {});
+    add("server.max_leases", config_type::integer, 100000, "bound of the lease registry", 1, {});
+    add("server.drain_timeout_ms", config_type::integer, 10000, "how long SIGTERM waits for in-flight requests", 0, {});
+}
+
+command_line translate_command_line(int argc, const char* const* argv) {
+    command_line out;
+    static constexpr std::array<std::pair<std::string_view, std::string_view>, 5> aliases{{
+        {"--listen", "--server-listen"},
+        {"--port", "--server-port"},
+        {"--threads", "--server-threads"},
+        {"--data", "--server-data"},
+        {"--postgres", "--server-postgres-url"},
+    }};
+    for (int i = 1; i < argc; ++i) {
+        std::string arg = argv[i];
+        const auto eq = arg.find('=');
+        const std::string name = arg.substr(0, eq);
+        if (name == "--config") {
+            if (eq != std::string::npos) {
+                out.config_file = arg.substr(eq + 1);
+            } else if (i + 1 < argc) {
+                out.config_file = argv[++i];
+            } else {
+                throw config_error("", config_source::flag, "--config", "\"\"", "needs a file name");
+            }
+            if (out.config_file.empty()) {
+                throw config_error("", config_source::flag, "--config", "\"\"", "needs a file name");
+            }
+            continue;
+        }
+        for (const auto& [from, to] : aliases) {
+            if (name == from) {
+                arg = std::string(to) + (eq == std::string::npos ? std::string() : arg.substr(eq));
+                break;
+            }
+        }
+        out.args.push_back(std::move(arg));
+    }
+    return out;
+}
+
+}  // namespace preflight::server

@@ -1,0 +1,23 @@
+// preflightd: the HTTP admission server over the default pipeline (built-in gates).
+#include <preflight/clients/pg_store_set.hpp>
+#include <preflight/gates/builtin/default_pipeline.hpp>
+#include <preflight/server/preflightd.hpp>
+
+int main(int argc, char** argv) {
+    namespace g = preflight::gates;
+    preflight::server::preflightd_parts parts;
+    parts.register_config = [](preflight::config_registry& r) { g::register_default_pipeline_config(r); };
+    parts.make_pipeline = [](const preflight::config& cfg, preflight::clients::store_set stores, g::event_hook hook) {
+        g::default_pipeline_deps deps;
+        deps.stores = std::move(stores);
+        deps.on_event = std::move(hook);
+        return g::default_pipeline(cfg, std::move(deps));
+    };
+    parts.make_pg_stores = [](std::shared_ptr<preflight::clients::pg_pool> pool) {
+        return preflight::clients::make_pg_store_set(std::move(pool));
+    };
+    parts.load_pg_data = [](std::shared_ptr<preflight::clients::pg_pool> pool, boost::json::value doc) {
+        return preflight::clients::pg_load_fact_data(std::move(pool), std::move(doc));
+    };
+    return preflight::server::run_preflightd(argc, argv, parts);
+}

@@ -1,0 +1,161 @@
+#include <preflight/clients/facts/memory_fact_stores.hpp>
+#include <preflight/clients/migrations.hpp>
+#include <preflight/server/api.hpp>
+#include <preflight/server/daemon.hpp>
+#include <preflight/server/preflightd.hpp>
+
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
+#include <boost/json/parse.hpp>
+
+#include <fstream>
+#include <iostream>
+#include <sstream>
+
+namespace preflight::server {
+
+namespace asio = boost::asio;
+
+namespace {
+
+boost::json::value read_json_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    if (!in) throw std::runtime_error("cannot read data file '" + path + "'");
+    std::ostringstream buf;
+    buf << in.rdbuf();
+    boost::system::error_code ec;
+    auto v = boost::json::parse(buf.str(), ec);
+    if (ec) throw std::runtime_error("data file '" + path + "' is not valid JSON: " + ec.message());
+    return v;
+}
+
+std::string pool_metrics(const clients::pg_pool& pool) {
+    const auto s = pool.stats();
+    std::string out;
+    auto line = [&](std::string_view name, std::string_view type, std::string_view help, std::uint64_t v) {
+        out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+        out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+        out.append(name).append(" ").append(std::to_string(v)).append("\n");
+    };
+    line("preflight_pg_pool_size", "gauge", "Configured Postgres connections.", pool.size());
+    line("preflight_pg_statements_total", "counter", "Statements sent to Postgres.", s.statements);
+    line("preflight_pg_syncs_total", "counter", "Pipeline sync points (round trips).", s.syncs);
+    line("preflight_pg_connects_total", "counter", "Successful connection attempts.", s.connects);
+    line("preflight_pg_failures_total", "counter", "Failed statements and connection attempts.", s.failures);
+    return out;
+}
+
+}  // namespace
+
+int run_preflightd(int argc, const char* const* argv, const preflightd_parts& parts) {
+    preflight::config cfg;
+    try {
+        command_line cl = translate_command_line(argc, argv);
+        preflight::config_registry registry;
+        register_server_config(registry);
+        if (parts.register_config) parts.register_config(registry);
+        preflight::config_inputs inputs;
+        inputs.args = cl.args;
+        if (!cl.config_file.empty()) {
+            inputs.file = preflight::load_config_file(cl.config_file);
+            inputs.file_name = cl.config_file;
+        }
+        cfg = preflight::config::resolve(registry, inputs);
+    } catch (const preflight::config_error& e) {
+        std::cerr << "preflightd: " << e.what() << std::endl;
+        return 2;
+    }
+
+    asio::io_context ctx;
+    std::shared_ptr<clients::pg_pool> pool;
+    std::unique_ptr<api> the_api;
+    int code = 0;
+    {
+        io_threads threads(ctx, static_cast<std::size_t>(cfg.get_int("server.threads")));
+        try {
+            const std::string data_path = cfg.get_string("server.data");
+            const std::string pg_url = cfg.get_string("server.postgres_url");
+            std::optional<boost::json::value> data;
+            if (!data_path.empty()) data = read_json_file(data_path);
+
+            clients::store_set stores;
+            clients::memory_fact_stores facts;
+            api_params params;
+            if (!pg_url.empty()) {
+                if (!parts.make_pg_stores) throw std::runtime_error("this build has no Postgres store set");
+                std::string diag;
+                auto migrated = clients::migrate(pg_url, &diag);
+                if (!migrated) {
+                    throw std::runtime_error(
+                        "cannot migrate the Postgres schema: " + migrated.error().message() +
+                        (diag.empty() ? std::string() : " (" + diag + ")")
+                    );
+                }
+                clients::pool_params pp;
+                pp.url = pg_url;
+                pp.size = static_cast<std::size_t>(cfg.get_int("server.pool_size"));
+                pp.application_name = "preflightd";
+                pp.on_error = [](std::string_view st, boost::system::error_code ec, std::string_view msg) {
+                    std::cerr << "preflightd: postgres " << st << ": " << ec.message() << ": " << msg << std::endl;
+                };
+                pool = std::make_shared<clients::pg_pool>(ctx.get_executor(), pp);
+                auto connected = asio::co_spawn(ctx, pool->connect_all(), asio::use_future).get();
+                if (!connected) throw std::runtime_error("cannot connect to Postgres: " + connected.error().message());
+                stores = parts.make_pg_stores(pool);
+                if (data) {
+                    if (!parts.load_pg_data) throw std::runtime_error("this build cannot load data into Postgres");
+                    asio::co_spawn(ctx, parts.load_pg_data(pool, *data), asio::use_future).get();
+                }
+                clients::pg_statement ping("preflightd_health", "SELECT 1");
+                params.health = [pool, ping]() -> asio::awaitable<result<void>> {
+                    std::vector<std::string> no_params;  // a named local: no braced temporary in co_await
+                    auto r = co_await pool->exec(ping, std::move(no_params));
+                    if (!r) co_return r.error();
+                    co_return result<void>{};
+                };
+                params.extra_metrics = [p = pool.get()] { return pool_metrics(*p); };
+            } else {
+                if (data) clients::load_fact_data(*data, facts);
+                stores = clients::make_memory_store_set(facts, preflight::clock::steady());
+            }
+            gates::event_hook on_event = [](const gates::gate_event& e) {
+                std::cerr << "preflightd: " << gates::to_string(e.kind) << " gate=" << e.gate << ": " << e.reason
+                          << std::endl;
+            };
+            gates::pipeline pipeline = parts.make_pipeline(cfg, stores, std::move(on_event));
+            params.lease_ttl = std::chrono::milliseconds(cfg.get_int("server.lease_ttl_ms"));
+            params.max_leases = static_cast<std::size_t>(cfg.get_int("server.max_leases"));
+            params.effective_config = cfg.to_json();
+            the_api = std::make_unique<api>(std::move(pipeline), std::move(params));
+
+            http_server_config http;
+            http.address = cfg.get_string("server.listen");
+            http.port = static_cast<std::uint16_t>(cfg.get_int("server.port"));
+            const bool drained = serve_until_signal(
+                ctx, *the_api, http, std::chrono::milliseconds(cfg.get_int("server.drain_timeout_ms")), std::cout
+            );
+            if (!drained) std::cerr << "preflightd: drain timed out; exiting anyway" << std::endl;
+            std::cerr << "preflightd: stopped" << std::endl;
+        } catch (const preflight::config_error& e) {
+            std::cerr << "preflightd: " << e.what() << std::endl;
+            code = 2;
+        } catch (const std::exception& e) {
+            std::cerr << "preflightd: " << e.what() << std::endl;
+            code = 1;
+        }
+        threads.stop();
+        if (pool && the_api && the_api->leases().held() > 0) {
+            // Held leases are left to the store's ttl (their executions may still run elsewhere). Destroying them
+            // would queue releases that hold the pool past the io_context, so the api is deliberately not
+            // destroyed at exit.
+            (void)the_api.release();
+        }
+        // The api (leases: their queued releases are dropped unrun) and the pool go before the io_context.
+        the_api.reset();
+        pool.reset();
+    }
+    return code;
+}
+
+}  // namespace preflight::server
