@@ -1,5 +1,7 @@
 // Configuration of the built-in gates and the assembly of the default pipeline.
-#include "scenario_suite.hpp"
+#include "scenario_support.hpp"
+
+#include <gtest/gtest.h>
 #include <preflight/clients/facts/memory_fact_stores.hpp>
 
 #include <algorithm>
