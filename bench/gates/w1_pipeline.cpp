@@ -206,7 +206,12 @@ asio::awaitable<void> worker(
 }
 
 double run_round(
-    const g::pipeline& p, const std::vector<g::request>& w, unsigned threads, std::uint64_t ops, bool plain, std::uint64_t& bad_out
+    const g::pipeline& p,
+    const std::vector<g::request>& w,
+    unsigned threads,
+    std::uint64_t ops,
+    bool plain,
+    std::uint64_t& bad_out
 ) {
     asio::io_context ctx(static_cast<int>(threads));
     std::atomic<std::uint64_t> next{0};
@@ -228,7 +233,6 @@ double run_round(
     return std::chrono::duration<double>(t1 - t0).count();
 }
 
-
 /// The library's default pipeline (gates/builtin) on the in-memory store set, every limit effectively infinite:
 /// the same W1 shape (4 read-only gates on hash lookups, one subscription fact, stateful backstop + rate limit,
 /// admission commit with lease), through the real gate code and the store interfaces.
@@ -249,7 +253,10 @@ void fill_default(default_world& w) {
         bans.push_back(json::object{{"subject_id", "user_" + std::to_string(10000 + j)}, {"reason", "bench"}});
         subs.push_back(json::object{{"owner_id", org}, {"plan", plans[j % 4]}, {"status", "active"}, {"seats", 5}});
         usage.push_back(json::object{
-            {"subject_id", org}, {"period_start", period}, {"requests", static_cast<std::int64_t>(j) * 10}, {"tokens", 0}});
+            {"subject_id", org},
+            {"period_start", period},
+            {"requests", static_cast<std::int64_t>(j) * 10},
+            {"tokens", 0}});
         members.push_back(json::object{{"org_id", org}, {"user_id", user}, {"role", "member"}});
         balances.push_back(json::object{{"org_id", org}, {"remaining", 1000}});
         g::request r;
@@ -258,8 +265,8 @@ void fill_default(default_world& w) {
         r.subject.user = user;
         w.requests.push_back(std::move(r));
     }
-    json::object doc{{"bans", bans}, {"subscriptions", subs}, {"usage", usage}, {"members", members},
-                     {"balances", balances}};
+    json::object doc{
+        {"bans", bans}, {"subscriptions", subs}, {"usage", usage}, {"members", members}, {"balances", balances}};
     preflight::clients::load_fact_data(doc, w.facts);
 
     preflight::config_registry reg;
@@ -290,7 +297,12 @@ void fill_default(default_world& w) {
 }
 
 void report(
-    const char* name, unsigned threads, bool plain, int gates, std::uint64_t ops, std::vector<double> secs,
+    const char* name,
+    unsigned threads,
+    bool plain,
+    int gates,
+    std::uint64_t ops,
+    std::vector<double> secs,
     std::uint64_t bad
 ) {
     std::sort(secs.begin(), secs.end());

@@ -1,8 +1,8 @@
 // Configuration of the built-in gates and the assembly of the default pipeline.
 #include "scenario_support.hpp"
+#include <preflight/clients/facts/memory_fact_stores.hpp>
 
 #include <gtest/gtest.h>
-#include <preflight/clients/facts/memory_fact_stores.hpp>
 
 #include <algorithm>
 
