@@ -1,5 +1,6 @@
 #include <preflight/cache/outcome_cache.hpp>
 #include <preflight/gates/builtin/default_pipeline.hpp>
+#include <preflight/gates/with_timeout.hpp>
 #include <preflight/limits/memory_admission_store.hpp>
 #include <preflight/limits/memory_fixed_window_store.hpp>
 #include <preflight/limits/memory_rate_limit_store.hpp>
@@ -299,7 +300,11 @@ asio::awaitable<result<verdict>> rate_limit_check(state_ptr st, gate_context& c)
     }
     const auto limit = rate_limit_of(*st, tier, c.req().op);
     std::string key_arg = key;
-    auto r = co_await st->stores.rate_limits->acquire(std::move(key_arg), limit, 1);
+    // The shared store gets 3/4 of the gate's budget, so that a store that hangs (not only one that errors)
+    // still leaves time to decide with the local fallback limiter.
+    const auto store_budget = std::max(std::chrono::milliseconds{1}, st->s.rate_limit_budget * 3 / 4);
+    auto r = co_await with_timeout(st->stores.rate_limits->acquire(std::move(key_arg), limit, 1), store_budget);
+    if (!r && r.error() == make_error_code(errc::cancelled)) co_return r.error();  // the run cancelled us
     co_return rate_verdict(*st, key, limit, r);
 }
 

@@ -437,6 +437,23 @@ TYPED_TEST_P(builtin_scenarios, UnreachableRateLimitStoreDegradesToTheLocalShare
     EXPECT_EQ(this->events_.count("fail_open:rate_limit"), 25U);
 }
 
+TYPED_TEST_P(builtin_scenarios, HangingRateLimitStoreAlsoDegrades) {
+    auto stores = this->factory_.stores();
+    // The store would hang for 10 s; the gate's budget is 100 ms and the store gets 75 ms of it.
+    auto hanging = std::make_shared<failing_rate_limits>(std::chrono::milliseconds{10'000});
+    stores.rate_limits = hanging;
+    boost::json::object o;
+    o["rate_limit.budget_ms"] = 100;
+    auto p = this->build(o, &stores);
+    auto d = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    ASSERT_TRUE(d.allowed) << d.code;
+    const auto* t = d.find("rate_limit");
+    EXPECT_EQ(t->outcome, g::gate_outcome::error);  // decided by the local limiter, not timed out
+    EXPECT_TRUE(t->fail_open);
+    EXPECT_NE(t->reason.find("degraded"), std::string::npos) << t->reason;
+    this->release(d);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     builtin_scenarios,
     BannedUserWithExhaustedUsageGets403Never402,
@@ -456,7 +473,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     BackstopDeniesWith429AndABlockedAttemptWritesNothing,
     AdmissionDeniesWhenSlotsAreTakenAndRefundsTheToken,
     FailingSubscriptionLookupIsA503NamingTheFact,
-    UnreachableRateLimitStoreDegradesToTheLocalShare
+    UnreachableRateLimitStoreDegradesToTheLocalShare,
+    HangingRateLimitStoreAlsoDegrades
 );
 
 }  // namespace preflight::builtin_test

@@ -106,17 +106,27 @@ public:
     }
 };
 
-/// A rate-limit store that always fails (the shared store is unreachable).
+/// A rate-limit store that always fails (the shared store is unreachable), at once or after hanging for
+/// `hang` (honouring cancellation).
 class failing_rate_limits final : public limits::rate_limit_store {
 public:
+    explicit failing_rate_limits(std::chrono::milliseconds hang = std::chrono::milliseconds{0}) : hang_(hang) {}
+
     asio::awaitable<result<limits::acquire_result>> acquire(std::string, limits::bucket_limit, std::uint32_t) override {
         calls.fetch_add(1);
+        if (hang_.count() > 0) {
+            asio::steady_timer t(co_await asio::this_coro::executor, hang_);
+            co_await t.async_wait(asio::use_awaitable);  // throws operation_aborted when cancelled
+        }
         co_return make_error_code(errc::store_unavailable);
     }
     asio::awaitable<result<void>> refund(std::string, limits::bucket_limit, std::uint32_t) override {
         co_return make_error_code(errc::store_unavailable);
     }
     std::atomic<int> calls{0};
+
+private:
+    std::chrono::milliseconds hang_;
 };
 
 /// Collects the pipeline's events.
