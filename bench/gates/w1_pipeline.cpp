@@ -296,7 +296,9 @@ void fill_default(default_world& w) {
     w.pipeline.emplace(g::default_pipeline(cfg, std::move(deps)));
 }
 
-void report(
+/// Prints one JSON object per case (the format of scripts/bench.sh: workload, name with the thread count,
+/// ops_per_s). Returns false when a decision was not allowed or a lease not released (a bug).
+bool report(
     const char* name,
     unsigned threads,
     bool plain,
@@ -308,10 +310,11 @@ void report(
     std::sort(secs.begin(), secs.end());
     const double median = secs[1];
     std::printf(
-        "{\"name\":\"%s\",\"threads\":%u,\"caller\":\"%s\",\"gates\":%d,\"facts\":1,"
+        "{\"workload\":\"W1\",\"name\":\"%s_t%u\",\"threads\":%u,\"caller\":\"%s\",\"gates\":%d,\"facts\":1,"
         "\"ops\":%llu,\"rounds\":3,\"median_round_s\":%.4f,\"ns_per_decision\":%.1f,\"decisions_per_s\":%.0f,"
-        "\"best_ns_per_decision\":%.1f,\"not_allowed\":%llu}\n",
+        "\"ops_per_s\":%.0f,\"best_ns_per_decision\":%.1f,\"not_allowed\":%llu}\n",
         name,
+        threads,
         threads,
         plain ? "plain_executor" : "strand",
         gates,
@@ -319,10 +322,16 @@ void report(
         median,
         median * 1e9 / static_cast<double>(ops),
         static_cast<double>(ops) / median,
+        static_cast<double>(ops) / median,
         secs[0] * 1e9 / static_cast<double>(ops),
         static_cast<unsigned long long>(bad)
     );
     std::fflush(stdout);
+    if (bad != 0) {
+        std::fprintf(stderr, "BUG: %llu decisions not allowed or not released\n", static_cast<unsigned long long>(bad));
+        return false;
+    }
+    return true;
 }
 
 }  // namespace
@@ -348,7 +357,7 @@ int main(int argc, char** argv) {
         (void)run_round(p, w.requests, threads, ops, plain, bad);  // warm-up
         std::vector<double> secs;
         for (int r = 0; r < 3; ++r) secs.push_back(run_round(p, w.requests, threads, ops, plain, bad));
-        report("W1_pipeline_overhead", threads, plain, 6, ops, secs, bad);
+        if (!report("W1_pipeline_overhead", threads, plain, 6, ops, secs, bad)) return 1;
     }
     if (with_default) {
         default_world dw;
@@ -358,7 +367,7 @@ int main(int argc, char** argv) {
             (void)run_round(*dw.pipeline, dw.requests, threads, ops, plain, bad);  // warm-up
             std::vector<double> secs;
             for (int r = 0; r < 3; ++r) secs.push_back(run_round(*dw.pipeline, dw.requests, threads, ops, plain, bad));
-            report("W1_default_pipeline", threads, plain, 7, ops, secs, bad);
+            if (!report("W1_default_pipeline", threads, plain, 7, ops, secs, bad)) return 1;
         }
     }
     return 0;

@@ -402,10 +402,10 @@ void require(const std::shared_ptr<Store>& p, const char* name) {
 }  // namespace
 
 pipeline default_pipeline(const config& cfg, default_pipeline_deps deps) {
-    return default_pipeline(cfg, std::move(deps), default_pipeline_options{});
+    return default_pipeline_with_options(cfg, std::move(deps), default_pipeline_options{});
 }
 
-pipeline default_pipeline(const config& cfg, default_pipeline_deps deps, default_pipeline_options opts) {
+pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps deps, default_pipeline_options opts) {
     if (deps.clock == nullptr) throw pipeline_config_error("default_pipeline: deps.clock is null");
     const auto& stores = deps.stores;
     require(stores.bans, "bans");

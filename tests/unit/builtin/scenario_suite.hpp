@@ -49,7 +49,7 @@ protected:
         deps.on_event = events_.hook();
         g::default_pipeline_options opts;
         opts.wall_clock = [] { return fixed_wall_time(); };
-        return g::default_pipeline(make_config(overrides), std::move(deps), std::move(opts));
+        return g::default_pipeline_with_options(make_config(overrides), std::move(deps), std::move(opts));
     }
 
     static g::request req(g::operation op, std::string org, std::string user) {

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <type_traits>
 
 namespace preflight::builtin_test {
 namespace {
@@ -97,6 +98,11 @@ struct assembly : ::testing::Test {
         return d;
     }
 };
+
+// The fixed signature (benchmarks take its address, so it must not be overloaded).
+static_assert(std::is_same_v<
+              decltype(&g::default_pipeline),
+              g::pipeline (*)(const preflight::config&, g::default_pipeline_deps)>);
 
 TEST_F(assembly, GatesInPrecedenceOrder) {
     auto p = g::default_pipeline(make_config(), deps());

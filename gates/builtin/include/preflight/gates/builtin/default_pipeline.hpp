@@ -48,8 +48,8 @@ struct default_pipeline_options {
     clients::wall_clock_fn wall_clock;
 };
 
-/// As above, with `opts`.
-[[nodiscard]] pipeline default_pipeline(
+/// `default_pipeline` with `opts` (a separate name, so that `&default_pipeline` stays unambiguous).
+[[nodiscard]] pipeline default_pipeline_with_options(
     const preflight::config& cfg, default_pipeline_deps deps, default_pipeline_options opts
 );
 
