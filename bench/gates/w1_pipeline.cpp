@@ -1,18 +1,28 @@
 // W1 — pipeline overhead (in-memory), ../../shared/BENCHMARKS.md: six gates, all passing:
 // 4 read-only (ban, usage, org member, balance: each a hash lookup), one subscription fact shared by usage and
-// balance, 1 stateful (token-bucket-like consume, effectively infinite limit), 1 commit (slot acquire + release).
+// balance, 1 stateful (limits::memory_rate_limit_store consume, effectively infinite limit), 1 commit
+// (limits::memory_admission_store slot reserve + release).
 // Closed loop: N workers share one operation counter; operation i uses key j = (i * 7919) mod 10000.
 // 1 and 2 threads; 1,000,000 decisions per round; 1 warm-up + 3 measured rounds; the median round is reported.
 //
-// Usage: bench_gates_w1 [decisions_per_round] [--plain-executor]
+// Usage: bench_gates_w1 [decisions_per_round] [--plain-executor] [--default-pipeline]
+//   --default-pipeline: also runs the library's default pipeline (gates/builtin) on the in-memory store set.
 //   --plain-executor: workers run on the io_context's executor instead of a strand, so every run makes its own
 //   strand (the path of callers that are not on a strand).
+#include <preflight/clients/facts/memory_fact_stores.hpp>
+#include <preflight/clients/store_set.hpp>
+#include <preflight/core/config.hpp>
+#include <preflight/gates/builtin/default_pipeline.hpp>
 #include <preflight/gates/pipeline.hpp>
+#include <preflight/limits/memory_admission_store.hpp>
+#include <preflight/limits/memory_rate_limit_store.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/json/array.hpp>
+#include <boost/json/object.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -30,51 +40,18 @@
 
 namespace asio = boost::asio;
 namespace g = preflight::gates;
+namespace limits = preflight::limits;
 using preflight::result;
 
 namespace {
 
 constexpr std::size_t n_keys = 10000;
+/// An effectively infinite limit: every consume is allowed.
+constexpr limits::bucket_limit infinite_bucket{1e12, 1e15};
 
 struct subscription {
     std::string plan;
     bool active = true;
-};
-
-/// Minimal stand-in for limits' in-memory token bucket store (the lead swaps in the real one after merging).
-class local_bucket_store {
-public:
-    bool consume(const std::string& key) {
-        std::lock_guard lock(m_);
-        auto& tokens = tokens_.try_emplace(key, 1e18).first->second;
-        if (tokens < 1) return false;
-        tokens -= 1;
-        return true;
-    }
-
-private:
-    std::mutex m_;
-    std::unordered_map<std::string, double> tokens_;
-};
-
-/// Minimal admission slots: acquire returns the key's counter, release decrements it.
-class local_slots {
-public:
-    explicit local_slots(const std::vector<std::string>& orgs) {
-        for (const auto& o : orgs) slots_.try_emplace(o, 0);
-    }
-    std::atomic<long>* acquire(const std::string& key, long max) {
-        auto it = slots_.find(key);
-        if (it == slots_.end()) return nullptr;
-        if (it->second.fetch_add(1, std::memory_order_acq_rel) >= max) {
-            it->second.fetch_sub(1, std::memory_order_acq_rel);
-            return nullptr;
-        }
-        return &it->second;
-    }
-
-private:
-    std::unordered_map<std::string, std::atomic<long>> slots_;
 };
 
 struct world {
@@ -83,8 +60,10 @@ struct world {
     std::unordered_map<std::string, std::string> members;  // org -> member user
     std::unordered_map<std::string, long> balance;         // org -> balance
     std::unordered_map<std::string, subscription> subs;    // org -> subscription
-    local_bucket_store bucket;
-    std::unique_ptr<local_slots> slots;
+    // The real in-memory limit stores (limits/), used through their synchronous fast paths like the default
+    // pipeline does.
+    limits::memory_rate_limit_store bucket;
+    limits::memory_admission_store slots;
     std::vector<g::request> requests;  // by key index
 };
 
@@ -165,16 +144,23 @@ g::pipeline build_pipeline(world& w) {
     rate.name = "org_rate";
     rate.phase = g::phase::stateful;
     set_checks(rate, [&w](g::gate_context& c) -> result<g::verdict> {
-        return w.bucket.consume(c.req().subject.org) ? g::verdict::pass() : g::verdict::deny(deny(429, "rate_limited"));
+        auto r = w.bucket.try_acquire(c.req().subject.org, infinite_bucket, 1);
+        if (!r) return r.error();
+        return r->allowed ? g::verdict::pass() : g::verdict::deny(deny(429, "rate_limited"));
     });
+    rate.compensate = [&w](const g::request& r) -> asio::awaitable<result<void>> {
+        co_return w.bucket.refund_now(r.subject.org, infinite_bucket, 1);
+    };
     g::gate_spec admission;
     admission.name = "admission";
     admission.phase = g::phase::commit;
     set_checks(admission, [&w](g::gate_context& c) -> result<g::verdict> {
-        auto* slot = w.slots->acquire(c.req().subject.org, 1'000'000);
-        if (slot == nullptr) return g::verdict::deny(deny(429, "concurrency"));
-        return g::verdict::pass_with_lease({}, [slot]() -> asio::awaitable<result<void>> {
-            slot->fetch_sub(1, std::memory_order_acq_rel);
+        auto grant = w.slots.reserve_now(c.req().subject.org, 1'000'000, std::chrono::minutes{5});
+        if (!grant) return grant.error();
+        if (!grant->admitted) return g::verdict::deny(deny(429, "concurrency"));
+        std::string id = grant->lease_id;
+        return g::verdict::pass_with_lease(grant->lease_id, [&w, id]() -> asio::awaitable<result<void>> {
+            (void)w.slots.release_now(id);
             co_return result<void>{};
         });
     });
@@ -183,7 +169,6 @@ g::pipeline build_pipeline(world& w) {
 }
 
 void fill(world& w) {
-    std::vector<std::string> orgs;
     for (std::size_t j = 0; j < n_keys; ++j) {
         const auto org = "org_" + std::to_string(j);
         const auto user = "user_" + std::to_string(j);
@@ -193,19 +178,18 @@ void fill(world& w) {
         w.balance.emplace(org, 1000);
         static const char* plans[] = {"free", "pro", "team", "enterprise"};
         w.subs.emplace(org, subscription{plans[j % 4], true});
-        orgs.push_back(org);
+        (void)w.bucket.try_acquire(org, infinite_bucket, 0);  // keys pre-created
         g::request r;
         r.op = g::operation::execute;
         r.subject.org = org;
         r.subject.user = user;
         w.requests.push_back(std::move(r));
     }
-    w.slots = std::make_unique<local_slots>(orgs);
 }
 
 asio::awaitable<void> worker(
     const g::pipeline& p,
-    const world& w,
+    const std::vector<g::request>& requests,
     std::atomic<std::uint64_t>& next,
     std::uint64_t end,
     std::atomic<std::uint64_t>& bad
@@ -213,7 +197,7 @@ asio::awaitable<void> worker(
     for (;;) {
         const auto i = next.fetch_add(1, std::memory_order_relaxed);
         if (i >= end) break;
-        g::request r = w.requests[preflight::bench::key_index(i, n_keys)];
+        g::request r = requests[preflight::bench::key_index(i, n_keys)];
         auto d = co_await p.run(std::move(r));
         if (!d.allowed) bad.fetch_add(1, std::memory_order_relaxed);
         auto released = co_await d.lease.release();
@@ -222,7 +206,12 @@ asio::awaitable<void> worker(
 }
 
 double run_round(
-    const g::pipeline& p, const world& w, unsigned threads, std::uint64_t ops, bool plain, std::uint64_t& bad_out
+    const g::pipeline& p,
+    const std::vector<g::request>& w,
+    unsigned threads,
+    std::uint64_t ops,
+    bool plain,
+    std::uint64_t& bad_out
 ) {
     asio::io_context ctx(static_cast<int>(threads));
     std::atomic<std::uint64_t> next{0};
@@ -244,14 +233,118 @@ double run_round(
     return std::chrono::duration<double>(t1 - t0).count();
 }
 
+/// The library's default pipeline (gates/builtin) on the in-memory store set, every limit effectively infinite:
+/// the same W1 shape (4 read-only gates on hash lookups, one subscription fact, stateful backstop + rate limit,
+/// admission commit with lease), through the real gate code and the store interfaces.
+struct default_world {
+    preflight::clients::memory_fact_stores facts;
+    std::vector<g::request> requests;
+    std::optional<g::pipeline> pipeline;
+};
+
+void fill_default(default_world& w) {
+    namespace json = boost::json;
+    const auto period = g::usage_period_start(std::chrono::system_clock::now());
+    json::array subs, usage, members, balances, bans;
+    static const char* plans[] = {"free", "pro", "team", "enterprise"};
+    for (std::size_t j = 0; j < n_keys; ++j) {
+        const auto org = "org_" + std::to_string(j);
+        const auto user = "user_" + std::to_string(j);
+        bans.push_back(json::object{{"subject_id", "user_" + std::to_string(10000 + j)}, {"reason", "bench"}});
+        subs.push_back(json::object{{"owner_id", org}, {"plan", plans[j % 4]}, {"status", "active"}, {"seats", 5}});
+        usage.push_back(json::object{
+            {"subject_id", org},
+            {"period_start", period},
+            {"requests", static_cast<std::int64_t>(j) * 10},
+            {"tokens", 0}});
+        members.push_back(json::object{{"org_id", org}, {"user_id", user}, {"role", "member"}});
+        balances.push_back(json::object{{"org_id", org}, {"remaining", 1000}});
+        g::request r;
+        r.op = g::operation::execute;
+        r.subject.org = org;
+        r.subject.user = user;
+        w.requests.push_back(std::move(r));
+    }
+    json::object doc{
+        {"bans", bans}, {"subscriptions", subs}, {"usage", usage}, {"members", members}, {"balances", balances}};
+    preflight::clients::load_fact_data(doc, w.facts);
+
+    preflight::config_registry reg;
+    g::register_default_pipeline_config(reg);
+    json::object file;
+    for (const char* tier : {"free", "pro", "team", "enterprise"}) file[std::string("usage.limits.") + tier] = 0;
+    file["rate_limit.read_rps"] = 1e12;
+    file["rate_limit.read_burst"] = 1e15;
+    file["rate_limit.write_rps"] = 1e12;
+    file["rate_limit.write_burst"] = 1e15;
+    for (const char* tier : {"pro", "team", "enterprise"}) {
+        const std::string base = std::string("rate_limit.") + tier + ".";
+        file[base + "read_rps"] = 1e12;
+        file[base + "read_burst"] = 1e15;
+        file[base + "write_rps"] = 1e12;
+        file[base + "write_burst"] = 1e15;
+    }
+    file["backstop.max"] = std::int64_t{1} << 60;
+    file["admission.max_concurrent"] = 1'000'000'000;
+    preflight::config_inputs in;
+    in.file = json::value(file);
+    in.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    in.environment = std::vector<std::string>{};
+    auto cfg = preflight::config::resolve(reg, in);
+    g::default_pipeline_deps deps;
+    deps.stores = preflight::clients::make_memory_store_set(w.facts, preflight::clock::steady());
+    w.pipeline.emplace(g::default_pipeline(cfg, std::move(deps)));
+}
+
+/// Prints one JSON object per case (the format of scripts/bench.sh: workload, name with the thread count,
+/// ops_per_s). Returns false when a decision was not allowed or a lease not released (a bug).
+bool report(
+    const char* name,
+    unsigned threads,
+    bool plain,
+    int gates,
+    std::uint64_t ops,
+    std::vector<double> secs,
+    std::uint64_t bad
+) {
+    std::sort(secs.begin(), secs.end());
+    const double median = secs[1];
+    std::printf(
+        "{\"workload\":\"W1\",\"name\":\"%s_t%u\",\"threads\":%u,\"caller\":\"%s\",\"gates\":%d,\"facts\":1,"
+        "\"ops\":%llu,\"rounds\":3,\"median_round_s\":%.4f,\"ns_per_decision\":%.1f,\"decisions_per_s\":%.0f,"
+        "\"ops_per_s\":%.0f,\"best_ns_per_decision\":%.1f,\"not_allowed\":%llu}\n",
+        name,
+        threads,
+        threads,
+        plain ? "plain_executor" : "strand",
+        gates,
+        static_cast<unsigned long long>(ops),
+        median,
+        median * 1e9 / static_cast<double>(ops),
+        static_cast<double>(ops) / median,
+        static_cast<double>(ops) / median,
+        secs[0] * 1e9 / static_cast<double>(ops),
+        static_cast<unsigned long long>(bad)
+    );
+    std::fflush(stdout);
+    if (bad != 0) {
+        std::fprintf(stderr, "BUG: %llu decisions not allowed or not released\n", static_cast<unsigned long long>(bad));
+        return false;
+    }
+    return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     std::uint64_t ops = 1'000'000;
     bool plain = false;
+    bool with_default = false;
     for (int a = 1; a < argc; ++a) {
         if (std::strcmp(argv[a], "--plain-executor") == 0) {
             plain = true;
+        } else if (std::strcmp(argv[a], "--default-pipeline") == 0) {
+            with_default = true;
         } else {
             ops = std::stoull(argv[a]);
         }
@@ -261,33 +354,20 @@ int main(int argc, char** argv) {
     auto p = build_pipeline(w);
     for (unsigned threads : {1U, 2U}) {
         std::uint64_t bad = 0;
-        (void)run_round(p, w, threads, ops, plain, bad);  // warm-up
+        (void)run_round(p, w.requests, threads, ops, plain, bad);  // warm-up
         std::vector<double> secs;
-        for (int r = 0; r < 3; ++r) secs.push_back(run_round(p, w, threads, ops, plain, bad));
-        std::sort(secs.begin(), secs.end());
-        const double median = secs[1];
-        std::printf(
-            "{\"workload\":\"W1\",\"name\":\"W1_pipeline_overhead_t%u\",\"threads\":%u,\"caller\":\"%s\",\"gates\":6,"
-            "\"facts\":1,"
-            "\"ops\":%llu,\"rounds\":3,\"median_round_s\":%.4f,\"ns_per_decision\":%.1f,\"decisions_per_s\":%.0f,"
-            "\"ops_per_s\":%.0f,\"best_ns_per_decision\":%.1f,\"not_allowed\":%llu}\n",
-            threads,
-            threads,
-            plain ? "plain_executor" : "strand",
-            static_cast<unsigned long long>(ops),
-            median,
-            median * 1e9 / static_cast<double>(ops),
-            static_cast<double>(ops) / median,
-            static_cast<double>(ops) / median,
-            secs[0] * 1e9 / static_cast<double>(ops),
-            static_cast<unsigned long long>(bad)
-        );
-        std::fflush(stdout);
-        if (bad != 0) {
-            std::fprintf(
-                stderr, "BUG: %llu decisions not allowed or not released\n", static_cast<unsigned long long>(bad)
-            );
-            return 1;
+        for (int r = 0; r < 3; ++r) secs.push_back(run_round(p, w.requests, threads, ops, plain, bad));
+        if (!report("W1_pipeline_overhead", threads, plain, 6, ops, secs, bad)) return 1;
+    }
+    if (with_default) {
+        default_world dw;
+        fill_default(dw);
+        for (unsigned threads : {1U, 2U}) {
+            std::uint64_t bad = 0;
+            (void)run_round(*dw.pipeline, dw.requests, threads, ops, plain, bad);  // warm-up
+            std::vector<double> secs;
+            for (int r = 0; r < 3; ++r) secs.push_back(run_round(*dw.pipeline, dw.requests, threads, ops, plain, bad));
+            if (!report("W1_default_pipeline", threads, plain, 7, ops, secs, bad)) return 1;
         }
     }
     return 0;

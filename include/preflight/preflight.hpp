@@ -25,6 +25,7 @@
 #include <preflight/core/clock.hpp>
 #include <preflight/core/config.hpp>
 #include <preflight/core/errc.hpp>
+#include <preflight/gates/builtin/default_pipeline.hpp>
 #include <preflight/gates/decision.hpp>
 #include <preflight/gates/fact.hpp>
 #include <preflight/gates/gate.hpp>

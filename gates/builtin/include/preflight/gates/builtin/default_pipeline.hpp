@@ -1,0 +1,109 @@
+#pragma once
+
+#include <preflight/clients/facts/memory_fact_stores.hpp>
+#include <preflight/clients/facts/subscription_store.hpp>
+#include <preflight/clients/store_set.hpp>
+#include <preflight/core/clock.hpp>
+#include <preflight/core/config.hpp>
+#include <preflight/gates/builtin/builtin_errc.hpp>
+#include <preflight/gates/pipeline.hpp>
+#include <preflight/limits/fixed_window_store.hpp>
+#include <preflight/limits/rate_limit_store.hpp>
+
+#include <array>
+#include <chrono>
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace preflight::gates {
+
+/// Registers every configuration key the built-in gates read (and calls limits::register_config).
+/// Keys (defaults; see docs/gates.md): ban.{budget_ms 1000, fail_open false};
+/// usage.limits.{free 1000, pro 100000, team 1000000, enterprise 0 = unlimited}, usage.{budget_ms, fail_open false};
+/// member_cap.{budget_ms, fail_open false}; balance.{enabled true, budget_ms 2000, cache_ttl_s 60,
+/// cache_capacity 10000}; backstop.budget_ms (backstop.max / period_s come from limits);
+/// rate_limit.{pro,team,enterprise}.{read_rps,read_burst,write_rps,write_burst} (the free tier uses limits'
+/// rate_limit.{read,write}_{rps,burst}), rate_limit.budget_ms; fleet.size 1;
+/// admission.{max_concurrent 10, lease_ttl_ms 300000, budget_ms 1000, fail_open true}.
+/// Throws `std::invalid_argument` when a key is already registered.
+void register_default_pipeline_config(preflight::config_registry& registry);
+
+struct default_pipeline_deps {
+    clients::store_set stores;
+    const preflight::clock* clock = &preflight::clock::steady();  // limiters, caches, trace
+    event_hook on_event;                                          // fail-open etc.; may be empty
+};
+
+/// Builds the production pipeline in precedence order: ban 403, usage 402, org member cap 402,
+/// balance 402, backstop 429, rate limit 429, admission 429 (commit, lease). Throws config_error /
+/// pipeline_config_error for bad settings.
+/// Lifetime: the pipeline shares ownership of the stores; `*deps.clock` must outlive it and every lease.
+/// Thread safety: the pipeline is immutable; any number of concurrent runs.
+[[nodiscard]] pipeline default_pipeline(const preflight::config& cfg, default_pipeline_deps deps);
+
+/// Extras of `default_pipeline` that are not configuration (test seams). Aggregate with defaults.
+struct default_pipeline_options {
+    /// Wall clock for the usage period (current UTC month) and ban expiry; empty = system_clock::now.
+    clients::wall_clock_fn wall_clock;
+};
+
+/// `default_pipeline` with `opts` (a separate name, so that `&default_pipeline` stays unambiguous).
+[[nodiscard]] pipeline default_pipeline_with_options(
+    const preflight::config& cfg, default_pipeline_deps deps, default_pipeline_options opts
+);
+
+/// Names of the built-in gates, in precedence order.
+inline constexpr std::array<const char*, 7> default_gate_names{
+    "ban", "usage", "member_cap", "balance", "backstop", "rate_limit", "admission"};
+
+/// Everything the built-in gates read from the configuration (see `register_default_pipeline_config`).
+struct default_pipeline_settings {
+    std::chrono::milliseconds ban_budget{1000};
+    bool ban_fail_open = false;
+
+    /// Requests per UTC month by plan tier (index = `clients::plan_tier`); 0 = unlimited.
+    std::array<std::uint64_t, 4> usage_limits{1000, 100'000, 1'000'000, 0};
+    std::chrono::milliseconds usage_budget{1000};
+    bool usage_fail_open = false;
+
+    std::chrono::milliseconds member_cap_budget{1000};
+    bool member_cap_fail_open = false;
+
+    bool balance_enabled = true;
+    std::chrono::milliseconds balance_budget{2000};
+    std::chrono::seconds balance_cache_ttl{60};
+    std::size_t balance_cache_capacity = 10'000;
+
+    limits::window_limit backstop{1000, std::chrono::seconds{3600}};
+    std::chrono::milliseconds backstop_budget{1000};
+
+    struct tier_rates {
+        limits::bucket_limit read;
+        limits::bucket_limit write;
+    };
+    /// By plan tier (index = `clients::plan_tier`).
+    std::array<tier_rates, 4> rate_limits{};
+    bool cancel_exempt = true;
+    std::size_t rate_limit_max_keys = 100'000;
+    std::chrono::milliseconds rate_limit_budget{1000};
+    /// Servers sharing the stores: the local fallback limiter runs at limit ÷ fleet_size.
+    std::uint32_t fleet_size = 1;
+
+    std::uint32_t admission_max_concurrent = 10;
+    std::chrono::milliseconds admission_lease_ttl{300'000};
+    std::chrono::milliseconds admission_budget{1000};
+    bool admission_fail_open = true;
+};
+
+/// Reads the keys registered by `register_default_pipeline_config` from a resolved configuration.
+/// Throws std::out_of_range when a key was not registered.
+[[nodiscard]] default_pipeline_settings default_settings_from(const preflight::config& cfg);
+
+/// The first day of the UTC month of `t`, as "YYYY-MM-01" (the usage period key).
+[[nodiscard]] std::string usage_period_start(std::chrono::system_clock::time_point t);
+
+/// The local fallback limit: rate and burst divided by `fleet_size` (burst at least 1).
+[[nodiscard]] limits::bucket_limit local_share(limits::bucket_limit l, std::uint32_t fleet_size) noexcept;
+
+}  // namespace preflight::gates

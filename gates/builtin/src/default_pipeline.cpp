@@ -1,0 +1,523 @@
+#include <preflight/cache/outcome_cache.hpp>
+#include <preflight/gates/builtin/default_pipeline.hpp>
+#include <preflight/gates/with_timeout.hpp>
+#include <preflight/limits/memory_admission_store.hpp>
+#include <preflight/limits/memory_fixed_window_store.hpp>
+#include <preflight/limits/memory_rate_limit_store.hpp>
+
+#include <boost/asio/awaitable.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace preflight::gates {
+
+namespace {
+
+namespace asio = boost::asio;
+using clients::plan_tier;
+using sub_fact = std::optional<clients::subscription>;
+
+/// Everything the gates share for the lifetime of the pipeline.
+struct state {
+    clients::store_set stores;
+    default_pipeline_settings s;
+    const preflight::clock* clock = nullptr;
+    clients::wall_clock_fn wall;
+    std::optional<fact_key<sub_fact>> sub_key;
+    std::unique_ptr<cache::outcome_cache<clients::balance_outcome>> balance_cache;
+    /// The fallback limiter used while the shared rate-limit store fails (limit ÷ fleet.size).
+    std::unique_ptr<limits::memory_rate_limit_store> local_limiter;
+    // Synchronous fast paths when the limit stores are the in-memory ones (null otherwise).
+    limits::memory_rate_limit_store* mem_rate = nullptr;
+    limits::memory_fixed_window_store* mem_window = nullptr;
+    limits::memory_admission_store* mem_admission = nullptr;
+
+    [[nodiscard]] std::chrono::system_clock::time_point wall_now() const {
+        return wall ? wall() : std::chrono::system_clock::now();
+    }
+};
+
+using state_ptr = std::shared_ptr<state>;
+
+plan_tier tier_of(const sub_fact& f) noexcept {
+    return f && f->counts() ? f->plan : plan_tier::free;
+}
+
+std::size_t tier_index(plan_tier t) noexcept {
+    return static_cast<std::size_t>(t);
+}
+
+std::chrono::milliseconds ceil_ms(std::chrono::nanoseconds d) {
+    return std::chrono::ceil<std::chrono::milliseconds>(std::max(d, std::chrono::nanoseconds::zero()));
+}
+
+std::chrono::seconds ceil_s(std::chrono::nanoseconds d) {
+    return std::chrono::ceil<std::chrono::seconds>(std::max(d, std::chrono::nanoseconds::zero()));
+}
+
+denial make_denial(int status, std::string code, std::string message) {
+    denial d;
+    d.status = status;
+    d.code = std::move(code);
+    d.message = std::move(message);
+    return d;
+}
+
+// ---- subscription fact ----------------------------------------------------------------------------------------
+
+asio::awaitable<result<sub_fact>> load_subscription(state_ptr st, std::string user, std::string org) {
+    if (user.empty() && org.empty()) {
+        sub_fact none;
+        co_return none;
+    }
+    auto r = co_await st->stores.subscriptions->find_highest_priority(std::move(user), std::move(org));
+    if (!r) co_return r.error();
+    sub_fact f = std::move(*r);
+    co_return f;
+}
+
+denial subscription_unavailable(const boost::system::error_code& ec) {
+    return make_denial(
+        503, "gate_unavailable", "subscription unavailable: fact 'subscription' failed (" + ec.message() + ")"
+    );
+}
+
+// ---- ban --------------------------------------------------------------------------------------------------------
+
+asio::awaitable<result<verdict>> ban_check(state_ptr st, gate_context& c) {
+    const auto& s = c.req().subject;
+    std::vector<std::string> ids;
+    for (const std::string* id : {&s.user, &s.org, &s.ip, &s.api_key_id}) {
+        if (!id->empty()) ids.push_back(*id);
+    }
+    if (ids.empty()) co_return verdict::pass();
+    auto r = co_await st->stores.bans->find_active(std::move(ids));
+    if (!r) co_return r.error();
+    if (!*r) co_return verdict::pass();
+    const clients::ban& b = **r;
+    denial d = make_denial(403, "banned", "subject '" + b.subject_id + "' is banned");
+    if (b.until) d.retry_after = ceil_ms(*b.until - st->wall_now());
+    co_return verdict::deny(std::move(d));
+}
+
+// ---- usage ------------------------------------------------------------------------------------------------------
+
+asio::awaitable<result<verdict>> usage_check(state_ptr st, gate_context& c) {
+    std::optional<plan_tier> tier;
+    boost::system::error_code fact_failure;
+    try {
+        const sub_fact& f = co_await c.fact(*st->sub_key);
+        tier = tier_of(f);
+    } catch (const fact_error& e) {
+        fact_failure = e.code();
+    }
+    if (!tier) co_return verdict::deny(subscription_unavailable(fact_failure));
+    const std::uint64_t limit = st->s.usage_limits[tier_index(*tier)];
+    if (limit == 0) co_return verdict::pass();  // unlimited
+    const auto& subj = c.req().subject;
+    std::string subject = subj.org.empty() ? subj.user : subj.org;
+    if (subject.empty()) co_return verdict::pass();
+    std::string period = usage_period_start(st->wall_now());
+    std::string subject_arg = subject;
+    std::string period_arg = period;
+    auto r = co_await st->stores.usage->get(std::move(subject_arg), std::move(period_arg));
+    if (!r) co_return r.error();
+    if (r->requests < limit) co_return verdict::pass();
+    co_return verdict::deny(make_denial(
+        402,
+        "usage_limit_exceeded",
+        "'" + subject + "' used " + std::to_string(r->requests) + " of " + std::to_string(limit) + " requests of the " +
+            std::string(clients::to_string(*tier)) + " plan in the period starting " + period
+    ));
+}
+
+// ---- org member cap ---------------------------------------------------------------------------------------------
+
+asio::awaitable<result<verdict>> member_cap_check(state_ptr st, gate_context& c) {
+    const auto& s = c.req().subject;
+    if (s.org.empty() || s.user.empty()) co_return verdict::pass();
+    std::string org = s.org;
+    std::string user = s.user;
+    auto r = co_await st->stores.members->find(std::move(org), std::move(user));
+    if (!r) co_return r.error();
+    if (!*r || !(*r)->usage_cap) co_return verdict::pass();  // not a member, or uncapped
+    const clients::member& m = **r;
+    if (m.used < *m.usage_cap) co_return verdict::pass();
+    co_return verdict::deny(make_denial(
+        402,
+        "member_usage_cap_exceeded",
+        "user '" + m.user_id + "' used " + std::to_string(m.used) + " of the member cap of " +
+            std::to_string(*m.usage_cap) + " in org '" + m.org_id + "'"
+    ));
+}
+
+// ---- balance ----------------------------------------------------------------------------------------------------
+
+verdict balance_verdict(const std::string& org, const clients::balance_outcome& o) {
+    if (o.allowed) return verdict::pass();
+    std::string msg = "org '" + org + "' has no plan executions left";
+    if (!o.reason.empty()) msg += " (" + o.reason + ")";
+    return verdict::deny(make_denial(402, "plan_executions_exhausted", std::move(msg)));
+}
+
+asio::awaitable<result<clients::balance_outcome>> ask_balance(
+    std::shared_ptr<clients::balance_source> src, std::string org
+) {
+    co_return co_await src->check(std::move(org));
+}
+
+asio::awaitable<result<verdict>> balance_check(state_ptr st, gate_context& c) {
+    const std::string& org = c.req().subject.org;
+    if (org.empty()) co_return verdict::pass();
+    auto src = st->stores.balance;
+    auto ask = [src, org]() { return ask_balance(src, org); };
+    std::string key = org;
+    auto r = co_await st->balance_cache->get_or_check(std::move(key), std::move(ask));
+    if (!r) co_return r.error();  // never cached; the gate fails open
+    co_return balance_verdict(org, *r->outcome);
+}
+
+std::optional<result<verdict>> balance_try(const state& st, gate_context& c) {
+    const std::string& org = c.req().subject.org;
+    if (org.empty()) return verdict::pass();
+    auto hit = st.balance_cache->peek(org);
+    if (!hit) return std::nullopt;
+    return balance_verdict(org, *hit);
+}
+
+// ---- backstop ---------------------------------------------------------------------------------------------------
+
+result<verdict> backstop_verdict(const state& st, const std::string& org, const result<limits::window_result>& r) {
+    if (!r) return r.error();
+    if (r->allowed) return verdict::pass();
+    denial d = make_denial(
+        429,
+        "execution_backstop",
+        "org '" + org + "' reached " + std::to_string(r->max) + " executions in " +
+            std::to_string(st.s.backstop.period.count()) + " s"
+    );
+    d.retry_after = ceil_ms(r->reset_after);
+    limiter_info info;
+    info.limit = r->max;
+    info.remaining = 0;
+    info.window = st.s.backstop.period;
+    info.reset = ceil_s(r->reset_after);
+    d.limiter = info;
+    return verdict::deny(std::move(d));
+}
+
+asio::awaitable<result<verdict>> backstop_check(state_ptr st, gate_context& c) {
+    const std::string org = c.req().subject.org;
+    if (org.empty()) co_return verdict::pass();
+    std::string key = "backstop:" + org;
+    auto r = co_await st->stores.windows->consume(std::move(key), st->s.backstop, 1);
+    co_return backstop_verdict(*st, org, r);
+}
+
+std::optional<result<verdict>> backstop_try(const state& st, gate_context& c) {
+    const std::string& org = c.req().subject.org;
+    if (org.empty()) return verdict::pass();
+    result<limits::window_result> r = st.mem_window->counter().consume("backstop:" + org, st.s.backstop, 1);
+    return backstop_verdict(st, org, r);
+}
+
+// ---- rate limit -------------------------------------------------------------------------------------------------
+
+/// The bucket of a request: one per subject (org, else user, else API key, else IP) and operation class.
+std::string rate_key(const request& r) {
+    const auto& s = r.subject;
+    std::string subject;
+    if (!s.org.empty()) {
+        subject = "org:" + s.org;
+    } else if (!s.user.empty()) {
+        subject = "user:" + s.user;
+    } else if (!s.api_key_id.empty()) {
+        subject = "key:" + s.api_key_id;
+    } else if (!s.ip.empty()) {
+        subject = "ip:" + s.ip;
+    } else {
+        return {};
+    }
+    return (r.op == operation::read ? "rl:read:" : "rl:write:") + subject;
+}
+
+limits::bucket_limit rate_limit_of(const state& st, plan_tier tier, operation op) {
+    const auto& t = st.s.rate_limits[tier_index(tier)];
+    return op == operation::read ? t.read : t.write;  // cancel (when not exempt) draws from write
+}
+
+result<verdict> rate_verdict(
+    const state& st, const std::string& key, limits::bucket_limit limit, const result<limits::acquire_result>& r
+) {
+    limits::acquire_result a;
+    bool degraded = false;
+    if (r) {
+        a = *r;
+    } else {
+        // The shared store failed: decide with this process's share of the limit instead of admitting everything.
+        auto local = st.local_limiter->try_acquire(key, local_share(limit, st.s.fleet_size), 1);
+        if (!local) return local.error();
+        if (local->allowed) return make_error_code(builtin_errc::rate_limit_degraded);
+        a = *local;
+        degraded = true;
+        limit = local_share(limit, st.s.fleet_size);
+    }
+    if (a.allowed) return verdict::pass();
+    denial d = make_denial(
+        429,
+        "rate_limited",
+        degraded ? "rate limit exceeded for '" + key + "' (local fallback limiter: shared store unavailable)"
+                 : "rate limit exceeded for '" + key + "'"
+    );
+    d.retry_after = ceil_ms(a.retry_after);
+    limiter_info info;
+    info.limit = static_cast<std::uint64_t>(limit.burst);
+    info.remaining = static_cast<std::uint64_t>(std::max(0.0, a.remaining));
+    info.window = std::chrono::seconds{static_cast<std::int64_t>(std::ceil(limit.burst / limit.rate_per_s))};
+    info.reset = ceil_s(a.reset_after);
+    d.limiter = info;
+    return verdict::deny(std::move(d));
+}
+
+asio::awaitable<result<verdict>> rate_limit_check(state_ptr st, gate_context& c) {
+    std::string key = rate_key(c.req());
+    if (key.empty()) co_return verdict::pass();
+    plan_tier tier = plan_tier::free;
+    try {
+        const sub_fact& f = co_await c.fact(*st->sub_key);
+        tier = tier_of(f);
+    } catch (const fact_error&) {
+        // Only reachable for operations the usage gate does not cover (read, cancel): the usage gate fails
+        // closed on it otherwise. Use the free tier, the strictest limits.
+        tier = plan_tier::free;
+    }
+    const auto limit = rate_limit_of(*st, tier, c.req().op);
+    std::string key_arg = key;
+    // The shared store gets 3/4 of the gate's budget, so that a store that hangs (not only one that errors)
+    // still leaves time to decide with the local fallback limiter.
+    const auto store_budget = std::max(std::chrono::milliseconds{1}, st->s.rate_limit_budget * 3 / 4);
+    auto r = co_await with_timeout(st->stores.rate_limits->acquire(std::move(key_arg), limit, 1), store_budget);
+    if (!r && r.error() == make_error_code(errc::cancelled)) co_return r.error();  // the run cancelled us
+    co_return rate_verdict(*st, key, limit, r);
+}
+
+std::optional<result<verdict>> rate_limit_try(const state& st, gate_context& c) {
+    std::string key = rate_key(c.req());
+    if (key.empty()) return verdict::pass();
+    plan_tier tier = plan_tier::free;
+    try {
+        const sub_fact* f = c.try_fact(*st.sub_key);
+        if (f == nullptr) return std::nullopt;
+        tier = tier_of(*f);
+    } catch (const fact_error&) {
+        tier = plan_tier::free;  // see rate_limit_check
+    }
+    const auto limit = rate_limit_of(st, tier, c.req().op);
+    auto r = st.mem_rate->try_acquire(key, limit, 1);
+    return rate_verdict(st, key, limit, r);
+}
+
+asio::awaitable<result<void>> rate_limit_refund(state_ptr st, request r) {
+    std::string key = rate_key(r);
+    if (key.empty()) co_return result<void>{};
+    plan_tier tier = plan_tier::free;
+    if (!r.subject.user.empty() || !r.subject.org.empty()) {
+        auto sub = co_await st->stores.subscriptions->find_highest_priority(r.subject.user, r.subject.org);
+        if (!sub) co_return sub.error();
+        tier = tier_of(*sub);
+    }
+    const auto limit = rate_limit_of(*st, tier, r.op);
+    co_return co_await st->stores.rate_limits->refund(std::move(key), limit, 1);
+}
+
+// ---- admission --------------------------------------------------------------------------------------------------
+
+std::string admission_key(const request& r) {
+    if (!r.subject.org.empty()) return "org:" + r.subject.org;
+    if (!r.subject.user.empty()) return "user:" + r.subject.user;
+    return {};
+}
+
+asio::awaitable<result<void>> release_admission(std::shared_ptr<limits::admission_store> store, std::string id) {
+    auto r = co_await store->release(std::move(id));
+    if (!r) co_return r.error();
+    co_return result<void>{};  // false (already expired or released) is harmless
+}
+
+result<verdict> admission_verdict(const state& st, const std::string& key, const result<limits::lease_grant>& r) {
+    if (!r) return r.error();
+    if (!r->admitted) {
+        denial d = make_denial(
+            429,
+            "too_many_concurrent_executions",
+            "'" + key + "' has " + std::to_string(r->in_use) + " of " + std::to_string(r->max) +
+                " concurrent executions running"
+        );
+        limiter_info info;
+        info.limit = r->max;
+        info.remaining = 0;
+        d.limiter = info;
+        return verdict::deny(std::move(d));
+    }
+    auto store = st.stores.admissions;
+    std::string id = r->lease_id;
+    return verdict::pass_with_lease(r->lease_id, [store, id]() { return release_admission(store, id); });
+}
+
+asio::awaitable<result<verdict>> admission_check(state_ptr st, gate_context& c) {
+    std::string key = admission_key(c.req());
+    if (key.empty()) co_return verdict::pass();
+    std::string key_arg = key;
+    auto r = co_await st->stores.admissions->reserve(
+        std::move(key_arg), st->s.admission_max_concurrent, st->s.admission_lease_ttl
+    );
+    co_return admission_verdict(*st, key, r);
+}
+
+std::optional<result<verdict>> admission_try(const state& st, gate_context& c) {
+    std::string key = admission_key(c.req());
+    if (key.empty()) return verdict::pass();
+    auto r = st.mem_admission->reserve_now(key, st.s.admission_max_concurrent, st.s.admission_lease_ttl);
+    return admission_verdict(st, key, r);
+}
+
+// ---- assembly ---------------------------------------------------------------------------------------------------
+
+failure_policy policy(bool fail_open) {
+    return fail_open ? failure_policy::fail_open : failure_policy::fail_closed;
+}
+
+template <class Store>
+void require(const std::shared_ptr<Store>& p, const char* name) {
+    if (!p) throw pipeline_config_error(std::string("default_pipeline: store_set.") + name + " is null");
+}
+
+}  // namespace
+
+pipeline default_pipeline(const config& cfg, default_pipeline_deps deps) {
+    return default_pipeline_with_options(cfg, std::move(deps), default_pipeline_options{});
+}
+
+pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps deps, default_pipeline_options opts) {
+    if (deps.clock == nullptr) throw pipeline_config_error("default_pipeline: deps.clock is null");
+    const auto& stores = deps.stores;
+    require(stores.bans, "bans");
+    require(stores.subscriptions, "subscriptions");
+    require(stores.usage, "usage");
+    require(stores.members, "members");
+    require(stores.rate_limits, "rate_limits");
+    require(stores.windows, "windows");
+    require(stores.admissions, "admissions");
+
+    auto st = std::make_shared<state>();
+    st->s = default_settings_from(cfg);
+    st->stores = std::move(deps.stores);
+    st->clock = deps.clock;
+    st->wall = std::move(opts.wall_clock);
+    limits::memory_rate_limit_store_params local_params;
+    local_params.max_keys = st->s.rate_limit_max_keys;
+    st->local_limiter = std::make_unique<limits::memory_rate_limit_store>(*deps.clock, local_params);
+    st->mem_rate = dynamic_cast<limits::memory_rate_limit_store*>(st->stores.rate_limits.get());
+    st->mem_window = dynamic_cast<limits::memory_fixed_window_store*>(st->stores.windows.get());
+    st->mem_admission = dynamic_cast<limits::memory_admission_store*>(st->stores.admissions.get());
+    const bool with_balance = st->s.balance_enabled && st->stores.balance != nullptr;
+    if (with_balance) {
+        cache::outcome_cache_params cp;
+        cp.ttl = st->s.balance_cache_ttl;
+        cp.capacity = st->s.balance_cache_capacity;
+        st->balance_cache = std::make_unique<cache::outcome_cache<clients::balance_outcome>>(cp, *deps.clock);
+    }
+
+    pipeline_config pc;
+    pc.clock = deps.clock;
+    pc.on_event = std::move(deps.on_event);
+    pipeline_builder b{std::move(pc)};
+    st->sub_key = b.add_fact<sub_fact>("subscription", [st](const request& r) {
+        return load_subscription(st, r.subject.user, r.subject.org);
+    });
+
+    const std::vector<operation> exec_ops{operation::execute, operation::execute_with_pause};
+    const auto& s = st->s;
+
+    gate_spec ban;
+    ban.name = "ban";
+    ban.operations = {operation::execute, operation::execute_with_pause, operation::read};
+    ban.budget = s.ban_budget;
+    ban.on_failure = policy(s.ban_fail_open);
+    ban.check = [st](gate_context& c) { return ban_check(st, c); };
+    b.add_gate(std::move(ban));
+
+    gate_spec usage;
+    usage.name = "usage";
+    usage.operations = exec_ops;
+    usage.budget = s.usage_budget;
+    usage.on_failure = policy(s.usage_fail_open);
+    usage.facts = {"subscription"};
+    usage.check = [st](gate_context& c) { return usage_check(st, c); };
+    b.add_gate(std::move(usage));
+
+    gate_spec member_cap;
+    member_cap.name = "member_cap";
+    member_cap.operations = exec_ops;
+    member_cap.budget = s.member_cap_budget;
+    member_cap.on_failure = policy(s.member_cap_fail_open);
+    member_cap.check = [st](gate_context& c) { return member_cap_check(st, c); };
+    b.add_gate(std::move(member_cap));
+
+    if (with_balance) {
+        gate_spec balance;
+        balance.name = "balance";
+        balance.operations = exec_ops;
+        balance.budget = s.balance_budget;
+        balance.on_failure = failure_policy::fail_open;
+        balance.check = [st](gate_context& c) { return balance_check(st, c); };
+        balance.try_check = [st](gate_context& c) { return balance_try(*st, c); };
+        b.add_gate(std::move(balance));
+    }
+
+    gate_spec backstop;
+    backstop.name = "backstop";
+    backstop.phase = phase::stateful;
+    backstop.operations = exec_ops;
+    backstop.budget = s.backstop_budget;
+    backstop.on_failure = failure_policy::fail_open;
+    backstop.check = [st](gate_context& c) { return backstop_check(st, c); };
+    if (st->mem_window != nullptr) backstop.try_check = [st](gate_context& c) { return backstop_try(*st, c); };
+    b.add_gate(std::move(backstop));
+
+    gate_spec rate;
+    rate.name = "rate_limit";
+    rate.phase = phase::stateful;
+    rate.operations = {operation::execute, operation::execute_with_pause, operation::read};
+    if (!s.cancel_exempt) rate.operations.push_back(operation::cancel);
+    rate.budget = s.rate_limit_budget;
+    rate.on_failure = failure_policy::fail_open;
+    rate.facts = {"subscription"};
+    rate.check = [st](gate_context& c) { return rate_limit_check(st, c); };
+    if (st->mem_rate != nullptr) rate.try_check = [st](gate_context& c) { return rate_limit_try(*st, c); };
+    rate.compensate = [st](const request& r) { return rate_limit_refund(st, r); };
+    b.add_gate(std::move(rate));
+
+    gate_spec admission;
+    admission.name = "admission";
+    admission.phase = phase::commit;
+    admission.operations = exec_ops;
+    admission.budget = s.admission_budget;
+    admission.on_failure = policy(s.admission_fail_open);
+    admission.check = [st](gate_context& c) { return admission_check(st, c); };
+    if (st->mem_admission != nullptr) {
+        admission.try_check = [st](gate_context& c) { return admission_try(*st, c); };
+    }
+    b.add_gate(std::move(admission));
+
+    return b.build();
+}
+
+}  // namespace preflight::gates
