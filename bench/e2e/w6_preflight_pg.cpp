@@ -94,8 +94,8 @@ void load_w6_data(pqxx::connection& c) {
         "SELECT 'user_' || (10000 + g), 'abuse', now(), NULL FROM generate_series(0, 9999) g"
     );
     tx.exec(
-        "INSERT INTO preflight_subscriptions (subject_id, plan, status, priority, seats, current_period_end) "
-        "SELECT 'org_' || g, (ARRAY['free','pro','team','enterprise'])[g % 4 + 1], 'active', 0, 5, "
+        "INSERT INTO preflight_subscriptions (owner_id, plan, status, seats, current_period_end) "
+        "SELECT 'org_' || g, (ARRAY['free','pro','team','enterprise'])[g % 4 + 1], 'active', 5, "
         "now() + interval '30 days' FROM generate_series(0, 9999) g"
     );
     tx.exec(
@@ -107,7 +107,7 @@ void load_w6_data(pqxx::connection& c) {
         "SELECT 'org_' || g, 'user_' || g, 'member' FROM generate_series(0, 9999) g"
     );
     tx.exec(
-        "INSERT INTO preflight_balances (org_id, balance_micros) "
+        "INSERT INTO preflight_balances (org_id, remaining) "
         "SELECT 'org_' || g, 1000000000000 FROM generate_series(0, 9999) g"
     );
     tx.exec("INSERT INTO preflight_rate_limits (key, tat) SELECT 'org_' || g, 0 FROM generate_series(0, 9999) g");
@@ -207,7 +207,7 @@ std::unique_ptr<pqxx::connection> open_baseline_connection(const std::string& ur
     );
     c->prepare(
         "w6_subscription",
-        "SELECT plan, status, seats, current_period_end FROM preflight_subscriptions WHERE subject_id = $1"
+        "SELECT plan, status, seats, current_period_end FROM preflight_subscriptions WHERE owner_id = $1"
     );
     c->prepare(
         "w6_usage",
@@ -359,27 +359,31 @@ bool run_sequential_case(const options& o, pqxx::connection& admin, pqxx::connec
 #if PREFLIGHT_W6_HAS_PIPELINE
 namespace asio = boost::asio;
 
-template <class F>
-struct fn_args;
-template <class R, class A, class B>
-struct fn_args<R (*)(A, B)> {
-    using first = std::remove_cvref_t<A>;
-    using second = std::remove_cvref_t<B>;
-};
-
-/// Builds the default pipeline from the Postgres store set. The configuration and dependency types are taken
-/// from `default_pipeline`'s signature; limits must be effectively infinite (every preflight is admitted).
-auto make_default_pipeline(preflight::clients::pg_pool& pool) {
-    using args = fn_args<decltype(&preflight::gates::default_pipeline)>;
-    typename args::first cfg{};
-    auto stores = preflight::clients::make_pg_store_set(pool);
-    if constexpr (std::is_constructible_v<typename args::second, decltype(stores)>) {
-        return preflight::gates::default_pipeline(cfg, typename args::second(stores));
-    } else {
-        typename args::second deps{};
-        deps.stores = stores;
-        return preflight::gates::default_pipeline(cfg, deps);
+/// Builds the default pipeline on the Postgres store set, with limits effectively infinite (every preflight of
+/// W6 is admitted) and usage allowances unlimited (0).
+preflight::gates::pipeline make_default_pipeline(std::shared_ptr<preflight::clients::pg_pool> pool) {
+    namespace json = boost::json;
+    preflight::config_registry reg;
+    preflight::gates::register_default_pipeline_config(reg);
+    json::object file;
+    for (const char* tier : {"free", "pro", "team", "enterprise"}) file[std::string("usage.limits.") + tier] = 0;
+    for (const char* prefix : {"rate_limit.", "rate_limit.pro.", "rate_limit.team.", "rate_limit.enterprise."}) {
+        const std::string base = prefix;
+        file[base + "read_rps"] = 1e12;
+        file[base + "read_burst"] = 1e15;
+        file[base + "write_rps"] = 1e12;
+        file[base + "write_burst"] = 1e15;
     }
+    file["backstop.max"] = std::int64_t{1} << 60;
+    file["admission.max_concurrent"] = 1'000'000'000;
+    preflight::config_inputs in;
+    in.file = json::value(file);
+    in.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    in.environment = std::vector<std::string>{};
+    const auto cfg = preflight::config::resolve(reg, in);
+    preflight::gates::default_pipeline_deps deps;
+    deps.stores = preflight::clients::make_pg_store_set(std::move(pool));
+    return preflight::gates::default_pipeline(cfg, std::move(deps));
 }
 
 bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connection& stats, int concurrency) {
@@ -388,7 +392,7 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
     preflight::clients::pool_params pp;
     pp.url = o.url;
     pp.size = o.pool;
-    auto pool = std::make_unique<preflight::clients::pg_pool>(io.get_executor(), pp);
+    auto pool = std::make_shared<preflight::clients::pg_pool>(io.get_executor(), pp);
     {
         auto fut = asio::co_spawn(io, pool->connect_all(), asio::use_future);
         while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) io.run_one();
@@ -397,7 +401,7 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
             return false;
         }
     }
-    const auto pipeline = make_default_pipeline(*pool);
+    const auto pipeline = make_default_pipeline(pool);
     auto phase = [&](std::uint64_t first, std::uint64_t count, double cap_s, bool record) {
         phase_result res;
         if (record) res.lat_us.reserve(count);

@@ -1,4 +1,5 @@
 // preflightd: the HTTP admission server over the default pipeline (built-in gates).
+#include <preflight/clients/pg_facts.hpp>
 #include <preflight/clients/pg_store_set.hpp>
 #include <preflight/gates/builtin/default_pipeline.hpp>
 #include <preflight/server/preflightd.hpp>
@@ -16,8 +17,11 @@ int main(int argc, char** argv) {
     parts.make_pg_stores = [](std::shared_ptr<preflight::clients::pg_pool> pool) {
         return preflight::clients::make_pg_store_set(std::move(pool));
     };
-    parts.load_pg_data = [](std::shared_ptr<preflight::clients::pg_pool> pool, boost::json::value doc) {
-        return preflight::clients::pg_load_fact_data(std::move(pool), std::move(doc));
+    // A captureless coroutine lambda: its parameters live in the coroutine frame.
+    parts.load_pg_data = [](std::shared_ptr<preflight::clients::pg_pool> pool,
+                            boost::json::value doc) -> boost::asio::awaitable<void> {
+        auto loaded = co_await preflight::clients::pg_load_fact_data(*pool, std::move(doc));
+        if (!loaded) throw boost::system::system_error(loaded.error(), "preflightd: loading --data into Postgres");
     };
     return preflight::server::run_preflightd(argc, argv, parts);
 }
