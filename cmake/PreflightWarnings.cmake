@@ -11,7 +11,8 @@ if(PREFLIGHT_SANITIZE)
     add_compile_options(-fsanitize=${PREFLIGHT_SANITIZE} -fno-omit-frame-pointer -fno-sanitize-recover=all)
     add_link_options(-fsanitize=${PREFLIGHT_SANITIZE})
     # g++ 12 at -O1 with sanitizers reports Asio's coroutine frame operator delete as mismatched (a false positive).
-    add_compile_options(-Wno-mismatched-new-delete)
+    # It also reports std::optional members as maybe-uninitialized at -O1 with sanitizers (false positives).
+    add_compile_options(-Wno-mismatched-new-delete -Wno-maybe-uninitialized)
     if(PREFLIGHT_SANITIZE STREQUAL "thread")
         # g++ 12 warns that TSan does not model Asio's atomic_thread_fence; that is not a finding.
         add_compile_options(-Wno-tsan)
