@@ -36,6 +36,7 @@
 
 #if __has_include(<preflight/gates/builtin/default_pipeline.hpp>) && __has_include(<preflight/clients/pg_store_set.hpp>)
 #define PREFLIGHT_W6_HAS_PIPELINE 1
+#include "unlimited_config.hpp"
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_store_set.hpp>
 #include <preflight/gates/builtin/default_pipeline.hpp>
@@ -362,25 +363,7 @@ namespace asio = boost::asio;
 /// Builds the default pipeline on the Postgres store set, with limits effectively infinite (every preflight of
 /// W6 is admitted) and usage allowances unlimited (0).
 preflight::gates::pipeline make_default_pipeline(std::shared_ptr<preflight::clients::pg_pool> pool) {
-    namespace json = boost::json;
-    preflight::config_registry reg;
-    preflight::gates::register_default_pipeline_config(reg);
-    json::object file;
-    for (const char* tier : {"free", "pro", "team", "enterprise"}) file[std::string("usage.limits.") + tier] = 0;
-    for (const char* prefix : {"rate_limit.", "rate_limit.pro.", "rate_limit.team.", "rate_limit.enterprise."}) {
-        const std::string base = prefix;
-        file[base + "read_rps"] = 1e12;
-        file[base + "read_burst"] = 1e15;
-        file[base + "write_rps"] = 1e12;
-        file[base + "write_burst"] = 1e15;
-    }
-    file["backstop.max"] = std::int64_t{1} << 60;
-    file["admission.max_concurrent"] = 1'000'000'000;
-    preflight::config_inputs in;
-    in.file = json::value(file);
-    in.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
-    in.environment = std::vector<std::string>{};
-    const auto cfg = preflight::config::resolve(reg, in);
+    const auto cfg = preflight::bench::unlimited_default_pipeline_config();
     preflight::gates::default_pipeline_deps deps;
     deps.stores = preflight::clients::make_pg_store_set(std::move(pool));
     return preflight::gates::default_pipeline(cfg, std::move(deps));

@@ -34,6 +34,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unlimited_config.hpp>
 #include <unordered_map>
 #include <vector>
 #include <workload.hpp>
@@ -269,28 +270,7 @@ void fill_default(default_world& w) {
         {"bans", bans}, {"subscriptions", subs}, {"usage", usage}, {"members", members}, {"balances", balances}};
     preflight::clients::load_fact_data(doc, w.facts);
 
-    preflight::config_registry reg;
-    g::register_default_pipeline_config(reg);
-    json::object file;
-    for (const char* tier : {"free", "pro", "team", "enterprise"}) file[std::string("usage.limits.") + tier] = 0;
-    file["rate_limit.read_rps"] = 1e12;
-    file["rate_limit.read_burst"] = 1e15;
-    file["rate_limit.write_rps"] = 1e12;
-    file["rate_limit.write_burst"] = 1e15;
-    for (const char* tier : {"pro", "team", "enterprise"}) {
-        const std::string base = std::string("rate_limit.") + tier + ".";
-        file[base + "read_rps"] = 1e12;
-        file[base + "read_burst"] = 1e15;
-        file[base + "write_rps"] = 1e12;
-        file[base + "write_burst"] = 1e15;
-    }
-    file["backstop.max"] = std::int64_t{1} << 60;
-    file["admission.max_concurrent"] = 1'000'000'000;
-    preflight::config_inputs in;
-    in.file = json::value(file);
-    in.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
-    in.environment = std::vector<std::string>{};
-    auto cfg = preflight::config::resolve(reg, in);
+    const auto cfg = preflight::bench::unlimited_default_pipeline_config();
     g::default_pipeline_deps deps;
     deps.stores = preflight::clients::make_memory_store_set(w.facts, preflight::clock::steady());
     w.pipeline.emplace(g::default_pipeline(cfg, std::move(deps)));
