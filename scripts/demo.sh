@@ -30,6 +30,7 @@ for tool in curl jq; do command -v "$tool" >/dev/null || missing+=("$tool"); don
 if [ ${#missing[@]} -gt 0 ]; then
     echo "demo: installing ${missing[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
+    $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends --no-upgrade "${missing[@]}" >/dev/null
 fi
 
