@@ -380,4 +380,35 @@ boost::json::value config::to_json() const {
     return o;
 }
 
+config_key int_key(std::string path, std::int64_t def, double min, std::string description, std::optional<double> max) {
+    config_key k;
+    k.path = std::move(path);
+    k.type = config_type::integer;
+    k.default_value = def;
+    k.min = min;
+    k.max = max;
+    k.description = std::move(description);
+    return k;
+}
+
+config_key number_key(std::string path, double def, double min, bool min_exclusive, std::string description) {
+    config_key k;
+    k.path = std::move(path);
+    k.type = config_type::number;
+    k.default_value = def;
+    k.min = min;
+    k.min_exclusive = min_exclusive;
+    k.description = std::move(description);
+    return k;
+}
+
+config_key bool_key(std::string path, bool def, std::string description) {
+    config_key k;
+    k.path = std::move(path);
+    k.type = config_type::boolean;
+    k.default_value = def;
+    k.description = std::move(description);
+    return k;
+}
+
 }  // namespace preflight

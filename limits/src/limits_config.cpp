@@ -4,45 +4,12 @@
 
 namespace preflight::limits {
 
-namespace {
-
-config_key number_key(std::string path, double def, double min, bool exclusive, std::string desc) {
-    config_key k;
-    k.path = std::move(path);
-    k.type = config_type::number;
-    k.default_value = def;
-    k.min = min;
-    k.min_exclusive = exclusive;
-    k.description = std::move(desc);
-    return k;
-}
-
-config_key int_key(
-    std::string path, std::int64_t def, double min, std::string desc, std::optional<double> max = std::nullopt
-) {
-    config_key k;
-    k.path = std::move(path);
-    k.type = config_type::integer;
-    k.default_value = def;
-    k.min = min;
-    k.max = max;
-    k.description = std::move(desc);
-    return k;
-}
-
-}  // namespace
-
 void register_config(config_registry& r) {
     r.add(number_key("rate_limit.read_rps", 1.0, 0, true, "read bucket refill, tokens per second (> 0)"));
     r.add(number_key("rate_limit.read_burst", 10.0, 1, false, "read bucket size (>= 1)"));
     r.add(number_key("rate_limit.write_rps", 1.0, 0, true, "write bucket refill, tokens per second (> 0)"));
     r.add(number_key("rate_limit.write_burst", 20.0, 1, false, "write bucket size (>= 1)"));
-    config_key cancel;
-    cancel.path = "rate_limit.cancel_exempt";
-    cancel.type = config_type::boolean;
-    cancel.default_value = true;
-    cancel.description = "cancel never touches the write bucket";
-    r.add(std::move(cancel));
+    r.add(bool_key("rate_limit.cancel_exempt", true, "cancel never touches the write bucket"));
     r.add(int_key("rate_limit.max_keys", 100'000, 1, "keys held by the in-memory token buckets"));
     r.add(int_key("backstop.max", 1000, 1, "fixed-window backstop: units per period per org"));
     // Upper bounds found by fuzz/fuzz_config.cpp: the period is converted to nanoseconds (int64) by the fixed

@@ -8,36 +8,6 @@ namespace preflight::gates {
 
 namespace {
 
-config_key int_key(std::string path, std::int64_t def, double min, std::string desc) {
-    config_key k;
-    k.path = std::move(path);
-    k.type = config_type::integer;
-    k.default_value = def;
-    k.min = min;
-    k.description = std::move(desc);
-    return k;
-}
-
-config_key number_key(std::string path, double def, double min, bool exclusive, std::string desc) {
-    config_key k;
-    k.path = std::move(path);
-    k.type = config_type::number;
-    k.default_value = def;
-    k.min = min;
-    k.min_exclusive = exclusive;
-    k.description = std::move(desc);
-    return k;
-}
-
-config_key bool_key(std::string path, bool def, std::string desc) {
-    config_key k;
-    k.path = std::move(path);
-    k.type = config_type::boolean;
-    k.default_value = def;
-    k.description = std::move(desc);
-    return k;
-}
-
 config_key budget_key(const std::string& gate, std::int64_t def) {
     auto k = int_key(gate + ".budget_ms", def, 1, "time budget of one '" + gate + "' check in ms");
     k.max = 600'000;

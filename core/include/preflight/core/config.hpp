@@ -58,6 +58,15 @@ struct config_key {
     bool secret = false;
 };
 
+/// Shorthands for registering keys (used by every module's `register_config`).
+[[nodiscard]] config_key int_key(
+    std::string path, std::int64_t def, double min, std::string description, std::optional<double> max = std::nullopt
+);
+[[nodiscard]] config_key number_key(
+    std::string path, double def, double min, bool min_exclusive, std::string description
+);
+[[nodiscard]] config_key bool_key(std::string path, bool def, std::string description);
+
 /// The set of known keys. Modules register theirs (limits: `preflight::limits::register_config`).
 /// Not thread-safe while being filled; read-only afterwards.
 class config_registry {
