@@ -6,8 +6,10 @@
 #   scripts/demo.sh              with Postgres (scripts/pg.sh)
 #   scripts/demo.sh --embedded   the embedded default: in-memory stores, no Postgres
 #
-# Env: BUILD_DIR (build/demo), PORT (18090), JOBS (2); PREFLIGHTD (a prebuilt binary: skips the build) and
-# PREFLIGHTD_ARGS (extra flags). Exit status 0 when every decision was as expected.
+# Env: BUILD_DIR (build/demo), PORT (18090; the second preflightd of the "billing provider down" step uses PORT+1),
+# JOBS (2); PREFLIGHTD (a prebuilt binary: skips the build), PREFLIGHTD_ARGS (extra flags), BILLING_DOWN_URL (the
+# HTTP billing provider that is down: http://127.0.0.1:9/v1/balance/, nothing listens there).
+# Exit status 0 when every decision was as expected.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -21,6 +23,7 @@ esac
 BUILD_DIR=${BUILD_DIR:-$ROOT/build/demo}
 PORT=${PORT:-18090}
 URL="http://127.0.0.1:$PORT"
+API=$URL  # the preflightd that post/release_last talk to
 step() { printf '\n==> %s\n' "$*"; }
 
 step "setup: dependencies"
@@ -44,27 +47,30 @@ if [ -z "$BIN" ]; then
 fi
 
 TMP=$(mktemp -d -t preflight-demo.XXXXXX)
-PID="" PG=0
+PID="" PID2="" PG=0
 cleanup() {
-    if [ -n "$PID" ] && kill -0 "$PID" 2>/dev/null; then
-        kill -TERM "$PID"
-        wait "$PID" || true
-    fi
+    for p in "$PID2" "$PID"; do
+        if [ -n "$p" ] && kill -0 "$p" 2>/dev/null; then
+            kill -TERM "$p"
+            wait "$p" || true
+        fi
+    done
     if [ "$PG" = 1 ]; then scripts/pg.sh stop >/dev/null || true; fi
     rm -rf "$TMP"
 }
 trap cleanup EXIT
 
-ARGS=(--config examples/preflightd.json --port "$PORT")
+BASE_ARGS=(--config examples/preflightd.json)
 # shellcheck disable=SC2206
-ARGS+=(${PREFLIGHTD_ARGS:-})
+BASE_ARGS+=(${PREFLIGHTD_ARGS:-})
 if [ "$MODE" = postgres ]; then
     step "start the throwaway Postgres"
     PG_URL=$(scripts/pg.sh start)
     PG=1
     echo "postgres: $PG_URL"
-    ARGS+=(--postgres "$PG_URL")
+    BASE_ARGS+=(--postgres "$PG_URL")
 fi
+ARGS=("${BASE_ARGS[@]}" --port "$PORT")
 
 step "start preflightd ($MODE): ${ARGS[*]}"
 "$BIN" "${ARGS[@]}" >"$TMP/out" 2>"$TMP/err" &
@@ -88,7 +94,7 @@ LAST_BODY="" LAST_CODE=""
 post() {
     local body
     body=$(jq -cn --arg op "$1" --arg user "$2" --arg org "$3" '{operation: $op, subject: {user: $user, org: $org}}')
-    LAST_CODE=$(curl -sS -D "$TMP/headers" -o "$TMP/body" -w '%{http_code}' -X POST "$URL/v1/preflight" \
+    LAST_CODE=$(curl -sS -D "$TMP/headers" -o "$TMP/body" -w '%{http_code}' -X POST "$API/v1/preflight" \
         -H 'Content-Type: application/json' -d "$body")
     LAST_BODY=$(cat "$TMP/body")
 }
@@ -96,7 +102,7 @@ header() { tr -d '\r' <"$TMP/headers" | awk -v h="$(echo "$1" | tr 'A-Z' 'a-z')"
 release_last() {
     local id
     id=$(jq -r '.lease_id // empty' <<<"$LAST_BODY")
-    if [ -n "$id" ]; then curl -sS -o /dev/null -X POST "$URL/v1/leases/$id/release"; fi
+    if [ -n "$id" ]; then curl -sS -o /dev/null -X POST "$API/v1/leases/$id/release"; fi
 }
 # show LABEL EXPECTED_STATUS: one compact line for the last decision.
 show() {
@@ -128,11 +134,46 @@ post execute user_carol org_capped
 show "over usage: carol@capped (cap 100, used 150)" 402
 
 post execute user_dave org_nobilling
-show "billing down: org without a billing account" 200
-if ! jq -e '[.trace[] | select(.fail_open)] | length > 0' <<<"$LAST_BODY" >/dev/null; then
-    echo "    note: no gate reported fail_open in the trace (see preflight_gate_fail_open_total below)"
-fi
+show "billing: org without a billing account" 200
 release_last
+
+# The billing provider down: a second preflightd (same stores, same configuration) whose balance gate asks an
+# HTTP billing provider (server.balance_url, memoized per URL and API key) that does not answer. The balance gate
+# fails open (within balance.budget_ms / server.balance_timeout_ms) and says so in the trace.
+DOWN_URL=${BILLING_DOWN_URL:-http://127.0.0.1:9/v1/balance/}
+API2="http://127.0.0.1:$((PORT + 1))"
+"$BIN" "${BASE_ARGS[@]}" --port "$((PORT + 1))" --balance-url "$DOWN_URL" --server-balance-api-key demo_secret_key \
+    --server-balance-timeout-ms 500 >"$TMP/out2" 2>"$TMP/err2" &
+PID2=$!
+for _ in $(seq 100); do
+    grep -q listening "$TMP/out2" 2>/dev/null && break
+    kill -0 "$PID2" 2>/dev/null || break
+    sleep 0.1
+done
+if grep -q listening "$TMP/out2"; then
+    API=$API2
+    post execute user_alice org_acme
+    show "billing provider down ($DOWN_URL)" 200
+    if ! jq -e '[.trace[] | select(.gate == "balance" and .fail_open)] | length > 0' <<<"$LAST_BODY" >/dev/null; then
+        echo "    UNEXPECTED: the balance gate did not report fail_open"
+        failures=$((failures + 1))
+    fi
+    release_last
+    if curl -sS "$API2/v1/config" | grep -q demo_secret_key; then
+        echo "    UNEXPECTED: /v1/config shows the billing API key"
+        failures=$((failures + 1))
+    fi
+    API=$URL
+    kill -TERM "$PID2"
+    rc2=0
+    wait "$PID2" || rc2=$?
+    PID2=""
+    [ "$rc2" = 0 ] || { echo "    UNEXPECTED: the second preflightd exited with $rc2"; failures=$((failures + 1)); }
+else
+    echo "demo: the second preflightd did not start:" >&2
+    cat "$TMP/err2" >&2
+    failures=$((failures + 1))
+fi
 
 allowed=0
 for _ in $(seq 60); do

@@ -33,7 +33,9 @@ end
 
 function response(status, headers, resp)
     if status == 200 then
-        if resp:find('"released":true', 1, true) then
+        -- A release answer starts with {"released":true; a decision with {"allowed":. Looking at the first bytes
+        -- only keeps wrk (which shares the two cores with the server) from scanning every ~1 KB decision body.
+        if resp:sub(1, 16) == '{"released":true' then
             counts.released = counts.released + 1
         else
             counts.ok = counts.ok + 1

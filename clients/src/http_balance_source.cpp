@@ -14,7 +14,9 @@
 #include <boost/json/parse.hpp>
 
 #include <atomic>
+#include <charconv>
 #include <mutex>
+#include <stdexcept>
 #include <vector>
 
 namespace preflight::clients {
@@ -169,6 +171,92 @@ asio::awaitable<result<balance_outcome>> http_balance_source::check(std::string 
         co_return out;
     }
     co_return errc::store_unavailable;
+}
+
+http_balance_config parse_http_balance_url(std::string_view url, http_balance_config base) {
+    auto bad = [](std::string why) { return std::invalid_argument("balance provider URL: " + std::move(why)); };
+    constexpr std::string_view scheme = "http://";
+    if (!url.starts_with(scheme)) {
+        if (url.starts_with("https://")) throw bad("https is not supported (use http:// to a local TLS proxy)");
+        throw bad("must start with http://");
+    }
+    std::string_view rest = url.substr(scheme.size());
+    const auto path_at = rest.find('/');
+    std::string_view authority = rest.substr(0, path_at);
+    std::string_view path = path_at == std::string_view::npos ? std::string_view{} : rest.substr(path_at);
+    if (authority.find('@') != std::string_view::npos) {
+        throw bad("must not contain credentials (user:password@); pass the secret as the API key");
+    }
+    if (path.find_first_of("?#") != std::string_view::npos || authority.find_first_of("?#") != std::string_view::npos) {
+        throw bad("must not have a query or fragment: '" + std::string(url) + "'");
+    }
+    std::string_view host;
+    std::string_view port_text;
+    if (authority.starts_with('[')) {  // [IPv6]:port
+        const auto close = authority.find(']');
+        if (close == std::string_view::npos) throw bad("unterminated IPv6 address in '" + std::string(url) + "'");
+        host = authority.substr(1, close - 1);
+        std::string_view after = authority.substr(close + 1);
+        if (!after.empty()) {
+            if (after.front() != ':') throw bad("bad text after the IPv6 address in '" + std::string(url) + "'");
+            port_text = after.substr(1);
+            if (port_text.empty()) throw bad("empty port in '" + std::string(url) + "'");
+        }
+    } else {
+        const auto colon = authority.rfind(':');
+        host = authority.substr(0, colon);
+        if (host.find(':') != std::string_view::npos) {
+            throw bad("put an IPv6 address in brackets: '" + std::string(url) + "'");
+        }
+        if (colon != std::string_view::npos) {
+            port_text = authority.substr(colon + 1);
+            if (port_text.empty()) throw bad("empty port in '" + std::string(url) + "'");
+        }
+    }
+    if (host.empty()) throw bad("no host in '" + std::string(url) + "'");
+    base.host = std::string(host);
+    base.port = 80;
+    if (!port_text.empty()) {
+        unsigned value = 0;
+        const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
+        if (ec != std::errc{} || end != port_text.data() + port_text.size() || value == 0 || value > 65535) {
+            throw bad("bad port '" + std::string(port_text) + "' in '" + std::string(url) + "' (1-65535)");
+        }
+        base.port = static_cast<std::uint16_t>(value);
+    }
+    if (path.empty() || path == "/") {
+        base.path_prefix = "/v1/balance/";
+    } else {
+        base.path_prefix = std::string(path);
+        if (base.path_prefix.back() != '/') base.path_prefix.push_back('/');
+    }
+    return base;
+}
+
+std::string http_balance_url(const http_balance_config& c) {
+    const bool v6 = c.host.find(':') != std::string::npos;
+    return "http://" + (v6 ? "[" + c.host + "]" : c.host) + ":" + std::to_string(c.port) + c.path_prefix;
+}
+
+http_balance_clients::http_balance_clients(
+    asio::any_io_executor ex, cache::client_memoizer_params params, const preflight::clock& clk
+)
+    : ex_(std::move(ex)), memo_(params, clk) {}
+
+cache::client_credentials http_balance_clients::credentials_of(const http_balance_config& config) {
+    cache::client_credentials c;
+    const auto timeout_us = std::chrono::duration_cast<std::chrono::microseconds>(config.timeout).count();
+    c.provider = "http_balance;timeout_us=" + std::to_string(timeout_us) +
+                 ";max_idle=" + std::to_string(config.max_idle_connections);
+    c.base_url = http_balance_url(config);
+    c.secret = cache::secret_string(config.api_key);
+    return c;
+}
+
+std::shared_ptr<http_balance_source> http_balance_clients::get(const http_balance_config& config) {
+    return memo_.get_or_create(credentials_of(config), [&](const cache::client_credentials&) {
+        return std::make_shared<http_balance_source>(ex_, config);
+    });
 }
 
 }  // namespace preflight::clients

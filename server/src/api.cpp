@@ -10,6 +10,7 @@
 #include <boost/json/serialize.hpp>
 
 #include <array>
+#include <charconv>
 #include <utility>
 
 // g++ 12 at -O2 reports -Wmismatched-new-delete for Asio's awaitable frames once it inlines their recycling
@@ -26,8 +27,97 @@ namespace json = boost::json;
 
 namespace {
 
+// `s` as a JSON string literal appended to `out`.
+void append_json_string(std::string& out, std::string_view s) {
+    static constexpr char hex[] = "0123456789abcdef";
+    out.push_back('"');
+    std::size_t i = 0;
+    while (i < s.size()) {
+        const auto b0 = static_cast<unsigned char>(s[i]);
+        if (b0 < 0x80) {
+            switch (b0) {
+                case '"': out.append("\\\""); break;
+                case '\\': out.append("\\\\"); break;
+                case '\b': out.append("\\b"); break;
+                case '\f': out.append("\\f"); break;
+                case '\n': out.append("\\n"); break;
+                case '\r': out.append("\\r"); break;
+                case '\t': out.append("\\t"); break;
+                default:
+                    if (b0 < 0x20) {
+                        out.append("\\u00");
+                        out.push_back(hex[b0 >> 4]);
+                        out.push_back(hex[b0 & 0xf]);
+                    } else {
+                        out.push_back(static_cast<char>(b0));
+                    }
+            }
+            ++i;
+            continue;
+        }
+        // A well-formed UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF) is
+        // copied; any other byte becomes U+FFFD, as gates::decision::to_json does.
+        std::size_t len = 0;
+        unsigned char lo = 0x80, hi = 0xbf;
+        if (b0 >= 0xc2 && b0 <= 0xdf) {
+            len = 2;
+        } else if (b0 >= 0xe0 && b0 <= 0xef) {
+            len = 3;
+            if (b0 == 0xe0) lo = 0xa0;
+            if (b0 == 0xed) hi = 0x9f;
+        } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+            len = 4;
+            if (b0 == 0xf0) lo = 0x90;
+            if (b0 == 0xf4) hi = 0x8f;
+        }
+        bool ok = len != 0 && i + len <= s.size();
+        for (std::size_t k = 1; ok && k < len; ++k) {
+            const auto b = static_cast<unsigned char>(s[i + k]);
+            ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xbf);
+        }
+        if (ok) {
+            out.append(s.substr(i, len));
+            i += len;
+        } else {
+            out.append("\xef\xbf\xbd");
+            ++i;
+        }
+    }
+    out.push_back('"');
+}
+
+template <class T>
+void append_number(std::string& out, T v) {
+    char buf[32];
+    const auto r = std::to_chars(buf, buf + sizeof buf, v);
+    out.append(buf, r.ptr);
+}
+
+// `"key":` (keys are literals that need no escaping).
+void append_key(std::string& out, std::string_view key, bool first = false) {
+    if (!first) out.push_back(',');
+    out.push_back('"');
+    out.append(key);
+    out.append("\":");
+}
+
+void append_bool(std::string& out, bool b) {
+    out.append(b ? "true" : "false");
+}
+
+// A duration in µs as a JSON number that reads back as a double ("0.0", not "0"), like Boost.JSON's "0E0".
+void append_micros(std::string& out, std::chrono::nanoseconds ns) {
+    char buf[48];
+    const auto r = std::to_chars(buf, buf + sizeof buf, std::chrono::duration<double, std::micro>(ns).count());
+    const std::string_view text(buf, static_cast<std::size_t>(r.ptr - buf));
+    out.append(text);
+    if (text.find_first_of(".e") == std::string_view::npos) out.append(".0");
+}
+
 std::string quoted(std::string_view s) {
-    return json::serialize(json::value(s));
+    std::string out;
+    append_json_string(out, s);
+    return out;
 }
 
 // A short rendering of a bad value for an error message (never the whole of a large value).
@@ -87,7 +177,87 @@ std::string counter(std::string_view name, std::string_view help, std::uint64_t 
     return s;
 }
 
+void append_decision_json(std::string& out, const gates::decision& d) {
+    out.push_back('{');
+    append_key(out, "allowed", true);
+    append_bool(out, d.allowed);
+    append_key(out, "status");
+    append_number(out, d.status);
+    if (!d.allowed) {
+        append_key(out, "code");
+        append_json_string(out, d.code);
+        append_key(out, "message");
+        append_json_string(out, d.message);
+        append_key(out, "gate");
+        append_json_string(out, d.gate);
+        if (d.retry_after) {
+            append_key(out, "retry_after_ms");
+            append_number(out, static_cast<std::int64_t>(d.retry_after->count()));
+        }
+    }
+    if (d.lease.held()) {
+        append_key(out, "lease_id");
+        append_json_string(out, d.lease.id());
+    }
+    append_key(out, "trace");
+    out.push_back('[');
+    bool first = true;
+    for (const auto& t : d.trace) {
+        if (!first) out.push_back(',');
+        first = false;
+        out.push_back('{');
+        append_key(out, "gate", true);
+        append_json_string(out, t.gate);
+        append_key(out, "phase");
+        append_json_string(out, gates::to_string(t.phase));
+        append_key(out, "outcome");
+        append_json_string(out, gates::to_string(t.outcome));
+        append_key(out, "started_us");
+        append_micros(out, t.started);
+        append_key(out, "duration_us");
+        append_micros(out, t.duration);
+        append_key(out, "fail_open");
+        append_bool(out, t.fail_open);
+        append_key(out, "shadow");
+        append_bool(out, t.shadow);
+        append_key(out, "would_deny");
+        append_bool(out, t.would_deny);
+        if (!t.reason.empty()) {
+            append_key(out, "reason");
+            append_json_string(out, t.reason);
+        }
+        out.push_back('}');
+    }
+    out.append("]}");
+}
+
 }  // namespace
+
+std::string decision_body(const gates::decision& d) {
+    std::string out;
+    out.reserve(256 + d.trace.size() * 160);
+    append_decision_json(out, d);
+    return out;
+}
+
+std::string denial_body(const gates::decision& d) {
+    std::string out;
+    out.reserve(384 + d.trace.size() * 160);
+    out.append(R"({"error":{"code":)");
+    append_json_string(out, d.code);
+    append_key(out, "message");
+    append_json_string(out, d.message);
+    append_key(out, "gate");
+    append_json_string(out, d.gate);
+    if (d.retry_after) {
+        append_key(out, "retry_after_ms");
+        append_number(out, static_cast<std::int64_t>(d.retry_after->count()));
+    }
+    out.append(R"(},"decision":)");
+    append_decision_json(out, d);
+    out.push_back('}');
+    return out;
+}
 
 std::variant<gates::request, request_error> parse_preflight_request(
     std::string_view body, const request_limits& limits
@@ -95,7 +265,12 @@ std::variant<gates::request, request_error> parse_preflight_request(
     json::parse_options opt;
     opt.max_depth = limits.max_depth;
     boost::system::error_code ec;
-    json::value doc = json::parse(body, ec, json::storage_ptr(), opt);
+    // The document lives only in this call: a monotonic arena on the stack (spilling to the heap for big bodies)
+    // instead of one allocation per member; what is kept (the extension object) is copied out to the default
+    // storage when it is moved into the request.
+    unsigned char arena[4096];
+    json::monotonic_resource mr(arena, sizeof arena);
+    json::value doc = json::parse(body, ec, &mr, opt);
     if (ec) {
         if (ec == json::error::too_deep) {
             return request_error{"", "JSON nested deeper than " + std::to_string(limits.max_depth) + " levels"};
@@ -124,22 +299,22 @@ std::variant<gates::request, request_error> parse_preflight_request(
                 return request_error{"subject", "subject must be an object, not " + std::string(kind_of(v))};
             }
             for (auto& [sk, sv] : v.get_object()) {
-                const std::string field = "subject." + std::string(sk);
+                const auto field = [&sk = sk] { return "subject." + std::string(sk); };  // only for errors
                 auto it = std::find_if(subject_fields.begin(), subject_fields.end(), [&](const auto& f) {
                     return f.first == std::string_view(sk);
                 });
                 if (it == subject_fields.end()) {
                     return request_error{
-                        field,
-                        "unknown field " + quoted(field) +
+                        field(),
+                        "unknown field " + quoted(field()) +
                             " (expected user, org, workspace, ip, api_key_id, run_id or request_id)"};
                 }
                 if (!sv.is_string()) {
-                    return request_error{field, field + " must be a string, not " + std::string(kind_of(sv))};
+                    return request_error{field(), field() + " must be a string, not " + std::string(kind_of(sv))};
                 }
                 if (sv.get_string().size() > limits.max_key_bytes) {
                     return request_error{
-                        field, field + " is longer than " + std::to_string(limits.max_key_bytes) + " bytes"};
+                        field(), field() + " is longer than " + std::to_string(limits.max_key_bytes) + " bytes"};
                 }
                 out.subject.*(it->second) = std::string(sv.get_string());
             }
@@ -241,7 +416,9 @@ boost::asio::awaitable<http_response> api::preflight(const http_request& req) {
     gates::request r = std::move(std::get<gates::request>(parsed));
     gates::decision d = co_await pipeline_.run(std::move(r));
 
-    gates::http_response mapped = gates::to_http(d);  // before the lease moves into the registry
+    // The body before the lease moves into the registry. Written directly (not through boost::json objects):
+    // the same JSON as `serialize(d.to_json())`, without an allocation per member.
+    std::string body = d.allowed ? decision_body(d) : denial_body(d);
     if (d.lease.held()) {
         std::string id = d.lease.id();
         if (!leases_.add(d.lease)) {
@@ -255,23 +432,18 @@ boost::asio::awaitable<http_response> api::preflight(const http_request& req) {
             co_return res;
         }
     }
-    http_response res{static_cast<http::status>(mapped.status), version};
-    res.set(http::field::server, "preflightd");
-    for (const auto& [name, value] : mapped.headers) res.set(name, value);
-    res.keep_alive(keep_alive);
+    http_response res{d.allowed ? http::status::ok : static_cast<http::status>(d.status), version};
     if (d.allowed) {
-        res.body() = std::move(mapped.body);
+        res.set(http::field::content_type, "application/json");
     } else {
-        json::object err;
-        err["code"] = d.code;
-        err["message"] = d.message;
-        err["gate"] = d.gate;
-        if (d.retry_after) err["retry_after_ms"] = d.retry_after->count();
-        json::object body;
-        body["error"] = std::move(err);
-        body["decision"] = d.to_json();
-        res.body() = json::serialize(body);
+        // Status and headers (Retry-After, RateLimit-Policy, RateLimit) as gates::to_http maps them.
+        const gates::http_response mapped = gates::to_http(d);
+        res.result(static_cast<http::status>(mapped.status));
+        for (const auto& [name, value] : mapped.headers) res.set(name, value);
     }
+    res.set(http::field::server, "preflightd");
+    res.keep_alive(keep_alive);
+    res.body() = std::move(body);
     res.prepare_payload();
     co_return res;
 }
@@ -405,12 +577,30 @@ void register_server_config(preflight::config_registry& registry) {
     add("server.lease_ttl_ms", config_type::integer, 300000, "how long an unreleased lease is kept", 1, {});
     add("server.max_leases", config_type::integer, 100000, "bound of the lease registry", 1, {});
     add("server.drain_timeout_ms", config_type::integer, 10000, "how long SIGTERM waits for in-flight requests", 0, {});
+    add("server.balance_url",
+        config_type::string,
+        "",
+        "HTTP billing provider for the balance gate, http://HOST[:PORT][/PATH/] (\"\" = the stores' balance source)");
+    add("server.balance_api_key",
+        config_type::string,
+        "",
+        "API key sent to the billing provider as a Bearer token",
+        {},
+        {},
+        true);
+    add("server.balance_timeout_ms",
+        config_type::integer,
+        2000,
+        "whole-call timeout of one billing provider request (connect included)",
+        1,
+        {});
 }
 
 command_line translate_command_line(int argc, const char* const* argv) {
     command_line out;
-    static constexpr std::array<std::pair<std::string_view, std::string_view>, 5> aliases{{
+    static constexpr std::array<std::pair<std::string_view, std::string_view>, 6> aliases{{
         {"--listen", "--server-listen"},
+        {"--balance-url", "--server-balance-url"},
         {"--port", "--server-port"},
         {"--threads", "--server-threads"},
         {"--data", "--server-data"},

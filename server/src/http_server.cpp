@@ -15,6 +15,7 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <atomic>
 #include <mutex>
 #include <unordered_set>
 
@@ -48,7 +49,8 @@ struct http_server::impl {
 
     std::mutex mutex;
     std::unordered_set<std::shared_ptr<connection>> connections;
-    bool stopping = false;
+    bool stopping = false;                   // guarded by mutex (accept and drain decisions)
+    std::atomic<bool> stopping_flag{false};  // the same, read lock-free by sessions once per request
     std::function<void()> on_drained;
 };
 
@@ -92,11 +94,18 @@ void http_server::start() {
 asio::awaitable<void> http_server::accept_loop() {
     auto self = shared_from_this();
     for (;;) {
-        auto [ec, socket] = co_await impl_->acceptor.async_accept(asio::make_strand(impl_->ctx), use_tuple);
+        const asio::any_io_executor conn_ex = impl_->config.single_threaded
+                                                  ? asio::any_io_executor(impl_->ctx.get_executor())
+                                                  : asio::any_io_executor(asio::make_strand(impl_->ctx));
+        auto [ec, socket] = co_await impl_->acceptor.async_accept(conn_ex, use_tuple);
         if (ec) {
             if (ec == asio::error::operation_aborted || !impl_->acceptor.is_open()) co_return;
             continue;  // e.g. EMFILE: keep serving the connections we have
         }
+        // Responses go out in one write each; without Nagle's delay a small answer never waits for an ACK.
+        // Best effort: a socket that refuses the option still works (only later answers may be delayed).
+        boost::system::error_code nodelay_ec;
+        socket.set_option(tcp::no_delay(true), nodelay_ec);
         std::shared_ptr<connection> conn;
         {
             std::lock_guard lock(impl_->mutex);
@@ -125,10 +134,7 @@ asio::awaitable<void> http_server::session(std::shared_ptr<void> erased) {
     bool first = true;
 
     for (;;) {
-        {
-            std::lock_guard lock(impl_->mutex);
-            if (impl_->stopping) break;
-        }
+        if (impl_->stopping_flag.load(std::memory_order_acquire)) break;
         http::request_parser<http::string_body> parser;
         parser.body_limit(cfg.max_body_bytes);
         parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
@@ -177,11 +183,7 @@ asio::awaitable<void> http_server::session(std::shared_ptr<void> erased) {
             res = json_response(500, R"({"error":{"code":"internal_error","message":"internal error"}})");
         }
         conn->busy = false;
-        bool stopping = false;
-        {
-            std::lock_guard lock(impl_->mutex);
-            stopping = impl_->stopping;
-        }
+        const bool stopping = impl_->stopping_flag.load(std::memory_order_acquire);
         res.version(version);
         res.keep_alive(keep_alive && !stopping && res.keep_alive());
         res.prepare_payload();
@@ -219,6 +221,7 @@ void http_server::stop(std::function<void()> on_drained) {
         std::lock_guard lock(impl_->mutex);
         if (impl_->stopping) return;
         impl_->stopping = true;
+        impl_->stopping_flag.store(true, std::memory_order_release);
         impl_->on_drained = std::move(on_drained);
         idle.assign(impl_->connections.begin(), impl_->connections.end());
         already_empty = impl_->connections.empty();

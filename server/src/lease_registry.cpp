@@ -13,15 +13,35 @@ lease_registry::lease_registry(
     if (ttl <= std::chrono::milliseconds::zero()) throw std::invalid_argument("lease_registry: ttl must be > 0");
 }
 
+void lease_registry::order_list::push_back(entry* e) noexcept {
+    e->prev = tail;
+    e->next = nullptr;
+    if (tail != nullptr) {
+        tail->next = e;
+    } else {
+        head = e;
+    }
+    tail = e;
+    ++size;
+}
+
+void lease_registry::order_list::erase(entry* e) noexcept {
+    (e->prev != nullptr ? e->prev->next : head) = e->next;
+    (e->next != nullptr ? e->next->prev : tail) = e->prev;
+    e->prev = e->next = nullptr;
+    --size;
+}
+
+void lease_registry::erase_locked(order_list& order, entry* e) {
+    order.erase(e);
+    auto it = entries_.find(*e->id);
+    entries_.erase(it);  // drops the lease (an expired one starts its harmless release)
+}
+
 void lease_registry::purge_locked(preflight::clock::time_point now) {
     // Dropping an expired lease starts its release: the store has expired it by now, so that is a no-op there.
     for (auto* order : {&held_order_, &tomb_order_}) {
-        while (!order->empty()) {
-            auto it = entries_.find(order->front());
-            if (it != entries_.end() && it->second.expires > now) break;
-            if (it != entries_.end()) entries_.erase(it);
-            order->pop_front();
-        }
+        while (order->head != nullptr && order->head->expires <= now) erase_locked(*order, order->head);
     }
 }
 
@@ -30,10 +50,14 @@ bool lease_registry::add(gates::lease& l) {
     const auto now = clock_->now();
     std::lock_guard lock(mutex_);
     purge_locked(now);
-    if (held_order_.size() >= capacity_ || entries_.contains(l.id())) return false;
-    held_order_.push_back(l.id());
-    std::string id = l.id();
-    entries_.emplace(std::move(id), entry{std::move(l), now + ttl_, std::prev(held_order_.end()), false});
+    if (held_order_.size >= capacity_) return false;
+    auto [it, inserted] = entries_.try_emplace(l.id());
+    if (!inserted) return false;
+    entry& e = it->second;
+    e.lease = std::move(l);
+    e.expires = now + ttl_;
+    e.id = &it->first;
+    held_order_.push_back(&e);
     return true;
 }
 
@@ -45,19 +69,16 @@ boost::asio::awaitable<release_status> lease_registry::release(std::string id, b
         purge_locked(now);
         auto it = entries_.find(id);
         if (it == entries_.end()) co_return release_status::unknown;
-        if (it->second.tombstone) co_return release_status::already_released;
-        taken = std::move(it->second.lease);
-        held_order_.erase(it->second.pos);
+        entry& e = it->second;
+        if (e.tombstone) co_return release_status::already_released;
+        taken = std::move(e.lease);
+        held_order_.erase(&e);
         if (max_released_ == 0) {
             entries_.erase(it);
         } else {
-            if (tomb_order_.size() >= max_released_) {  // the oldest tombstone makes room
-                entries_.erase(tomb_order_.front());
-                tomb_order_.pop_front();
-            }
-            tomb_order_.push_back(id);
-            it->second.pos = std::prev(tomb_order_.end());
-            it->second.tombstone = true;
+            if (tomb_order_.size >= max_released_) erase_locked(tomb_order_, tomb_order_.head);  // the oldest goes
+            e.tombstone = true;
+            tomb_order_.push_back(&e);
         }
     }
     result<void> r = co_await taken.release();
@@ -70,7 +91,7 @@ boost::asio::awaitable<release_status> lease_registry::release(std::string id, b
 
 std::size_t lease_registry::held() const {
     std::lock_guard lock(mutex_);
-    return held_order_.size();
+    return held_order_.size;
 }
 
 std::size_t lease_registry::size() const {

@@ -1,4 +1,5 @@
 #include <preflight/clients/facts/memory_fact_stores.hpp>
+#include <preflight/clients/http_balance_source.hpp>
 #include <preflight/clients/migrations.hpp>
 #include <preflight/server/api.hpp>
 #include <preflight/server/daemon.hpp>
@@ -46,10 +47,44 @@ std::string pool_metrics(const clients::pg_pool& pool) {
     return out;
 }
 
+std::string balance_metrics(const clients::http_balance_source& src) {
+    std::string out;
+    auto line = [&](std::string_view name, std::string_view type, std::string_view help, std::uint64_t v) {
+        out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+        out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+        out.append(name).append(" ").append(std::to_string(v)).append("\n");
+    };
+    line(
+        "preflight_balance_http_connections_opened_total",
+        "counter",
+        "Connections opened to the HTTP billing provider.",
+        src.connections_opened()
+    );
+    line(
+        "preflight_balance_http_idle_connections",
+        "gauge",
+        "Keep-alive connections to the billing provider parked for reuse.",
+        src.idle_connections()
+    );
+    return out;
+}
+
+// The spelling of `key` in the source its value came from (for a config_error).
+std::string origin_of(const preflight::config& cfg, std::string_view key, const std::string& file_name) {
+    switch (cfg.source_of(key)) {
+        case config_source::flag: return preflight::config_registry::flag_name(key);
+        case config_source::env: return preflight::config_registry::env_name(key);
+        case config_source::file: return file_name;
+        case config_source::default_value: break;
+    }
+    return "default";
+}
+
 }  // namespace
 
 int run_preflightd(int argc, const char* const* argv, const preflightd_parts& parts) {
     preflight::config cfg;
+    std::string config_file;
     try {
         command_line cl = translate_command_line(argc, argv);
         preflight::config_registry registry;
@@ -57,6 +92,7 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
         if (parts.register_config) parts.register_config(registry);
         preflight::config_inputs inputs;
         inputs.args = cl.args;
+        config_file = cl.config_file;
         if (!cl.config_file.empty()) {
             inputs.file = preflight::load_config_file(cl.config_file);
             inputs.file_name = cl.config_file;
@@ -67,8 +103,12 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
         return 2;
     }
 
-    asio::io_context ctx;
+    // One thread: tell Asio (it then skips waking other threads); the HTTP server also drops its per-connection
+    // strands (http_server_config::single_threaded).
+    const bool one_thread = cfg.get_int("server.threads") == 1;
+    asio::io_context ctx(one_thread ? 1 : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT);
     std::shared_ptr<clients::pg_pool> pool;
+    std::unique_ptr<clients::http_balance_clients> balance_clients;
     std::unique_ptr<api> the_api;
     int code = 0;
     {
@@ -119,6 +159,36 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
                 if (data) clients::load_fact_data(*data, facts);
                 stores = clients::make_memory_store_set(facts, preflight::clock::steady());
             }
+            if (const std::string balance_url = cfg.get_string("server.balance_url"); !balance_url.empty()) {
+                clients::http_balance_config bc;
+                bc.api_key = cfg.get_string("server.balance_api_key");
+                bc.timeout = std::chrono::milliseconds(cfg.get_int("server.balance_timeout_ms"));
+                try {
+                    bc = clients::parse_http_balance_url(balance_url, std::move(bc));
+                } catch (const std::invalid_argument& e) {
+                    const std::string key = "server.balance_url";
+                    // Never repeat a URL that carries credentials (parse_http_balance_url rejects those).
+                    const bool with_credentials = balance_url.find('@') != std::string::npos;
+                    throw preflight::config_error(
+                        key,
+                        cfg.source_of(key),
+                        origin_of(cfg, key, config_file),
+                        with_credentials ? "\"***\"" : "\"" + balance_url + "\"",
+                        e.what()
+                    );
+                }
+                // Memoized per (URL, fingerprint of the key): a library user asking again for the same provider
+                // and key gets this client and its warm connections.
+                balance_clients = std::make_unique<clients::http_balance_clients>(ctx.get_executor());
+                auto source = balance_clients->get(bc);
+                auto previous = std::move(params.extra_metrics);
+                params.extra_metrics = [previous, src = source.get()] {
+                    return (previous ? previous() : std::string()) + balance_metrics(*src);
+                };
+                stores.balance = std::move(source);
+                std::cerr << "preflightd: balance gate asks the billing provider " << clients::http_balance_url(bc)
+                          << (bc.api_key.empty() ? " (no API key)" : " (API key set)") << std::endl;
+            }
             gates::event_hook on_event = [](const gates::gate_event& e) {
                 std::cerr << "preflightd: " << gates::to_string(e.kind) << " gate=" << e.gate << ": " << e.reason
                           << std::endl;
@@ -132,6 +202,7 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
             http_server_config http;
             http.address = cfg.get_string("server.listen");
             http.port = static_cast<std::uint16_t>(cfg.get_int("server.port"));
+            http.single_threaded = one_thread;
             const bool drained = serve_until_signal(
                 ctx, *the_api, http, std::chrono::milliseconds(cfg.get_int("server.drain_timeout_ms")), std::cout
             );
@@ -153,6 +224,7 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
         }
         // The api (leases: their queued releases are dropped unrun) and the pool go before the io_context.
         the_api.reset();
+        balance_clients.reset();
         pool.reset();
     }
     return code;

@@ -10,8 +10,10 @@
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
+#include <atomic>
 #include <chrono>
 #include <csignal>
+#include <mutex>
 #include <optional>
 #include <pg_env.hpp>
 #include <poll.h>
@@ -193,11 +195,150 @@ TEST(preflightd_e2e, embedded_default_decisions_metrics_and_drain) {
     EXPECT_EQ(d.stop(SIGINT), 0);
 }
 
+/// A local billing provider (Beast, blocking, a thread per connection): org_acme is blocked, every other org
+/// allowed; records the Authorization header. Stop the preflightd that talks to it before destroying it.
+class billing_provider {
+public:
+    billing_provider() : acceptor_(ctx_, {asio::ip::make_address("127.0.0.1"), 0}) {
+        accept_thread_ = std::thread([this] {
+            for (;;) {
+                boost::system::error_code ec;
+                asio::ip::tcp::socket s(ctx_);
+                acceptor_.accept(s, ec);
+                if (ec || stopping_) return;
+                std::lock_guard lock(mutex_);
+                connections_.emplace_back([this, sock = std::move(s)]() mutable { serve(std::move(sock)); });
+            }
+        });
+    }
+    ~billing_provider() {
+        stopping_ = true;
+        {  // wake the accept loop
+            boost::system::error_code ec;
+            asio::ip::tcp::socket poke(ctx_);
+            poke.connect(acceptor_.local_endpoint(), ec);
+        }
+        accept_thread_.join();
+        std::lock_guard lock(mutex_);
+        for (auto& t : connections_) t.join();  // preflightd has exited: its connections are closed
+    }
+    unsigned short port() const { return acceptor_.local_endpoint().port(); }
+    int calls() const { return calls_.load(); }
+    std::string last_auth() const {
+        std::lock_guard lock(mutex_);
+        return last_auth_;
+    }
+
+private:
+    void serve(asio::ip::tcp::socket s) {
+        boost::beast::flat_buffer buf;
+        for (;;) {
+            http::request<http::string_body> req;
+            boost::system::error_code ec;
+            http::read(s, buf, req, ec);
+            if (ec) return;
+            ++calls_;
+            {
+                std::lock_guard lock(mutex_);
+                last_auth_ = std::string(req[http::field::authorization]);
+            }
+            const bool blocked = std::string(req.target()).ends_with("/org_acme");
+            http::response<http::string_body> res{http::status::ok, 11};
+            res.set(http::field::content_type, "application/json");
+            res.body() =
+                blocked ? R"({"allowed":false,"remaining":0,"reason":"plan exhausted"})" : R"({"allowed":true})";
+            res.keep_alive(req.keep_alive());
+            res.prepare_payload();
+            http::write(s, res, ec);
+            if (ec || !req.keep_alive()) return;
+        }
+    }
+
+    asio::io_context ctx_;
+    asio::ip::tcp::acceptor acceptor_;
+    std::thread accept_thread_;
+    std::atomic<bool> stopping_{false};
+    std::atomic<int> calls_{0};
+    mutable std::mutex mutex_;
+    std::vector<std::thread> connections_;
+    std::string last_auth_;
+};
+
+TEST(preflightd_e2e, http_billing_provider_from_configuration) {
+    billing_provider provider;
+    const std::string url = "http://127.0.0.1:" + std::to_string(provider.port()) + "/v1/balance";
+    daemon_process d(
+        {"--port",
+         "0",
+         "--data",
+         "examples/data.json",
+         "--balance-url",
+         url,
+         "--server-balance-api-key",
+         "sk_live_e2e_secret",
+         "--server-balance-timeout-ms",
+         "1500"}
+    );
+    auto port = d.wait_listening();
+    ASSERT_TRUE(port.has_value()) << "preflightd did not start (exit " << d.wait_exit() << ")";
+    client c(*port);
+    auto blocked = c.decide("execute", "user_alice", "org_acme");  // the provider says org_acme is exhausted
+    EXPECT_EQ(blocked.result_int(), 402) << blocked.body();
+    EXPECT_EQ(json::parse(blocked.body()).at("error").at("code"), "plan_executions_exhausted") << blocked.body();
+    EXPECT_EQ(provider.last_auth(), "Bearer sk_live_e2e_secret");
+    auto again = c.decide("execute", "user_bob", "org_acme");  // the blocked outcome is cached per org
+    EXPECT_EQ(again.result_int(), 402);
+    EXPECT_EQ(provider.calls(), 1);
+    EXPECT_EQ(c.decide("execute", "user_dave", "org_nobilling").result_int(), 200);  // the provider allows it
+
+    auto cfg_text = c.send(http::verb::get, "/v1/config").body();
+    EXPECT_EQ(cfg_text.find("sk_live_e2e_secret"), std::string::npos) << cfg_text;
+    auto cfg = json::parse(cfg_text);
+    EXPECT_EQ(cfg.at("server.balance_api_key").at("value"), "***");
+    EXPECT_EQ(cfg.at("server.balance_url").at("value"), json::value(url));
+    EXPECT_EQ(cfg.at("server.balance_timeout_ms").at("value"), 1500);
+    const std::string t = "\n" + c.send(http::verb::get, "/metrics").body();
+    EXPECT_EQ(metric(t, "preflight_balance_http_connections_opened_total"), 1u) << t;  // one keep-alive connection
+    c.socket.close();
+    EXPECT_EQ(d.stop(SIGTERM), 0);
+}
+
+TEST(preflightd_e2e, billing_provider_down_fails_open) {
+    asio::io_context ctx;
+    asio::ip::tcp::acceptor probe(ctx, {asio::ip::make_address("127.0.0.1"), 0});
+    const auto closed = probe.local_endpoint().port();
+    probe.close();  // nothing listens there now: connection refused
+    daemon_process d(
+        {"--port",
+         "0",
+         "--data",
+         "examples/data.json",
+         "--balance-url",
+         "http://127.0.0.1:" + std::to_string(closed) + "/"}
+    );
+    auto port = d.wait_listening();
+    ASSERT_TRUE(port.has_value()) << "preflightd did not start (exit " << d.wait_exit() << ")";
+    client c(*port);
+    auto res = c.decide("execute", "user_alice", "org_acme");
+    ASSERT_EQ(res.result_int(), 200) << res.body();
+    bool balance_failed_open = false;
+    const json::value doc = json::parse(res.body());  // a named local: the loop below refers into it
+    for (const auto& g : doc.at("trace").as_array()) {
+        if (g.at("gate") == "balance") balance_failed_open = g.at("fail_open") == true;
+    }
+    EXPECT_TRUE(balance_failed_open) << res.body();
+    const std::string t = "\n" + c.send(http::verb::get, "/metrics").body();
+    EXPECT_EQ(metric(t, R"(preflight_gate_fail_open_total{gate="balance"})"), 1u) << t;
+    EXPECT_EQ(d.stop(SIGTERM), 0);
+}
+
 TEST(preflightd_e2e, bad_configuration_exits_2) {
     daemon_process d({"--port", "not-a-number"});
     EXPECT_EQ(d.wait_exit(), 2);
     daemon_process unknown({"--no-such-flag=1"});
     EXPECT_EQ(unknown.wait_exit(), 2);
+    daemon_process bad_balance_url({"--port", "0", "--balance-url", "https://billing.example.com/"});
+    EXPECT_EQ(bad_balance_url.wait_exit(), 2);
 }
 
 }  // namespace

@@ -16,6 +16,7 @@ namespace {
 namespace asio = boost::asio;
 using namespace std::chrono_literals;
 using preflight::errc;
+using preflight::clients::http_balance_clients;
 using preflight::clients::http_balance_config;
 using preflight::clients::http_balance_source;
 using preflight::server::http_request;
@@ -138,6 +139,116 @@ TEST_F(http_balance_test, org_id_is_url_encoded) {
     ASSERT_TRUE(r.has_value()) << r.error().message();
     EXPECT_EQ(r->remaining, 1);
     EXPECT_EQ(preflight::clients::url_encode_segment("a/b c~ü"), "a%2Fb%20c~%C3%BC");
+}
+
+// ---- memoized clients (http_balance_clients) ---------------------------------------------------------------------
+
+TEST_F(http_balance_test, one_client_per_credential_reused_with_its_connections) {
+    http_balance_clients clients(ctx_.get_executor());
+    auto a = clients.get(config());
+    auto again = clients.get(config());
+    ASSERT_EQ(a, again);  // same URL, same key: the memoized client
+    EXPECT_EQ(clients.size(), 1u);
+    ASSERT_TRUE(check(*a, "org_allowed").has_value());
+    ASSERT_TRUE(check(*again, "org_blocked").has_value());
+    EXPECT_EQ(a->connections_opened(), 1u);  // the second caller reused the first caller's keep-alive connection
+    EXPECT_EQ(clients.stats().hits, 1u);
+}
+
+TEST_F(http_balance_test, distinct_client_per_credential) {
+    http_balance_clients clients(ctx_.get_executor());
+    auto c1 = config();
+    auto c2 = config();
+    c2.api_key = "sk_test_rotated";  // same URL, another secret (a rotated key)
+    auto other_port = config();
+    other_port.port = static_cast<std::uint16_t>(provider_.port() == 65535 ? 65534 : provider_.port() + 1);
+    auto slower = config();
+    slower.timeout = 900ms;  // same credential, other client settings
+    auto a = clients.get(c1);
+    auto b = clients.get(c2);
+    EXPECT_NE(a, b);
+    EXPECT_NE(clients.get(other_port), a);
+    EXPECT_NE(clients.get(slower), a);
+    EXPECT_EQ(clients.size(), 4u);
+    ASSERT_TRUE(check(*a, "org_allowed").has_value());
+    EXPECT_EQ(provider_.last_auth(), "Bearer sk_test_123");
+    ASSERT_TRUE(check(*b, "org_allowed").has_value());
+    EXPECT_EQ(provider_.last_auth(), "Bearer sk_test_rotated");  // each client sends its own key
+    EXPECT_EQ(clients.get(c1), a);                               // the first key still has its client
+}
+
+TEST_F(http_balance_test, evicted_client_keeps_working_for_its_holder) {
+    preflight::cache::client_memoizer_params p;
+    p.capacity = 1;
+    p.shards = 1;
+    http_balance_clients clients(ctx_.get_executor(), p);
+    auto held = clients.get(config());
+    auto c2 = config();
+    c2.api_key = "sk_other";
+    auto other = clients.get(c2);  // evicts `held` from the memoizer
+    EXPECT_EQ(clients.size(), 1u);
+    EXPECT_NE(clients.get(config()), held);  // a new client now: the memoizer forgot the old one...
+    auto r = check(*held, "org_allowed");    // ...but the holder's client is not closed
+    ASSERT_TRUE(r.has_value()) << r.error().message();
+    EXPECT_EQ(provider_.last_auth(), "Bearer sk_test_123");
+}
+
+TEST_F(http_balance_test, credentials_never_carry_the_secret) {
+    auto creds = http_balance_clients::credentials_of(config());
+    EXPECT_EQ(creds.base_url, "http://127.0.0.1:" + std::to_string(provider_.port()) + "/v1/balance/");
+    EXPECT_EQ(creds.secret.reveal(), "sk_test_123");
+    const auto key = preflight::cache::client_key::of(creds);
+    EXPECT_EQ(key.str().find("sk_test_123"), std::string::npos);
+    auto rotated = config();
+    rotated.api_key = "sk_test_124";
+    EXPECT_NE(preflight::cache::client_key::of(http_balance_clients::credentials_of(rotated)), key);
+}
+
+TEST(http_balance_url, parses_host_port_and_prefix) {
+    using preflight::clients::parse_http_balance_url;
+    auto c = parse_http_balance_url("http://billing.internal:9000/api/v2/balance");
+    EXPECT_EQ(c.host, "billing.internal");
+    EXPECT_EQ(c.port, 9000);
+    EXPECT_EQ(c.path_prefix, "/api/v2/balance/");
+    c = parse_http_balance_url("http://127.0.0.1");
+    EXPECT_EQ(c.host, "127.0.0.1");
+    EXPECT_EQ(c.port, 80);
+    EXPECT_EQ(c.path_prefix, "/v1/balance/");
+    c = parse_http_balance_url("http://[::1]:8081/");
+    EXPECT_EQ(c.host, "::1");
+    EXPECT_EQ(c.port, 8081);
+    EXPECT_EQ(preflight::clients::http_balance_url(c), "http://[::1]:8081/v1/balance/");
+    http_balance_config base;
+    base.api_key = "k";
+    base.timeout = 5s;
+    c = parse_http_balance_url("http://h:1/b/", base);
+    EXPECT_EQ(c.api_key, "k");  // other fields kept
+    EXPECT_EQ(c.timeout, std::chrono::steady_clock::duration(5s));
+}
+
+TEST(http_balance_url, rejects_bad_urls_without_repeating_credentials) {
+    using preflight::clients::parse_http_balance_url;
+    for (const char* bad :
+         {"https://h/",
+          "ftp://h",
+          "h:80",
+          "http://",
+          "http://:80/",
+          "http://h:0/",
+          "http://h:70000",
+          "http://h:x/",
+          "http://h:/",
+          "http://h/?a=1",
+          "http://[::1/",
+          "http://::1/"}) {
+        EXPECT_THROW((void)parse_http_balance_url(bad), std::invalid_argument) << bad;
+    }
+    try {
+        (void)parse_http_balance_url("http://user:hunter2@h/");
+        FAIL() << "credentials in the URL were accepted";
+    } catch (const std::invalid_argument& e) {
+        EXPECT_EQ(std::string(e.what()).find("hunter2"), std::string::npos) << e.what();
+    }
 }
 
 }  // namespace

@@ -165,4 +165,38 @@ TEST_F(http_server_test, stop_drains_in_flight_request_then_closes) {
     server_.reset();
 }
 
+// One thread runs ctx_ here, so the server may skip its per-connection strands: keep-alive, concurrent connections
+// and the drain behave the same.
+TEST_F(http_server_test, single_threaded_mode_serves_keep_alive_and_drains) {
+    preflight::server::http_server_config cfg;
+    cfg.single_threaded = true;
+    start(cfg);
+    auto a = connect();
+    auto b = connect();
+    for (int i = 0; i < 3; ++i) {
+        auto ra = roundtrip(a, post("/a", "a" + std::to_string(i)));
+        auto rb = roundtrip(b, post("/b", "b" + std::to_string(i)));
+        EXPECT_EQ(ra.body(), R"({"echo":"a)" + std::to_string(i) + R"("})");
+        EXPECT_EQ(rb.body(), R"({"echo":"b)" + std::to_string(i) + R"("})");
+        EXPECT_TRUE(ra.keep_alive());
+    }
+    auto req = post("/slow", "x");
+    req.prepare_payload();
+    http::write(a, req);
+    for (int i = 0; i < 500 && handled_.load() < 7; ++i) std::this_thread::sleep_for(1ms);
+    std::promise<void> drained;
+    server_->stop([&] { drained.set_value(); });
+    boost::beast::flat_buffer buf;
+    http::response<http::string_body> res;
+    http::read(a, buf, res);  // the in-flight request is answered, then the connection closes
+    EXPECT_EQ(res.result_int(), 200);
+    EXPECT_FALSE(res.keep_alive());
+    char byte;
+    boost::system::error_code ec;
+    asio::read(b, asio::buffer(&byte, 1), ec);  // the idle one is closed
+    EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+    EXPECT_EQ(drained.get_future().wait_for(5s), std::future_status::ready);
+    server_.reset();
+}
+
 }  // namespace

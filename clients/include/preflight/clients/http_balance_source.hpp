@@ -1,13 +1,18 @@
 #pragma once
 
+#include <preflight/cache/client_key.hpp>
+#include <preflight/cache/client_memoizer.hpp>
 #include <preflight/clients/facts/balance_source.hpp>
+#include <preflight/core/clock.hpp>
 
 #include <boost/asio/any_io_executor.hpp>
 
 #include <chrono>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace preflight::clients {
 
@@ -48,5 +53,48 @@ private:
 
 /// Percent-encodes everything but unreserved characters (RFC 3986), for a path segment.
 [[nodiscard]] std::string url_encode_segment(std::string_view s);
+
+/// Fills `host`, `port` and `path_prefix` of `base` from a provider URL `http://HOST[:PORT][/PATH/PREFIX/]`
+/// (port 80 by default; path "/v1/balance/" when absent or "/"; a trailing '/' is added to the prefix: the org id
+/// follows it). HOST is a name, an IPv4 address or a bracketed IPv6 address. Other fields of `base` are kept.
+/// Throws `std::invalid_argument` for another scheme (https is not supported), an empty host, a bad port, a query
+/// or fragment, or credentials in the URL (`user:password@`: pass the secret as `api_key`); the message never
+/// repeats a URL that may carry credentials. Thread safety: pure function.
+[[nodiscard]] http_balance_config parse_http_balance_url(std::string_view url, http_balance_config base = {});
+
+/// The provider URL of `c` (`http://host:port/path/prefix/`), without the secret.
+[[nodiscard]] std::string http_balance_url(const http_balance_config& c);
+
+/// Memoized HTTP balance clients: one `http_balance_source` (with its keep-alive connections) per provider URL and
+/// fingerprint of the API key, through `cache::client_memoizer`. A rotated key gets a new client; the same key gets
+/// the same client (and its warm connections). Client settings that are not credentials (timeout, idle connection
+/// bound) are part of the key too, so two callers with different timeouts never share a client.
+/// Eviction (capacity, idle ttl) only drops the memoizer's reference: a client still held by a caller (e.g. a
+/// pipeline's store set) keeps working and is destroyed with its last holder; it is never closed under a user.
+/// Thread safety: `get` may be called concurrently from any thread. Lifetime: `clk` must outlive this object; the
+/// clients run on `ex`, whose execution context must outlive every client.
+class http_balance_clients {
+public:
+    explicit http_balance_clients(
+        boost::asio::any_io_executor ex,
+        cache::client_memoizer_params params = {},
+        const preflight::clock& clk = preflight::clock::steady()
+    );
+
+    /// The client of `config`: the memoized one, or a new one on the executor given at construction.
+    [[nodiscard]] std::shared_ptr<http_balance_source> get(const http_balance_config& config);
+
+    /// Memoized clients (live, not yet evicted).
+    [[nodiscard]] std::size_t size() const { return memo_.size(); }
+    [[nodiscard]] cache::cache_stats stats() const { return memo_.stats(); }
+
+    /// The memoization credentials of `config`: provider "http_balance" with the client settings, `base_url` the
+    /// provider URL, the API key as the (fingerprinted, never stored) secret.
+    [[nodiscard]] static cache::client_credentials credentials_of(const http_balance_config& config);
+
+private:
+    boost::asio::any_io_executor ex_;
+    cache::client_memoizer<http_balance_source> memo_;
+};
 
 }  // namespace preflight::clients

@@ -3,6 +3,7 @@
 #include <preflight/core/clock.hpp>
 #include <preflight/core/config.hpp>
 #include <preflight/core/errc.hpp>
+#include <preflight/gates/decision.hpp>
 #include <preflight/gates/pipeline.hpp>
 #include <preflight/gates/request.hpp>
 #include <preflight/server/http_server.hpp>
@@ -45,6 +46,16 @@ struct request_error {
 [[nodiscard]] std::variant<gates::request, request_error> parse_preflight_request(
     std::string_view body, const request_limits& limits = {}
 );
+
+/// The JSON text of `d`: the same document as `boost::json::serialize(d.to_json())` (same members, strings with
+/// invalid UTF-8 repaired the same way; numbers may be spelt differently), written straight into one string
+/// instead of through `boost::json` objects (this is the body of every allowed POST /v1/preflight).
+/// Thread safety: pure function.
+[[nodiscard]] std::string decision_body(const gates::decision& d);
+
+/// The body of a denied POST /v1/preflight: `{"error": {"code", "message", "gate"[, "retry_after_ms"]},
+/// "decision": decision_body(d)}`. Thread safety: pure function.
+[[nodiscard]] std::string denial_body(const gates::decision& d);
 
 /// Checks a dependency (e.g. Postgres) for GET /healthz: success, or an error whose message is reported.
 using health_check = std::function<boost::asio::awaitable<result<void>>()>;
@@ -122,12 +133,14 @@ private:
 /// preflightd's own configuration keys: `server.listen` ("127.0.0.1"), `server.port` (8080), `server.threads`
 /// (0 = hardware threads), `server.data` (fact data JSON file for the in-memory stores, "" = none),
 /// `server.postgres_url` (secret; "" = in-memory stores), `server.pool_size` (8), `server.lease_ttl_ms` (300000),
-/// `server.max_leases` (100000), `server.drain_timeout_ms` (10000).
+/// `server.max_leases` (100000), `server.drain_timeout_ms` (10000); the HTTP billing provider of the balance gate:
+/// `server.balance_url` ("" = the store set's balance source), `server.balance_api_key` (secret),
+/// `server.balance_timeout_ms` (2000).
 void register_server_config(preflight::config_registry& registry);
 
 /// The server's short command line, translated for `config_inputs::args`: `--listen` → `--server-listen`,
-/// `--port`, `--threads`, `--data`, `--postgres` (→ `--server-postgres-url`); `--config FILE` is taken out
-/// (returned in `config_file`). Other arguments pass through unchanged (the layered config rejects unknown ones).
+/// `--port`, `--threads`, `--data`, `--postgres` (→ `--server-postgres-url`), `--balance-url`; `--config FILE` is taken
+/// out (returned in `config_file`). Other arguments pass through unchanged (the layered config rejects unknown ones).
 struct command_line {
     std::string config_file;  ///< empty: none
     std::vector<std::string> args;

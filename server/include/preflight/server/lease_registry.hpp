@@ -8,7 +8,6 @@
 
 #include <chrono>
 #include <cstddef>
-#include <list>
 #include <mutex>
 #include <string>
 #include <unordered_map>
@@ -58,13 +57,25 @@ public:
     [[nodiscard]] std::chrono::milliseconds ttl() const noexcept { return ttl_; }
 
 private:
+    // Entries are linked into their order list through their own fields (no list nodes, no copies of the id):
+    // unordered_map nodes never move, so the pointers stay valid until the entry is erased.
     struct entry {
         gates::lease lease;  // empty once released (tombstone)
         preflight::clock::time_point expires;
-        std::list<std::string>::iterator pos;  // in held_order_ or (tombstone) tomb_order_
+        const std::string* id = nullptr;  // the map's key
+        entry* prev = nullptr;
+        entry* next = nullptr;
         bool tombstone = false;
     };
+    struct order_list {  // oldest first
+        entry* head = nullptr;
+        entry* tail = nullptr;
+        std::size_t size = 0;
+        void push_back(entry* e) noexcept;
+        void erase(entry* e) noexcept;
+    };
     void purge_locked(preflight::clock::time_point now);
+    void erase_locked(order_list& order, entry* e);
 
     std::size_t capacity_;
     std::size_t max_released_;
@@ -72,8 +83,8 @@ private:
     const preflight::clock* clock_;
     mutable std::mutex mutex_;
     std::unordered_map<std::string, entry> entries_;
-    std::list<std::string> held_order_;  // held leases by expiry (the ttl is constant)
-    std::list<std::string> tomb_order_;  // tombstones by release time
+    order_list held_order_;  // held leases by expiry (the ttl is constant)
+    order_list tomb_order_;  // tombstones by release time
 };
 
 }  // namespace preflight::server
