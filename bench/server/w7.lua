@@ -68,6 +68,11 @@ function done(summary, latency, requests)
             other = other + c.other
         end
     end
+    if not release then
+        -- No response() callback in this mode: every answer that is not a 2xx is counted by wrk itself.
+        other = summary.errors.status
+        ok = summary.requests - other
+    end
     local secs = summary.duration / 1e6
     io.write(string.format("W7 requests/s %.0f (preflights %d, releases %d, non-200 %d, socket errors %d)\n",
         summary.requests / secs, ok, released, other,

@@ -7,7 +7,8 @@
 #
 # Env: PREFLIGHTD (binary; default build/rel/server/preflightd, else the stand-in
 #      build/rel/bench/server/preflightd_standin), PREFLIGHTD_ARGS (extra flags, e.g. limits raised so the fixed
-#      request stays allowed), DURATION (30s), CONNECTIONS (64), THREADS (server threads, 2), PORT (18080),
+#      request stays allowed), DURATION (30s), CONNECTIONS (64), THREADS (server io threads, 1: wrk's two threads
+#      take the other core; one thread also drops the per-connection strands), PORT (18080),
 #      W7_RELEASE=0 (do not release leases), W7_USER / W7_ORG / W7_OPERATION (see w7.lua).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -20,7 +21,7 @@ if [ -z "$BIN" ]; then
 fi
 [ -x "$BIN" ] || { echo "w7: $BIN not built (cmake -S . -B build/rel -G Ninja -DCMAKE_BUILD_TYPE=Release)" >&2; exit 1; }
 PORT=${PORT:-18080}
-ARGS=(--port "$PORT" --threads "${THREADS:-2}" --data examples/data.json)
+ARGS=(--port "$PORT" --threads "${THREADS:-1}" --data examples/data.json)
 PID="" PG=0
 cleanup() {
     if [ -n "$PID" ]; then kill -TERM "$PID" 2>/dev/null && wait "$PID" || true; fi
@@ -44,9 +45,17 @@ echo "w7: $BIN ${ARGS[*]}"
 echo "w7: machine: $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)"
 # Warm-up (connections, allocator, caches), then the measured run.
 wrk -t2 -c"${CONNECTIONS:-64}" -d3s -s bench/server/w7.lua "http://127.0.0.1:$PORT" >/dev/null
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$PID/stat"; }
 echo "w7: RSS before: $(rss)"
-wrk -t2 -c"${CONNECTIONS:-64}" -d"${DURATION:-30s}" --latency -s bench/server/w7.lua "http://127.0.0.1:$PORT"
+c0=$(cpu_ticks)
+out=$(wrk -t2 -c"${CONNECTIONS:-64}" -d"${DURATION:-30s}" --latency -s bench/server/w7.lua "http://127.0.0.1:$PORT")
+c1=$(cpu_ticks)
+echo "$out"
 echo "w7: RSS after:  $(rss)"
+# Server CPU (user + system) per HTTP request during the measured run: less sensitive to a shared machine than req/s.
+requests=$(awk '/requests in/ {print $1}' <<<"$out")
+echo "w7: server CPU $(awk -v t=$((c1 - c0)) -v hz="$(getconf CLK_TCK)" -v r="${requests:-0}" \
+    'BEGIN { if (r > 0) printf "%.1f", t * 1e6 / hz / r; else printf "0" }') us per request ($((c1 - c0)) ticks, ${requests:-0} requests)"
 curl -s "http://127.0.0.1:$PORT/metrics" | grep -E '^preflight_(decisions_total|leases_held|lease_registry_entries|http_timeouts_total|http_handler_errors_total)' || true
 kill -TERM "$PID"
 rc=0

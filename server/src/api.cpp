@@ -33,6 +33,18 @@ void append_json_string(std::string& out, std::string_view s) {
     out.push_back('"');
     std::size_t i = 0;
     while (i < s.size()) {
+        // A run of bytes that need no escaping goes in one append (gate names, codes, ids: the whole string).
+        std::size_t plain = i;
+        while (plain < s.size()) {
+            const auto c = static_cast<unsigned char>(s[plain]);
+            if (c < 0x20 || c >= 0x80 || c == '"' || c == '\\') break;
+            ++plain;
+        }
+        if (plain > i) {
+            out.append(s.data() + i, plain - i);
+            i = plain;
+            if (i == s.size()) break;
+        }
         const auto b0 = static_cast<unsigned char>(s[i]);
         if (b0 < 0x80) {
             switch (b0) {
