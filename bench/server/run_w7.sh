@@ -5,13 +5,13 @@
 #   memory_read_only  a fixed allowed `read` preflight (ban + read-class rate limit; holds no admission slot, so
 #                     nothing to release): every request is a preflight (docs/server.md, "W7")
 #   postgres          execute + release on the Postgres stores
-#   bench/server/run_w7.sh BUILD_DIR [--quick]        Env: THREADS (server io threads, 1)
+#   bench/server/run_w7.sh BUILD_DIR [--quick]        Env: THREADS (server io threads, 2)
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 BUILD=${1:?usage: run_w7.sh BUILD_DIR [--quick]}
 DURATION=30s
 [ "${2:-}" = "--quick" ] && DURATION=5s
-THREADS=${THREADS:-1}
+THREADS=${THREADS:-2}
 export PREFLIGHTD="$BUILD/server/preflightd" DURATION THREADS
 raise=()
 for tier in "" pro. team. enterprise.; do
