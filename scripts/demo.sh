@@ -153,7 +153,8 @@ done
 if grep -q listening "$TMP/out2"; then
     API=$API2
     post execute user_alice org_acme
-    show "billing provider down ($DOWN_URL)" 200
+    echo "    (a second preflightd on port $((PORT + 1)), balance source: HTTP provider $DOWN_URL, not answering)"
+    show "billing provider down: alice@acme" 200
     if ! jq -e '[.trace[] | select(.gate == "balance" and .fail_open)] | length > 0' <<<"$LAST_BODY" >/dev/null; then
         echo "    UNEXPECTED: the balance gate did not report fail_open"
         failures=$((failures + 1))
