@@ -26,8 +26,19 @@ namespace json = boost::json;
 
 namespace {
 
+// `s` as a JSON string literal. Request targets and lease ids are raw bytes: Boost.JSON serialises them byte for
+// byte, so a target with invalid UTF-8 made the 404/405 body invalid JSON (found by fuzz/fuzz_http.cpp, corpus
+// regress-404-invalid-utf8-target). Such a string is shown with every non-ASCII byte as '?'.
 std::string quoted(std::string_view s) {
-    return json::serialize(json::value(s));
+    std::string out = json::serialize(json::value(s));
+    boost::system::error_code ec;
+    (void)json::parse(out, ec);
+    if (!ec) return out;
+    std::string ascii(s);
+    for (char& c : ascii) {
+        if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+    }
+    return json::serialize(json::value(ascii));
 }
 
 // A short rendering of a bad value for an error message (never the whole of a large value).
