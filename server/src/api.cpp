@@ -26,19 +26,24 @@ namespace json = boost::json;
 
 namespace {
 
-// `s` as a JSON string literal. Request targets and lease ids are raw bytes: Boost.JSON serialises them byte for
-// byte, so a target with invalid UTF-8 made the 404/405 body invalid JSON (found by fuzz/fuzz_http.cpp, corpus
-// regress-404-invalid-utf8-target). Such a string is shown with every non-ASCII byte as '?'.
-std::string quoted(std::string_view s) {
-    std::string out = json::serialize(json::value(s));
+// Request targets and lease ids are raw bytes, and Boost.JSON serialises strings byte for byte: a target with
+// invalid UTF-8 quoted in a 404/405 message made the body invalid JSON (found by fuzz/fuzz_http.cpp; corpus
+// regress-404-invalid-utf8-target, regress-405-invalid-utf8-target). `s` unchanged when it is valid UTF-8,
+// otherwise with every non-ASCII byte shown as '?'.
+std::string valid_text(std::string_view s) {
     boost::system::error_code ec;
-    (void)json::parse(out, ec);
-    if (!ec) return out;
-    std::string ascii(s);
-    for (char& c : ascii) {
-        if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+    (void)json::parse(json::serialize(json::value(s)), ec);
+    std::string out(s);
+    if (ec) {
+        for (char& c : out) {
+            if (static_cast<unsigned char>(c) >= 0x80) c = '?';
+        }
     }
-    return json::serialize(json::value(ascii));
+    return out;
+}
+
+std::string quoted(std::string_view s) {
+    return json::serialize(json::value(valid_text(s)));
 }
 
 // A short rendering of a bad value for an error message (never the whole of a large value).
@@ -136,8 +141,9 @@ std::variant<gates::request, request_error> parse_preflight_request(
             }
             for (auto& [sk, sv] : v.get_object()) {
                 const std::string field = "subject." + std::string(sk);
+                const std::string_view name(sk);  // clang 14 (fuzz builds) cannot capture a structured binding
                 auto it = std::find_if(subject_fields.begin(), subject_fields.end(), [&](const auto& f) {
-                    return f.first == std::string_view(sk);
+                    return f.first == name;
                 });
                 if (it == subject_fields.end()) {
                     return request_error{
@@ -194,7 +200,7 @@ boost::asio::awaitable<http_response> api::handle(http_request req) {
         auto res = error_response(
             405,
             "method_not_allowed",
-            std::string(req.method_string()) + " is not allowed on " + std::string(target) +
+            std::string(req.method_string()) + " is not allowed on " + valid_text(target) +
                 " (allowed: " + std::string(allow) + ")",
             version,
             keep_alive
