@@ -13,7 +13,9 @@
 //             retried every 100 ms until it is answered 200 or 404, so no lease is dropped by the driver
 // --hold-every K: every K-th granted lease is kept (never released): the scripts compare that count with
 //             preflight_leases and /metrics
-// Prints one `INTERVAL` line per report period and a final `SUMMARY` line (key=value pairs). Latencies are
+// --held-file F: writes the ids of the kept leases to F, one a line, at the end
+// Prints one `INTERVAL` line per report period, one `REASON <status> <gate> <code> <operation> count=N` line per
+// kind of refusal, and a final `SUMMARY` line (key=value pairs). Latencies are
 // of /v1/preflight requests only. Exit status 0 unless the arguments are bad.
 #include <boost/asio/connect.hpp>
 #include <boost/asio/io_context.hpp>
@@ -58,6 +60,7 @@ struct options {
     int release = 100;
     std::uint64_t hold_every = 0;
     int report_ms = 1000;
+    std::string held_file;  // where to write the ids of the kept leases, one a line ("" = nowhere)
 };
 
 // Latency histogram: bucket i holds [2^(i/4) µs ...) roughly (quarter-octave buckets up to ~70 s).
@@ -93,6 +96,8 @@ struct shared_state {
     std::mutex reasons_mutex;
     std::map<std::string, std::uint64_t> reasons;  // "status gate code" of non-200 answers
     std::atomic<std::uint64_t> pending_releases{0};
+    std::mutex held_mutex;
+    std::vector<std::string> held_ids;
     std::atomic<bool> stop{false};
 };
 
@@ -302,6 +307,8 @@ void worker(shared_state& st, int id) {
                 if (opt.hold_every > 0 && seq % opt.hold_every == 0) {
                     st.total.held.fetch_add(1);
                     st.interval.held.fetch_add(1);
+                    std::lock_guard lock(st.held_mutex);
+                    st.held_ids.push_back(std::move(lease));
                 } else if (pct(rng) < opt.release) {
                     if (!do_release(lease)) {
                         st.pending_releases.fetch_add(1);
@@ -312,7 +319,7 @@ void worker(shared_state& st, int id) {
         } else {
             std::string key = std::to_string(status);
             if (status == 0) key += " transport " + text;
-            else key += " " + field(doc, "error", "gate") + " " + field(doc, "error", "code");
+            else key += " " + field(doc, "error", "gate") + " " + field(doc, "error", "code") + (read ? " read" : " execute");
             std::lock_guard lock(st.reasons_mutex);
             ++st.reasons[key];
         }
@@ -346,6 +353,7 @@ bool parse_args(int argc, char** argv, options& o) {
         else if (a == "--release") o.release = std::stoi(v);
         else if (a == "--hold-every") o.hold_every = std::stoull(v);
         else if (a == "--report-ms") o.report_ms = std::stoi(v);
+        else if (a == "--held-file") o.held_file = v;
         else return false;
     }
     return o.port != 0 && o.connections > 0 && o.report_ms > 0;
@@ -358,7 +366,7 @@ int main(int argc, char** argv) {
     try {
         if (!parse_args(argc, argv, st.opt)) {
             std::fprintf(stderr, "usage: reliab_load --port P [--host H] [--seconds S] [--connections C] [--rate R] "
-                                 "[--fresh PCT] [--read PCT] [--release PCT] [--hold-every K] [--report-ms MS]\n");
+                                 "[--fresh PCT] [--read PCT] [--release PCT] [--hold-every K] [--held-file F] [--report-ms MS]\n");
             return 2;
         }
     } catch (const std::exception& e) {
@@ -384,6 +392,15 @@ int main(int argc, char** argv) {
     st.stop.store(true);
     for (auto& t : threads) t.join();
     const double secs = std::chrono::duration<double>(steady::now() - start).count();
+    if (!st.opt.held_file.empty()) {
+        if (std::FILE* f = std::fopen(st.opt.held_file.c_str(), "w")) {
+            for (const auto& id : st.held_ids) std::fprintf(f, "%s\n", id.c_str());
+            std::fclose(f);
+        } else {
+            std::fprintf(stderr, "reliab_load: cannot write %s\n", st.opt.held_file.c_str());
+            return 1;
+        }
+    }
     for (const auto& [k, v] : st.reasons) std::printf("REASON %s count=%llu\n", k.c_str(), static_cast<unsigned long long>(v));
     std::printf("SUMMARY seconds=%.1f %s pending_releases=%llu rps=%.0f\n", secs, line_of(st.total).c_str(),
                 static_cast<unsigned long long>(st.pending_releases.load()),
