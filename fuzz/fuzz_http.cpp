@@ -29,11 +29,11 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
-#include <sys/socket.h>
-#include <sys/time.h>
 #include <fstream>
 #include <mutex>
 #include <sstream>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <thread>
 
 #ifndef PREFLIGHT_FUZZ_DATA

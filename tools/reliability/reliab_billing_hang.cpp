@@ -22,10 +22,6 @@
 #include <boost/asio/use_future.hpp>
 #include <boost/json/parse.hpp>
 
-#include <netinet/in.h>
-#include <sys/socket.h>
-#include <unistd.h>
-
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -33,9 +29,12 @@
 #include <fstream>
 #include <future>
 #include <mutex>
+#include <netinet/in.h>
 #include <sstream>
 #include <string>
+#include <sys/socket.h>
 #include <thread>
+#include <unistd.h>
 #include <vector>
 
 namespace {
@@ -102,11 +101,16 @@ int main(int argc, char** argv) {
     int requests = 400, concurrency = 40, budget_ms = 200, slack_ms = 150;
     for (int i = 1; i + 1 < argc; i += 2) {
         const std::string a = argv[i], v = argv[i + 1];
-        if (a == "--data") data_path = v;
-        else if (a == "--requests") requests = std::stoi(v);
-        else if (a == "--concurrency") concurrency = std::stoi(v);
-        else if (a == "--budget-ms") budget_ms = std::stoi(v);
-        else if (a == "--slack-ms") slack_ms = std::stoi(v);
+        if (a == "--data")
+            data_path = v;
+        else if (a == "--requests")
+            requests = std::stoi(v);
+        else if (a == "--concurrency")
+            concurrency = std::stoi(v);
+        else if (a == "--budget-ms")
+            budget_ms = std::stoi(v);
+        else if (a == "--slack-ms")
+            slack_ms = std::stoi(v);
         else {
             std::fprintf(stderr, "reliab_billing_hang: unknown argument %s\n", a.c_str());
             return 2;
@@ -133,9 +137,13 @@ int main(int argc, char** argv) {
         preflight::config_registry registry;
         preflight::gates::register_default_pipeline_config(registry);
         preflight::config_inputs inputs;
-        inputs.args = {"--balance-budget-ms=" + std::to_string(budget_ms), "--admission-max-concurrent=100000",
-                       "--rate-limit-write-rps=100000", "--rate-limit-write-burst=100000",
-                       "--rate-limit-pro-write-rps=100000", "--rate-limit-pro-write-burst=100000"};
+        inputs.args = {
+            "--balance-budget-ms=" + std::to_string(budget_ms),
+            "--admission-max-concurrent=100000",
+            "--rate-limit-write-rps=100000",
+            "--rate-limit-write-burst=100000",
+            "--rate-limit-pro-write-rps=100000",
+            "--rate-limit-pro-write-burst=100000"};
         inputs.environment = std::vector<std::string>{};
         inputs.getenv = [](const std::string&) { return std::optional<std::string>{}; };
         const auto cfg = preflight::config::resolve(registry, inputs);
@@ -176,17 +184,22 @@ int main(int argc, char** argv) {
                 lat_ms.push_back(ms);
                 const auto* b = d.find("balance");
                 const bool balance_failed_open = b && b->fail_open &&
-                    (b->outcome == preflight::gates::gate_outcome::timeout ||
-                     b->outcome == preflight::gates::gate_outcome::error);
+                                                 (b->outcome == preflight::gates::gate_outcome::timeout ||
+                                                  b->outcome == preflight::gates::gate_outcome::error);
                 if (balance_failed_open) ++fail_open;
                 if (d.allowed) ++allowed;
                 if (!d.allowed && d.gate != "balance") ++denied_other;
                 if ((!d.allowed && d.gate == "balance") || (d.allowed && !balance_failed_open)) {
                     ++failures;
                     if (failures <= 5) {
-                        std::fprintf(stderr, "unexpected decision: allowed=%d gate=%s code=%s balance=%s\n", d.allowed,
-                                     d.gate.c_str(), d.code.c_str(),
-                                     b ? std::string(preflight::gates::to_string(b->outcome)).c_str() : "-");
+                        std::fprintf(
+                            stderr,
+                            "unexpected decision: allowed=%d gate=%s code=%s balance=%s\n",
+                            d.allowed,
+                            d.gate.c_str(),
+                            d.code.c_str(),
+                            b ? std::string(preflight::gates::to_string(b->outcome)).c_str() : "-"
+                        );
                     }
                 }
             }
@@ -200,14 +213,23 @@ int main(int argc, char** argv) {
         };
         const double max_ms = lat_ms.back();
         const bool bounded = max_ms <= budget_ms + slack_ms;
-        std::printf("billing-hang: requests=%d concurrency=%d budget_ms=%d connections_to_hanging_server=%llu "
-                    "allowed=%llu denied_by_other_gates=%llu balance_failed_open=%llu pipeline_fail_open_metric=%llu "
-                    "p50_ms=%.1f p99_ms=%.1f max_ms=%.1f total_s=%.2f\n",
-                    requests, concurrency, budget_ms, static_cast<unsigned long long>(billing.accepted()),
-                    static_cast<unsigned long long>(allowed), static_cast<unsigned long long>(denied_other),
-                    static_cast<unsigned long long>(fail_open),
-                    static_cast<unsigned long long>(pipeline.metrics().fail_open_count("balance")), pct(50), pct(99),
-                    max_ms, total_s);
+        std::printf(
+            "billing-hang: requests=%d concurrency=%d budget_ms=%d connections_to_hanging_server=%llu "
+            "allowed=%llu denied_by_other_gates=%llu balance_failed_open=%llu pipeline_fail_open_metric=%llu "
+            "p50_ms=%.1f p99_ms=%.1f max_ms=%.1f total_s=%.2f\n",
+            requests,
+            concurrency,
+            budget_ms,
+            static_cast<unsigned long long>(billing.accepted()),
+            static_cast<unsigned long long>(allowed),
+            static_cast<unsigned long long>(denied_other),
+            static_cast<unsigned long long>(fail_open),
+            static_cast<unsigned long long>(pipeline.metrics().fail_open_count("balance")),
+            pct(50),
+            pct(99),
+            max_ms,
+            total_s
+        );
         if (!bounded) {
             std::printf("latency over budget + slack (%d ms)\n", budget_ms + slack_ms);
             ++failures;

@@ -70,7 +70,9 @@ std::size_t bucket_of(std::uint64_t us) {
     const double l = std::log2(static_cast<double>(us)) * 4.0;
     return std::min<std::size_t>(n_buckets - 1, static_cast<std::size_t>(l));
 }
-double bucket_upper_ms(std::size_t b) { return std::exp2(static_cast<double>(b + 1) / 4.0) / 1000.0; }
+double bucket_upper_ms(std::size_t b) {
+    return std::exp2(static_cast<double>(b + 1) / 4.0) / 1000.0;
+}
 
 struct counters {
     std::atomic<std::uint64_t> requests{0};
@@ -81,8 +83,23 @@ struct counters {
     std::array<std::atomic<std::uint64_t>, n_buckets> hist{};
 
     void reset_interval() {
-        for (auto* c : {&requests, &s200, &s400, &s402, &s403, &s429, &s500, &s503, &s_other, &transport_errors,
-                        &granted, &released, &release_404, &release_retries, &held, &max_us}) {
+        for (auto* c :
+             {&requests,
+              &s200,
+              &s400,
+              &s402,
+              &s403,
+              &s429,
+              &s500,
+              &s503,
+              &s_other,
+              &transport_errors,
+              &granted,
+              &released,
+              &release_404,
+              &release_retries,
+              &held,
+              &max_us}) {
             c->store(0);
         }
         for (auto& h : hist) h.store(0);
@@ -104,15 +121,15 @@ struct shared_state {
 void add(counters& c, unsigned status, std::uint64_t us) {
     c.requests.fetch_add(1, std::memory_order_relaxed);
     switch (status) {
-    case 200: c.s200.fetch_add(1, std::memory_order_relaxed); break;
-    case 400: c.s400.fetch_add(1, std::memory_order_relaxed); break;
-    case 402: c.s402.fetch_add(1, std::memory_order_relaxed); break;
-    case 403: c.s403.fetch_add(1, std::memory_order_relaxed); break;
-    case 429: c.s429.fetch_add(1, std::memory_order_relaxed); break;
-    case 500: c.s500.fetch_add(1, std::memory_order_relaxed); break;
-    case 503: c.s503.fetch_add(1, std::memory_order_relaxed); break;
-    case 0: c.transport_errors.fetch_add(1, std::memory_order_relaxed); break;
-    default: c.s_other.fetch_add(1, std::memory_order_relaxed); break;
+        case 200: c.s200.fetch_add(1, std::memory_order_relaxed); break;
+        case 400: c.s400.fetch_add(1, std::memory_order_relaxed); break;
+        case 402: c.s402.fetch_add(1, std::memory_order_relaxed); break;
+        case 403: c.s403.fetch_add(1, std::memory_order_relaxed); break;
+        case 429: c.s429.fetch_add(1, std::memory_order_relaxed); break;
+        case 500: c.s500.fetch_add(1, std::memory_order_relaxed); break;
+        case 503: c.s503.fetch_add(1, std::memory_order_relaxed); break;
+        case 0: c.transport_errors.fetch_add(1, std::memory_order_relaxed); break;
+        default: c.s_other.fetch_add(1, std::memory_order_relaxed); break;
     }
     c.hist[bucket_of(us)].fetch_add(1, std::memory_order_relaxed);
     auto prev = c.max_us.load(std::memory_order_relaxed);
@@ -136,19 +153,29 @@ double percentile_ms(const counters& c, double p) {
 std::string line_of(const counters& c) {
     char buf[640];
     std::snprintf(
-        buf, sizeof buf,
+        buf,
+        sizeof buf,
         "requests=%llu s200=%llu s400=%llu s402=%llu s403=%llu s429=%llu s500=%llu s503=%llu other=%llu "
         "transport_errors=%llu granted=%llu released=%llu release_404=%llu release_retries=%llu held=%llu "
         "p50_ms=%.2f p99_ms=%.2f max_ms=%.2f",
-        static_cast<unsigned long long>(c.requests.load()), static_cast<unsigned long long>(c.s200.load()),
-        static_cast<unsigned long long>(c.s400.load()), static_cast<unsigned long long>(c.s402.load()),
-        static_cast<unsigned long long>(c.s403.load()), static_cast<unsigned long long>(c.s429.load()),
-        static_cast<unsigned long long>(c.s500.load()), static_cast<unsigned long long>(c.s503.load()),
-        static_cast<unsigned long long>(c.s_other.load()), static_cast<unsigned long long>(c.transport_errors.load()),
-        static_cast<unsigned long long>(c.granted.load()), static_cast<unsigned long long>(c.released.load()),
+        static_cast<unsigned long long>(c.requests.load()),
+        static_cast<unsigned long long>(c.s200.load()),
+        static_cast<unsigned long long>(c.s400.load()),
+        static_cast<unsigned long long>(c.s402.load()),
+        static_cast<unsigned long long>(c.s403.load()),
+        static_cast<unsigned long long>(c.s429.load()),
+        static_cast<unsigned long long>(c.s500.load()),
+        static_cast<unsigned long long>(c.s503.load()),
+        static_cast<unsigned long long>(c.s_other.load()),
+        static_cast<unsigned long long>(c.transport_errors.load()),
+        static_cast<unsigned long long>(c.granted.load()),
+        static_cast<unsigned long long>(c.released.load()),
         static_cast<unsigned long long>(c.release_404.load()),
-        static_cast<unsigned long long>(c.release_retries.load()), static_cast<unsigned long long>(c.held.load()),
-        percentile_ms(c, 50), percentile_ms(c, 99), static_cast<double>(c.max_us.load()) / 1000.0
+        static_cast<unsigned long long>(c.release_retries.load()),
+        static_cast<unsigned long long>(c.held.load()),
+        percentile_ms(c, 50),
+        percentile_ms(c, 99),
+        static_cast<double>(c.max_us.load()) / 1000.0
     );
     return buf;
 }
@@ -236,8 +263,8 @@ void worker(shared_state& st, int id) {
     std::uniform_int_distribution<int> pct(0, 99);
     std::uint64_t n = 0;
     std::deque<std::pair<std::string, steady::time_point>> retry;  // releases answered 503
-    const auto interval = opt.rate > 0 ? std::chrono::duration<double>(opt.connections / opt.rate)
-                                       : std::chrono::duration<double>(0);
+    const auto interval =
+        opt.rate > 0 ? std::chrono::duration<double>(opt.connections / opt.rate) : std::chrono::duration<double>(0);
     auto next = steady::now();
     static std::atomic<std::uint64_t> granted_seq{0};
 
@@ -260,8 +287,10 @@ void worker(shared_state& st, int id) {
         if (interval.count() > 0) {
             next += std::chrono::duration_cast<steady::duration>(interval);
             const auto now = steady::now();
-            if (next > now) std::this_thread::sleep_until(next);
-            else if (now - next > std::chrono::seconds{1}) next = now;  // do not burst after a stall
+            if (next > now)
+                std::this_thread::sleep_until(next);
+            else if (now - next > std::chrono::seconds{1})
+                next = now;  // do not burst after a stall
         }
         // Retry pending releases first.
         while (!retry.empty() && retry.front().second <= steady::now()) {
@@ -291,7 +320,8 @@ void worker(shared_state& st, int id) {
         const auto t0 = steady::now();
         auto [status, text] = conn.send(http::verb::post, "/v1/preflight", body);
         const auto us =
-            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t0).count());
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(steady::now() - t0).count()
+            );
         add(st.total, status, us);
         add(st.interval, status, us);
         boost::system::error_code jec;
@@ -318,8 +348,11 @@ void worker(shared_state& st, int id) {
             }
         } else {
             std::string key = std::to_string(status);
-            if (status == 0) key += " transport " + text;
-            else key += " " + field(doc, "error", "gate") + " " + field(doc, "error", "code") + (read ? " read" : " execute");
+            if (status == 0)
+                key += " transport " + text;
+            else
+                key += " " + field(doc, "error", "gate") + " " + field(doc, "error", "code") +
+                       (read ? " read" : " execute");
             std::lock_guard lock(st.reasons_mutex);
             ++st.reasons[key];
         }
@@ -343,18 +376,30 @@ bool parse_args(int argc, char** argv, options& o) {
         const std::string a = argv[i];
         if (i + 1 >= argc) return false;
         const std::string v = argv[++i];
-        if (a == "--host") o.host = v;
-        else if (a == "--port") o.port = static_cast<std::uint16_t>(std::stoul(v));
-        else if (a == "--seconds") o.seconds = std::stod(v);
-        else if (a == "--connections") o.connections = std::stoi(v);
-        else if (a == "--rate") o.rate = std::stod(v);
-        else if (a == "--fresh") o.fresh = std::stoi(v);
-        else if (a == "--read") o.read = std::stoi(v);
-        else if (a == "--release") o.release = std::stoi(v);
-        else if (a == "--hold-every") o.hold_every = std::stoull(v);
-        else if (a == "--report-ms") o.report_ms = std::stoi(v);
-        else if (a == "--held-file") o.held_file = v;
-        else return false;
+        if (a == "--host")
+            o.host = v;
+        else if (a == "--port")
+            o.port = static_cast<std::uint16_t>(std::stoul(v));
+        else if (a == "--seconds")
+            o.seconds = std::stod(v);
+        else if (a == "--connections")
+            o.connections = std::stoi(v);
+        else if (a == "--rate")
+            o.rate = std::stod(v);
+        else if (a == "--fresh")
+            o.fresh = std::stoi(v);
+        else if (a == "--read")
+            o.read = std::stoi(v);
+        else if (a == "--release")
+            o.release = std::stoi(v);
+        else if (a == "--hold-every")
+            o.hold_every = std::stoull(v);
+        else if (a == "--report-ms")
+            o.report_ms = std::stoi(v);
+        else if (a == "--held-file")
+            o.held_file = v;
+        else
+            return false;
     }
     return o.port != 0 && o.connections > 0 && o.report_ms > 0;
 }
@@ -365,8 +410,11 @@ int main(int argc, char** argv) {
     shared_state st;
     try {
         if (!parse_args(argc, argv, st.opt)) {
-            std::fprintf(stderr, "usage: reliab_load --port P [--host H] [--seconds S] [--connections C] [--rate R] "
-                                 "[--fresh PCT] [--read PCT] [--release PCT] [--hold-every K] [--held-file F] [--report-ms MS]\n");
+            std::fprintf(
+                stderr,
+                "usage: reliab_load --port P [--host H] [--seconds S] [--connections C] [--rate R] "
+                "[--fresh PCT] [--read PCT] [--release PCT] [--hold-every K] [--held-file F] [--report-ms MS]\n"
+            );
             return 2;
         }
     } catch (const std::exception& e) {
@@ -376,14 +424,19 @@ int main(int argc, char** argv) {
     const auto start = steady::now();
     std::vector<std::thread> threads;
     for (int i = 0; i < st.opt.connections; ++i) threads.emplace_back([&st, i] { worker(st, i); });
-    const auto end = start + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(st.opt.seconds));
+    const auto end =
+        start + std::chrono::duration_cast<steady::duration>(std::chrono::duration<double>(st.opt.seconds));
     auto next_report = start + std::chrono::milliseconds{st.opt.report_ms};
     while (steady::now() < end) {
         std::this_thread::sleep_until(std::min(next_report, end));
         if (steady::now() >= next_report) {
             const double t = std::chrono::duration<double>(steady::now() - start).count();
-            std::printf("INTERVAL t=%.1f %s pending_releases=%llu\n", t, line_of(st.interval).c_str(),
-                        static_cast<unsigned long long>(st.pending_releases.load()));
+            std::printf(
+                "INTERVAL t=%.1f %s pending_releases=%llu\n",
+                t,
+                line_of(st.interval).c_str(),
+                static_cast<unsigned long long>(st.pending_releases.load())
+            );
             std::fflush(stdout);
             st.interval.reset_interval();
             next_report += std::chrono::milliseconds{st.opt.report_ms};
@@ -401,9 +454,14 @@ int main(int argc, char** argv) {
             return 1;
         }
     }
-    for (const auto& [k, v] : st.reasons) std::printf("REASON %s count=%llu\n", k.c_str(), static_cast<unsigned long long>(v));
-    std::printf("SUMMARY seconds=%.1f %s pending_releases=%llu rps=%.0f\n", secs, line_of(st.total).c_str(),
-                static_cast<unsigned long long>(st.pending_releases.load()),
-                static_cast<double>(st.total.requests.load()) / secs);
+    for (const auto& [k, v] : st.reasons)
+        std::printf("REASON %s count=%llu\n", k.c_str(), static_cast<unsigned long long>(v));
+    std::printf(
+        "SUMMARY seconds=%.1f %s pending_releases=%llu rps=%.0f\n",
+        secs,
+        line_of(st.total).c_str(),
+        static_cast<unsigned long long>(st.pending_releases.load()),
+        static_cast<double>(st.total.requests.load()) / secs
+    );
     return 0;
 }
