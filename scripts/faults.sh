@@ -16,12 +16,12 @@
 #   scripts/faults.sh a1 c       some
 #
 # Env: RATE (requests/s during a1/a2/b, default 600), SLACK_MS (latency slack over the budget, 250), those of
-# scripts/reliab_common.sh (PREFLIGHTD, RELIAB_LOAD, RELIAB_BILLING_HANG, BUILD_DIR, JOBS), OUT (work dir).
+# tools/reliability/common.sh (PREFLIGHTD, RELIAB_LOAD, RELIAB_BILLING_HANG, BUILD_DIR, JOBS), OUT (work dir).
 # Prints one PASS/FAIL line with figures per fault; exit status 0 when all pass.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-. "$ROOT/scripts/reliab_common.sh"
+. "$ROOT/tools/reliability/common.sh"
 
 faults=("$@")
 [ ${#faults[@]} -eq 0 ] && faults=(a1 a2 b c d)

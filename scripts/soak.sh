@@ -10,13 +10,13 @@
 #
 # Env: RATE (total requests/s, default 1500), CONNECTIONS (8), FRESH (% of requests for a new user/org, 60),
 # PNG (where to write the plot, default docs/img/soak.png; "" = none), OUT (work directory, default a temp dir),
-# and those of scripts/reliab_common.sh (PREFLIGHTD, RELIAB_LOAD, BUILD_DIR, JOBS).
+# and those of tools/reliability/common.sh (PREFLIGHTD, RELIAB_LOAD, BUILD_DIR, JOBS).
 # Verdict (not in --smoke): RSS over the second half of the run at most 1.25 x the peak of the first half + 16 MiB;
 # leases held and registry entries never above the configured bound. Exit status 0 on PASS.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
-. "$ROOT/scripts/reliab_common.sh"
+. "$ROOT/tools/reliability/common.sh"
 
 MINUTES=10
 SMOKE=0
