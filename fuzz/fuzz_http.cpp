@@ -1,15 +1,23 @@
-// Fuzz target: whole HTTP requests through a real `server::http_server` on a loopback socket.
+// Fuzz target: whole HTTP requests through preflightd's real request handling on a loopback socket.
 //
-// The raw input is written to a fresh connection (which is then half-closed), so keep-alive, pipelining,
-// chunked bodies, limits and malformed framing all go through the server's real read/parse/respond loop.
-// The handler stands in for the /v1/preflight endpoint: it parses the body with Boost.JSON (the parser the
-// server's handlers use), maps a denial through `gates::to_http` and echoes valid JSON.
-// Must hold for every input: the server answers with well-formed HTTP responses whose bodies are JSON, never a
-// 500, and closes the connection once the client has half-closed.
+// The server is `server::http_server` with the real `server::api` handler over `gates::default_pipeline` on
+// in-memory stores loaded from examples/data.json, so every endpoint is reached: POST /v1/preflight (body
+// validation, the whole pipeline, the lease registry), POST /v1/leases/{id}/release, GET /metrics, /healthz,
+// /v1/config, and 404/405 answers. The raw input is written to a fresh connection (which is then half-closed),
+// so keep-alive, pipelining, chunked bodies, limits and malformed framing go through the server's real
+// read/parse/respond loop. A literal `$LEASE` in the input is replaced by the id of the last lease the server
+// granted, so releases of real leases are reached too.
+// Must hold for every input: every answer is a well-formed HTTP response; its body is JSON (only a 200 from
+// /metrics is Prometheus text/plain); never a 500 (the api answers 500 only when a handler throws, which the
+// in-memory stores never do: the error hook reports it as a finding); the server closes the connection within
+// 5 s of the client's half-close.
 
 #include "fuzz_check.hpp"
-#include <preflight/gates/decision.hpp>
-#include <preflight/gates/http.hpp>
+#include <preflight/clients/facts/memory_fact_stores.hpp>
+#include <preflight/clients/store_set.hpp>
+#include <preflight/core/config.hpp>
+#include <preflight/gates/builtin/default_pipeline.hpp>
+#include <preflight/server/api.hpp>
 #include <preflight/server/http_server.hpp>
 
 #include <boost/asio/ip/tcp.hpp>
@@ -21,9 +29,16 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 
+#include <fstream>
+#include <mutex>
+#include <sstream>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <thread>
+
+#ifndef PREFLIGHT_FUZZ_DATA
+#error "PREFLIGHT_FUZZ_DATA must name examples/data.json"
+#endif
 
 namespace {
 
@@ -31,55 +46,73 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 using tcp = asio::ip::tcp;
 using preflight::fuzz::require;
-using preflight::server::http_request;
-using preflight::server::http_response;
 
-asio::awaitable<http_response> handle(http_request req) {
-    if (req.target() != "/v1/preflight") {
-        co_return preflight::server::json_response(404, R"({"error":{"code":"not_found","message":"no such path"}})");
-    }
-    boost::system::error_code ec;
-    auto body = boost::json::parse(req.body(), ec);
-    if (ec || !body.is_object()) {
-        co_return preflight::server::json_response(
-            400, R"({"error":{"code":"bad_request","message":"body is not a JSON object"}})"
-        );
-    }
-    preflight::gates::decision d;
-    if (const auto* m = body.get_object().if_contains("deny"); m && m->is_string()) {
-        d.allowed = false;
-        d.status = 429;
-        d.code = "rate_limited";
-        d.message = std::string(m->get_string());
-        d.gate = "fuzz";
-        d.retry_after = std::chrono::milliseconds{1500};
-        d.limiter = preflight::gates::limiter_info{10, 0, std::chrono::seconds{1}, std::chrono::seconds{1}};
-    }
-    const auto mapped = preflight::gates::to_http(d);
-    auto res = preflight::server::json_response(static_cast<unsigned>(mapped.status), mapped.body);
-    for (const auto& [name, value] : mapped.headers) res.set(name, value);
-    co_return res;
+boost::json::value read_data() {
+    std::ifstream in(PREFLIGHT_FUZZ_DATA, std::ios::binary);
+    if (!in) preflight::fuzz::finding("cannot read " PREFLIGHT_FUZZ_DATA);
+    std::ostringstream text;
+    text << in.rdbuf();
+    return boost::json::parse(text.str());
 }
 
+// preflightd's parts, as in server/src/main.cpp and run_preflightd with in-memory stores, but with small
+// bounds so the fuzzer reaches full registries and expiring leases.
 struct fixture {
     asio::io_context ctx;
+    preflight::clients::memory_fact_stores facts;
+    std::unique_ptr<preflight::server::api> api;
     std::shared_ptr<preflight::server::http_server> server;
     std::thread runner;
     asio::io_context client_ctx;
 
     fixture() {
-        preflight::server::http_server_config cfg;
-        cfg.port = 0;
-        cfg.read_timeout = std::chrono::seconds{5};
-        cfg.idle_timeout = std::chrono::seconds{5};
-        cfg.write_timeout = std::chrono::seconds{5};
-        server = std::make_shared<preflight::server::http_server>(ctx, cfg, handle);
-        server->set_error_hook([](const std::string& e) { preflight::fuzz::finding("handler error: " + e); });
+        preflight::config_registry registry;
+        preflight::server::register_server_config(registry);
+        preflight::gates::register_default_pipeline_config(registry);
+        preflight::config_inputs inputs;
+        inputs.args = {"--admission-max-concurrent=3", "--admission-lease-ttl-ms=2000", "--server-max-leases=64"};
+        inputs.environment = std::vector<std::string>{};  // the fuzzer's environment must not change the config
+        inputs.getenv = [](const std::string&) { return std::optional<std::string>{}; };
+        const auto cfg = preflight::config::resolve(registry, inputs);
+
+        preflight::clients::load_fact_data(read_data(), facts);
+        preflight::gates::default_pipeline_deps deps;
+        deps.stores = preflight::clients::make_memory_store_set(facts, preflight::clock::steady());
+        preflight::server::api_params params;
+        params.lease_ttl = std::chrono::milliseconds{2000};
+        params.max_leases = static_cast<std::size_t>(cfg.get_int("server.max_leases"));
+        params.max_released_leases = 64;
+        params.effective_config = cfg.to_json();
+        api = std::make_unique<preflight::server::api>(
+            preflight::gates::default_pipeline(cfg, std::move(deps)), std::move(params)
+        );
+
+        preflight::server::http_server_config http_cfg;
+        http_cfg.port = 0;
+        http_cfg.read_timeout = std::chrono::seconds{5};
+        http_cfg.idle_timeout = std::chrono::seconds{5};
+        http_cfg.write_timeout = std::chrono::seconds{5};
+        server = std::make_shared<preflight::server::http_server>(ctx, http_cfg, api->handler());
+        server->set_error_hook([](const std::string& e) { preflight::fuzz::finding("handler error (500): " + e); });
+        api->attach(*server);
         server->start();
         runner = std::thread([this] { ctx.run(); });
         runner.detach();  // lives for the whole process
     }
 };
+
+std::mutex last_lease_mutex;
+std::string last_lease = "00000000-0000-0000-0000-000000000000";
+
+// Remembers the lease id of a granted /v1/preflight answer.
+void remember_lease(const boost::json::value& body) {
+    const auto* o = body.if_object();
+    const auto* id = o ? o->if_contains("lease_id") : nullptr;
+    if (id && id->is_string()) {
+        std::lock_guard lock(last_lease_mutex);
+        last_lease = std::string(id->get_string());
+    }
+}
 
 fixture& the_fixture() {
     static auto* f = new fixture();  // never destroyed: the server thread runs until the process exits
@@ -101,9 +134,17 @@ std::size_t check_responses(std::string_view bytes, bool reset) {
         require(!ec && p.is_done(), "the server sent a malformed or truncated response: " + std::string(bytes));
         const auto& res = p.get();
         require(res.result_int() != 500, "the server answered 500");
-        boost::system::error_code jec;
-        (void)boost::json::parse(res.body(), jec);
-        require(!jec, "response body is not JSON: " + res.body());
+        const auto type = res[http::field::content_type];
+        if (type.starts_with("text/plain")) {
+            require(res.result_int() == 200, "a text/plain answer that is not a 200 from /metrics");
+            require(res.body().find("preflight_leases_held ") != std::string::npos, "/metrics without the lease gauge");
+        } else {
+            require(type.starts_with("application/json"), "unexpected Content-Type: " + std::string(type));
+            boost::system::error_code jec;
+            const auto body = boost::json::parse(res.body(), jec);
+            require(!jec, "response body is not JSON: " + res.body());
+            remember_lease(body);
+        }
         bytes.remove_prefix(used);
         ++count;
     }
@@ -118,10 +159,17 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     s.connect({asio::ip::make_address("127.0.0.1"), f.server->port()});
     timeval tv{5, 0};  // a server that never closes is a finding, not a hang
     ::setsockopt(s.native_handle(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    std::string input(reinterpret_cast<const char*>(data), size);
+    {
+        std::lock_guard lock(last_lease_mutex);
+        for (auto pos = input.find("$LEASE"); pos != std::string::npos; pos = input.find("$LEASE", pos + 1)) {
+            input.replace(pos, 6, last_lease);
+        }
+    }
     boost::system::error_code ec;
     std::size_t written = 0;
-    while (written < size) {  // the server may close early (e.g. 400 on garbage): then stop writing
-        written += asio::write(s, asio::buffer(data + written, size - written), ec);
+    while (written < input.size()) {  // the server may close early (e.g. 400 on garbage): then stop writing
+        written += asio::write(s, asio::buffer(input.data() + written, input.size() - written), ec);
         if (ec && ec != asio::error::interrupted) break;
     }
     s.shutdown(tcp::socket::shutdown_send, ec);

@@ -27,6 +27,52 @@ namespace json = boost::json;
 
 namespace {
 
+// The length of the well-formed UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, nothing above
+// U+10FFFF) that starts at s[i] with a byte >= 0x80, or 0 when there is none.
+std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
+    const auto b0 = static_cast<unsigned char>(s[i]);
+    std::size_t len = 0;
+    unsigned char lo = 0x80, hi = 0xbf;
+    if (b0 >= 0xc2 && b0 <= 0xdf) {
+        len = 2;
+    } else if (b0 >= 0xe0 && b0 <= 0xef) {
+        len = 3;
+        if (b0 == 0xe0) lo = 0xa0;
+        if (b0 == 0xed) hi = 0x9f;
+    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
+        len = 4;
+        if (b0 == 0xf0) lo = 0x90;
+        if (b0 == 0xf4) hi = 0x8f;
+    }
+    if (len == 0 || i + len > s.size()) return 0;
+    for (std::size_t k = 1; k < len; ++k) {
+        const auto b = static_cast<unsigned char>(s[i + k]);
+        if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xbf)) return 0;
+    }
+    return len;
+}
+
+// Request targets and lease ids are raw bytes: quoted in a message (serialised byte for byte by Boost.JSON) a
+// target with invalid UTF-8 made the body invalid JSON (found by fuzz/fuzz_http.cpp; corpus
+// regress-404-invalid-utf8-target, regress-405-invalid-utf8-target). `s` with every byte that is not part of a
+// well-formed UTF-8 sequence replaced by U+FFFD.
+std::string valid_text(std::string_view s) {
+    std::string out;
+    out.reserve(s.size());
+    for (std::size_t i = 0; i < s.size();) {
+        if (static_cast<unsigned char>(s[i]) < 0x80) {
+            out.push_back(s[i++]);
+        } else if (const std::size_t len = utf8_sequence_length(s, i); len != 0) {
+            out.append(s.substr(i, len));
+            i += len;
+        } else {
+            out.append("\xef\xbf\xbd");
+            ++i;
+        }
+    }
+    return out;
+}
+
 // `s` as a JSON string literal appended to `out`.
 void append_json_string(std::string& out, std::string_view s) {
     static constexpr char hex[] = "0123456789abcdef";
@@ -67,26 +113,9 @@ void append_json_string(std::string& out, std::string_view s) {
             ++i;
             continue;
         }
-        // A well-formed UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF) is
-        // copied; any other byte becomes U+FFFD, as gates::decision::to_json does.
-        std::size_t len = 0;
-        unsigned char lo = 0x80, hi = 0xbf;
-        if (b0 >= 0xc2 && b0 <= 0xdf) {
-            len = 2;
-        } else if (b0 >= 0xe0 && b0 <= 0xef) {
-            len = 3;
-            if (b0 == 0xe0) lo = 0xa0;
-            if (b0 == 0xed) hi = 0x9f;
-        } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-            len = 4;
-            if (b0 == 0xf0) lo = 0x90;
-            if (b0 == 0xf4) hi = 0x8f;
-        }
-        bool ok = len != 0 && i + len <= s.size();
-        for (std::size_t k = 1; ok && k < len; ++k) {
-            const auto b = static_cast<unsigned char>(s[i + k]);
-            ok = k == 1 ? (b >= lo && b <= hi) : (b >= 0x80 && b <= 0xbf);
-        }
+        // A well-formed UTF-8 sequence is copied; any other byte becomes U+FFFD, as gates::decision::to_json does.
+        const std::size_t len = utf8_sequence_length(s, i);
+        const bool ok = len != 0;
         if (ok) {
             out.append(s.substr(i, len));
             i += len;
@@ -312,8 +341,9 @@ std::variant<gates::request, request_error> parse_preflight_request(
             }
             for (auto& [sk, sv] : v.get_object()) {
                 const auto field = [&sk = sk] { return "subject." + std::string(sk); };  // only for errors
+                const std::string_view name(sk);  // clang 14 (fuzz builds) cannot capture a structured binding
                 auto it = std::find_if(subject_fields.begin(), subject_fields.end(), [&](const auto& f) {
-                    return f.first == std::string_view(sk);
+                    return f.first == name;
                 });
                 if (it == subject_fields.end()) {
                     return request_error{
@@ -370,7 +400,7 @@ boost::asio::awaitable<http_response> api::handle(http_request req) {
         auto res = error_response(
             405,
             "method_not_allowed",
-            std::string(req.method_string()) + " is not allowed on " + std::string(target) +
+            std::string(req.method_string()) + " is not allowed on " + valid_text(target) +
                 " (allowed: " + std::string(allow) + ")",
             version,
             keep_alive
