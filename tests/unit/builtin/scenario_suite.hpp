@@ -389,10 +389,50 @@ TYPED_TEST_P(builtin_scenarios, AdmissionDeniesWhenSlotsAreTakenAndRefundsTheTok
     EXPECT_EQ(second.gate, "admission");
     // The rate-limit consume of the denied run was refunded: only the first run's token is gone.
     EXPECT_DOUBLE_EQ(this->write_tokens(stores, "org_ok", pro_write), 99.0);
+    // So was its backstop count, where the window store can give units back (the Postgres one).
+    if (dynamic_cast<clients::window_refund*>(stores.windows.get()) != nullptr) {
+        EXPECT_EQ(this->backstop_count(stores, "org_ok"), 1U);
+    }
     this->release(first);
     auto third = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
     EXPECT_TRUE(third.allowed) << third.code;
     this->release(third);
+}
+
+TYPED_TEST_P(builtin_scenarios, RateLimitedRunKeepsNoBackstopCountWhereRefundable) {
+    boost::json::object o;
+    o["rate_limit.pro.write_burst"] = 1;
+    o["rate_limit.pro.write_rps"] = 0.001;
+    auto p = this->build(o);
+    auto stores = this->factory_.stores();
+    auto first = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    ASSERT_TRUE(first.allowed) << first.code;
+    this->release(first);
+    auto second = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_EQ(second.status, 429);
+    EXPECT_EQ(second.gate, "rate_limit");
+    const bool refundable = dynamic_cast<clients::window_refund*>(stores.windows.get()) != nullptr;
+    EXPECT_EQ(this->backstop_count(stores, "org_ok"), refundable ? 1U : 2U);
+}
+
+TYPED_TEST_P(builtin_scenarios, FailingUsageLookupIsA503FromTheUsageGate) {
+    auto stores = this->factory_.stores();
+    stores.usage = std::make_shared<failing_usage>();
+    auto p = this->build({}, &stores);
+    auto d = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_FALSE(d.allowed);
+    EXPECT_EQ(d.status, 503);
+    EXPECT_EQ(d.code, "gate_unavailable");
+    EXPECT_EQ(d.gate, "usage");
+    EXPECT_EQ(d.find("rate_limit")->outcome, g::gate_outcome::skipped);
+    // A ban still wins; an unlimited tier never needs the usage row.
+    EXPECT_EQ(this->decide(p, this->req(g::operation::execute, "org_ok", "user_banned")).status, 403);
+    boost::json::object o;
+    o["usage.limits.pro"] = 0;
+    auto unlimited = this->build(o, &stores);
+    auto u = this->decide(unlimited, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_TRUE(u.allowed) << u.code << " " << u.message;
+    this->release(u);
 }
 
 TYPED_TEST_P(builtin_scenarios, FailingSubscriptionLookupIsA503NamingTheFact) {
@@ -475,6 +515,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     RateLimitByPlanTierDeniesWith429AndRetryAfter,
     BackstopDeniesWith429AndABlockedAttemptWritesNothing,
     AdmissionDeniesWhenSlotsAreTakenAndRefundsTheToken,
+    RateLimitedRunKeepsNoBackstopCountWhereRefundable,
+    FailingUsageLookupIsA503FromTheUsageGate,
     FailingSubscriptionLookupIsA503NamingTheFact,
     UnreachableRateLimitStoreDegradesToTheLocalShare,
     HangingRateLimitStoreAlsoDegrades
