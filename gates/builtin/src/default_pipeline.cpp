@@ -485,6 +485,11 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     pipeline_config pc;
     pc.clock = deps.clock;
     pc.on_event = std::move(deps.on_event);
+    // Speculative stateful phase: on shared stores (a round trip per statement) the backstop, the rate limit and
+    // the admission start together once the reads passed; with the in-memory stores nothing overlaps.
+    const bool memory_limits = st->mem_rate != nullptr && st->mem_window != nullptr && st->mem_admission != nullptr;
+    pc.speculative_stateful = st->s.speculative_stateful == speculation::on ||
+                              (st->s.speculative_stateful == speculation::automatic && !memory_limits);
     pipeline_builder b{std::move(pc)};
     st->sub_key = b.add_fact<sub_fact>("subscription", [st](const request& r) {
         return load_subscription(st, r.subject.user, r.subject.org);
