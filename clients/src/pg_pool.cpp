@@ -23,8 +23,11 @@
 #include <charconv>
 #include <deque>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <optional>
 #include <stdexcept>
+#include <sys/socket.h>
 #include <unordered_set>
 #include <utility>
 
@@ -168,6 +171,15 @@ struct link {
     bool cancel_call_done = true;  // the PQcancel call has returned
     bool flush_posted = false;     // coalescing: a flush of this turn's statements is queued on the strand
     std::size_t unflushed = 0;     // coalescing: statements queued since the last flush
+    bool tcp = false;              // a TCP socket (TCP_CORK applies)
+    bool corked = false;           // coalescing: TCP_CORK is set until this turn's flush
+
+    // Holds (true) or releases (false) partial segments, so that the statements of one turn leave in one segment
+    // although libpq 15's PQpipelineSync writes each of them at once. Best effort: a failure only costs segments.
+    void cork(bool on) {
+        const int v = on ? 1 : 0;
+        if (::setsockopt(PQsocket(pg.get()), IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0) corked = on;
+    }
 
     ~link() {
         if (sd) sd->release();  // libpq owns the socket
@@ -308,6 +320,11 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         const int fd = PQsocket(pg.get());
         l->pg = std::move(pg);
         l->sd = std::make_unique<asio::posix::stream_descriptor>(strand, fd);
+        sockaddr_storage addr{};
+        socklen_t len = sizeof addr;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+            l->tcp = addr.ss_family == AF_INET || addr.ss_family == AF_INET6;
+        }
         s.conn = l;
         s.st = slot_state::state::ready;
         n_connects.fetch_add(1, std::memory_order_relaxed);
@@ -542,6 +559,8 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void send(std::size_t index, const request_ptr& r) {
         auto l = slots[index].conn;
         PGconn* pg = l->pg.get();
+        // A second statement in this turn on this connection: hold the segments until the turn's flush.
+        if (params.coalesce && params.tcp_cork && l->tcp && l->flush_posted && !l->corked) l->cork(true);
         const auto& name = r->st.name();
         if (!l->prepared.contains(name)) {
             auto prep = std::make_shared<request>(r->st);
@@ -601,9 +620,9 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
 
     void flush(const link_ptr& l) {
         l->unflushed = 0;
-        if (l->flushing) return;  // the flusher sends it
         PGconn* pg = l->pg.get();
-        const int f = PQflush(pg);
+        const int f = l->flushing ? 1 : PQflush(pg);  // while the flusher runs, it sends the rest
+        if (l->corked) l->cork(false);                // the held segments leave now
         if (f == 1) start_flusher(l);
         if (f < 0) break_link(l, errc::connection_broken, trim(PQerrorMessage(pg)));
     }

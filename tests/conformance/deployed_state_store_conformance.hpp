@@ -118,7 +118,7 @@ TYPED_TEST_P(deployed_state_store_conformance, behind_the_deployed_state_cache_l
     auto loaded = run(this->io_, clients::load_deployed_state(c, this->factory_.store(), id));
     ASSERT_TRUE(loaded.has_value()) << "not_found was not cached";
     EXPECT_EQ(*loaded, sample_deployed_state(5));
-    loaded->as_object()["version"] = 8;  // clone-on-read: the cached document is untouched
+    loaded->as_object()["version"] = 8;       // clone-on-read: the cached document is untouched
     this->put(id, sample_deployed_state(6));  // the cache serves its copy until the TTL ends
     auto cached = run(this->io_, clients::load_deployed_state(c, this->factory_.store(), id));
     ASSERT_TRUE(cached.has_value());

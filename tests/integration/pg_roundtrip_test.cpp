@@ -189,7 +189,10 @@ protected:
 };
 
 const std::vector<std::string> reads{
-    "preflight_balance_get", "preflight_ban_find", "preflight_member_find", "preflight_sub_find",
+    "preflight_balance_get",
+    "preflight_ban_find",
+    "preflight_member_find",
+    "preflight_sub_find",
     "preflight_usage_get"};
 const std::vector<std::string> writes{"preflight_adm_reserve", "preflight_fw_consume", "preflight_rl_acquire"};
 

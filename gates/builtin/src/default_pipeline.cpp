@@ -494,9 +494,8 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     st->sub_key = b.add_fact<sub_fact>("subscription", [st](const request& r) {
         return load_subscription(st, r.subject.user, r.subject.org);
     });
-    const bool reads_usage = std::any_of(st->s.usage_limits.begin(), st->s.usage_limits.end(), [](std::uint64_t l) {
-        return l != 0;
-    });
+    const bool reads_usage =
+        std::any_of(st->s.usage_limits.begin(), st->s.usage_limits.end(), [](std::uint64_t l) { return l != 0; });
     if (reads_usage) {
         fact_try_loader<usage_fact> usage_now;
         if (st->mem_usage != nullptr) usage_now = [st](const request& r) { return load_usage_now(*st, r); };

@@ -121,9 +121,10 @@ default_pipeline_settings default_settings_from(const config& cfg) {
         s.speculative_stateful = speculation::off;
     } else {
         const auto src = cfg.source_of("pipeline.speculative_stateful");
-        const std::string origin = src == config_source::env    ? config_registry::env_name("pipeline.speculative_stateful")
-                                   : src == config_source::flag ? config_registry::flag_name("pipeline.speculative_stateful")
-                                                                : std::string("file");
+        const std::string origin =
+            src == config_source::env    ? config_registry::env_name("pipeline.speculative_stateful")
+            : src == config_source::flag ? config_registry::flag_name("pipeline.speculative_stateful")
+                                         : std::string("file");
         throw config_error("pipeline.speculative_stateful", src, origin, spec, "must be auto, on or off");
     }
     return s;

@@ -3,9 +3,8 @@
 #include "scenario_support.hpp"
 #include <preflight/clients/facts/memory_fact_stores.hpp>
 
-#include <gtest/gtest.h>
-
 #include <boost/asio/as_tuple.hpp>
+#include <gtest/gtest.h>
 
 namespace preflight::builtin_test {
 namespace {

@@ -36,8 +36,10 @@ TEST(builtin_settings, DefaultsMatchTheDocumentation) {
 }
 
 TEST(builtin_settings, SpeculativeStatefulIsAutoOnOrOff) {
-    for (const auto& [text, want] : {std::pair{"on", g::speculation::on}, std::pair{"off", g::speculation::off},
-                                     std::pair{"auto", g::speculation::automatic}}) {
+    for (const auto& [text, want] :
+         {std::pair{"on", g::speculation::on},
+          std::pair{"off", g::speculation::off},
+          std::pair{"auto", g::speculation::automatic}}) {
         boost::json::object o;
         o["pipeline.speculative_stateful"] = text;
         EXPECT_EQ(g::default_settings_from(make_config(o)).speculative_stateful, want) << text;

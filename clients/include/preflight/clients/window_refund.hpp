@@ -21,7 +21,9 @@ public:
 
     /// Takes `n` units back from `key`'s CURRENT window of `limit` (never below zero). A window that ended since
     /// the consume is left alone (its count no longer matters). Refunding an unknown key is a no-op.
-    virtual boost::asio::awaitable<result<void>> refund(std::string key, limits::window_limit limit, std::uint64_t n) = 0;
+    virtual boost::asio::awaitable<result<void>> refund(
+        std::string key, limits::window_limit limit, std::uint64_t n
+    ) = 0;
 };
 
 }  // namespace preflight::clients
