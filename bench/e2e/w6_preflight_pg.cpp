@@ -7,16 +7,29 @@
 // Modes:
 //   sequential  a hand-written libpqxx baseline: six prepared statements one after another, each autocommitted,
 //               one connection per worker thread (closed loop, one worker = one thread = one connection).
-//   preflight   the library's default pipeline on its Postgres store set. It compiles only when
+//   preflight   the library's default pipeline on its Postgres store set, configured so that every preflight is
+//               admitted (limits effectively infinite) while every check still runs: usage allowances are huge but
+//               finite, so the usage row is read as in the baseline. The workload has no billing provider, so the
+//               balance gate is off unless --balance 1 (then it reads preflight_balances: one more statement, each
+//               org being new within a case). The backstop window (a default gate, not in the workload) stays.
+//               Latency is taken up to the decision. Leases: like the baseline's admission rows, they stay until the
+//               measured phase ends and are then released, untimed (--release background releases each one right
+//               after its decision, in the background: one more statement per preflight inside the measurement).
+//               It compiles only when
 //               <preflight/gates/builtin/default_pipeline.hpp> and <preflight/clients/pg_store_set.hpp> exist;
 //               otherwise it prints a "not_run" object.
 // Concurrency 1 and 32; 500 warm-up preflights, then 4,000 measured, capped at 8 s. One JSON object per case.
 //
 // Statements and round trips are counted, not assumed: at the client (every statement executed) and at the
 // server (pg_stat_database.xact_commit delta of the case: each autocommitted statement is one transaction).
+// Sequential round trips of the preflight mode come from the pool's statement hook: after each case, 100 probe
+// preflights run one at a time and the longest chain of statements each sent after the previous one completed
+// is averaged (the lease release excluded). W6_TRACE=1 prints the timeline of every 20th probe to stderr: "+d@t" a
+// statement of depth d sent at t µs after the run began, "-d@t" one completed, "end@t" the decision.
 //
 //   bench_e2e_w6 [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N] [--warmup N]
-//                [--cap-s S] [--pool N]
+//                [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1] [--speculative auto|on|off]
+//                [--balance 0|1] [--release held|background]
 //   (URL defaults to $PREFLIGHT_BENCH_PG_URL, then $PREFLIGHT_TEST_PG_URL)
 #include "workload.hpp"
 #include <preflight/clients/migrations.hpp>
@@ -36,7 +49,6 @@
 
 #if __has_include(<preflight/gates/builtin/default_pipeline.hpp>) && __has_include(<preflight/clients/pg_store_set.hpp>)
 #define PREFLIGHT_W6_HAS_PIPELINE 1
-#include "unlimited_config.hpp"
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_store_set.hpp>
 #include <preflight/gates/builtin/default_pipeline.hpp>
@@ -45,8 +57,11 @@
 #include <boost/asio/detached.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
+#include <boost/json/object.hpp>
 
+#include <optional>
 #include <type_traits>
+#include <unordered_map>
 #else
 #define PREFLIGHT_W6_HAS_PIPELINE 0
 #endif
@@ -64,6 +79,12 @@ struct options {
     std::uint64_t warmup = 500;
     double cap_s = 8.0;
     std::size_t pool = 8;
+    bool coalesce = true;
+    bool cork = false;             // pool_params default
+    std::size_t coalesce_max = 8;  // pool_params default
+    std::string speculative = "auto";
+    bool balance = false;          // the workload has no billing provider; --balance 1 adds the balance gate
+    std::string release = "held";  // held: leases released after the measured phase; background: at once
 };
 
 std::string org_of(std::uint64_t i) {
@@ -360,14 +381,67 @@ bool run_sequential_case(const options& o, pqxx::connection& admin, pqxx::connec
 #if PREFLIGHT_W6_HAS_PIPELINE
 namespace asio = boost::asio;
 
-/// Builds the default pipeline on the Postgres store set, with limits effectively infinite (every preflight of
-/// W6 is admitted) and usage allowances unlimited (0).
-preflight::gates::pipeline make_default_pipeline(std::shared_ptr<preflight::clients::pg_pool> pool) {
-    const auto cfg = preflight::bench::unlimited_default_pipeline_config();
+/// The default pipeline's configuration for W6: every limit effectively infinite (every preflight is admitted) and
+/// usage allowances huge but finite (so the usage gate reads the usage row, as the workload says).
+preflight::config w6_config(const options& o) {
+    namespace json = boost::json;
+    preflight::config_registry reg;
+    preflight::gates::register_default_pipeline_config(reg);
+    json::object file;
+    for (const char* tier : {"free", "pro", "team", "enterprise"}) {
+        file[std::string("usage.limits.") + tier] = std::int64_t{1} << 60;
+    }
+    for (const char* prefix : {"rate_limit.", "rate_limit.pro.", "rate_limit.team.", "rate_limit.enterprise."}) {
+        const std::string base = prefix;
+        file[base + "read_rps"] = 1e12;
+        file[base + "read_burst"] = 1e15;
+        file[base + "write_rps"] = 1e12;
+        file[base + "write_burst"] = 1e15;
+    }
+    file["backstop.max"] = std::int64_t{1} << 60;
+    file["admission.max_concurrent"] = 1'000'000'000;
+    file["pipeline.speculative_stateful"] = o.speculative;
+    file["balance.enabled"] = o.balance;
+    preflight::config_inputs in;
+    in.file = json::value(file);
+    in.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
+    in.environment = std::vector<std::string>{};
+    return preflight::config::resolve(reg, in);
+}
+
+preflight::gates::pipeline make_default_pipeline(const options& o, std::shared_ptr<preflight::clients::pg_pool> pool) {
     preflight::gates::default_pipeline_deps deps;
     deps.stores = preflight::clients::make_pg_store_set(std::move(pool));
-    return preflight::gates::default_pipeline(cfg, std::move(deps));
+    return preflight::gates::default_pipeline(w6_config(o), std::move(deps));
 }
+
+/// Sequential round trips of one preflight from the pool's statement events (see the header comment).
+struct roundtrip_probe {
+    bool on = false;
+    bool trace = std::getenv("W6_TRACE") != nullptr;
+    std::unordered_map<std::uint64_t, int> depth;  // statement id -> chain depth
+    int max_done = 0;
+    int max_sent = 0;
+    void reset() {
+        depth.clear();
+        max_done = 0;
+        max_sent = 0;
+    }
+    std::vector<std::pair<int, clock_type::time_point>> marks;  // (+depth sent / -depth completed, time)
+    void event(const preflight::clients::pg_statement_event& e) {
+        if (!on) return;
+        if (trace) {
+            const int d = e.what == preflight::clients::pg_statement_event::kind::sent ? max_done + 1 : -depth[e.id];
+            marks.emplace_back(d, clock_type::now());
+        }
+        if (e.what == preflight::clients::pg_statement_event::kind::sent) {
+            depth[e.id] = max_done + 1;
+            max_sent = std::max(max_sent, max_done + 1);
+        } else if (auto it = depth.find(e.id); it != depth.end()) {
+            max_done = std::max(max_done, it->second);
+        }
+    }
+};
 
 bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connection& stats, int concurrency) {
     clear_admissions(admin);
@@ -375,6 +449,11 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
     preflight::clients::pool_params pp;
     pp.url = o.url;
     pp.size = o.pool;
+    pp.coalesce = o.coalesce;
+    pp.coalesce_max = o.coalesce_max;
+    pp.tcp_cork = o.cork;
+    roundtrip_probe probe;
+    pp.on_statement = [&probe](const preflight::clients::pg_statement_event& e) { probe.event(e); };
     auto pool = std::make_shared<preflight::clients::pg_pool>(io.get_executor(), pp);
     {
         auto fut = asio::co_spawn(io, pool->connect_all(), asio::use_future);
@@ -384,7 +463,24 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
             return false;
         }
     }
-    const auto pipeline = make_default_pipeline(pool);
+    const auto pipeline = make_default_pipeline(o, pool);
+    std::vector<preflight::gates::lease> held;  // --release held: released after each phase, untimed
+    auto release_held = [&] {
+        std::size_t pending = held.size();
+        for (auto& l : held) {
+            asio::co_spawn(
+                io,
+                [&pending, &l]() -> asio::awaitable<void> {
+                    (void)co_await l.release();
+                    --pending;
+                },
+                asio::detached
+            );
+        }
+        while (pending > 0 && io.run_one() > 0) {
+        }
+        held.clear();
+    };
     auto phase = [&](std::uint64_t first, std::uint64_t count, double cap_s, bool record) {
         phase_result res;
         if (record) res.lat_us.reserve(count);
@@ -406,12 +502,16 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
                         req.subject.user = user_of(i);
                         const auto t0 = clock_type::now();
                         auto d = co_await pipeline.run(std::move(req));
+                        const auto t1 = clock_type::now();
                         if (!d.allowed) {
                             ++res.not_admitted;
-                        } else if (!co_await d.lease.release()) {
-                            ++res.errors;
+                            if (res.first_error.empty()) res.first_error = d.gate + ": " + d.message;
                         }
-                        const auto t1 = clock_type::now();
+                        if (o.release == "held") {
+                            held.push_back(std::move(d.lease));
+                        } else {
+                            d.lease.release_detached();
+                        }
                         ++res.done;
                         if (record) res.lat_us.push_back(std::chrono::duration<double, std::micro>(t1 - t0).count());
                     }
@@ -427,20 +527,65 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
     };
     const auto x0 = committed_xacts(stats);
     auto warm = phase(0, o.warmup, 60.0, false);
+    release_held();
     const auto s0 = pool->stats();
     auto r = phase(o.warmup, o.ops, o.cap_s, true);
     const auto s1 = pool->stats();
+    release_held();
+    // Probe: sequential round trips per preflight, one preflight at a time.
+    double probe_depth = 0;
+    int probe_n = 0;
+    for (std::uint64_t i = 0; i < 100; ++i) {
+        preflight::gates::request req;
+        req.op = preflight::gates::operation::execute;
+        req.subject.org = org_of(o.warmup + o.ops + i);
+        req.subject.user = user_of(o.warmup + o.ops + i);
+        probe.reset();
+        probe.marks.clear();
+        probe.on = true;
+        const auto pt0 = clock_type::now();
+        auto fut = asio::co_spawn(io, pipeline.run(std::move(req)), asio::use_future);
+        while (fut.wait_for(std::chrono::seconds(0)) != std::future_status::ready) io.run_one();
+        probe.on = false;
+        if (probe.trace && i % 20 == 0) {
+            std::fprintf(stderr, "probe %llu:", static_cast<unsigned long long>(i));
+            for (const auto& [d, t] : probe.marks) {
+                std::fprintf(stderr, " %+d@%.0f", d, std::chrono::duration<double, std::micro>(t - pt0).count());
+            }
+            std::fprintf(
+                stderr, " end@%.0f\n", std::chrono::duration<double, std::micro>(clock_type::now() - pt0).count()
+            );
+        }
+        auto d = fut.get();
+        if (!d.allowed) ++r.not_admitted;
+        probe_depth += probe.max_sent;
+        ++probe_n;
+        auto rel = asio::co_spawn(io, d.lease.release(), asio::use_future);
+        while (rel.wait_for(std::chrono::seconds(0)) != std::future_status::ready) io.run_one();
+    }
+    // Let the background releases finish.
+    for (int k = 0; k < 200; ++k) io.poll();
     pool.reset();
     const auto x1 = committed_xacts(stats);
     const double n = static_cast<double>(r.done);
     const double all = static_cast<double>(r.done + warm.done);
     const double server = all > 0 ? static_cast<double>(x1 - x0) / all : 0;
-    char extra[200];
+    char extra[400];
     std::snprintf(
         extra,
         sizeof extra,
-        ",\"client_threads\":1,\"connections\":%zu,\"statements_counted_by\":\"pool stats+pg_stat_database\"",
-        o.pool
+        ",\"client_threads\":1,\"connections\":%zu,\"coalesce\":%s,\"coalesce_max\":%zu,\"tcp_cork\":%s,"
+        "\"speculative\":\"%s\","
+        "\"statements_counted_by\":\"pool stats+pg_stat_database\",\"round_trips_counted_by\":\"statement hook, "
+        "%d probe preflights at c=1\",\"balance_gate\":%s,\"lease_release\":\"%s\"",
+        o.pool,
+        o.coalesce ? "true" : "false",
+        o.coalesce_max,
+        o.cork ? "true" : "false",
+        o.speculative.c_str(),
+        probe_n,
+        o.balance ? "true" : "false",
+        o.release == "held" ? "after the measured phase (untimed)" : "background, after each decision"
     );
     print_case(
         "preflight",
@@ -449,13 +594,14 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
         r,
         extra,
         n > 0 ? static_cast<double>(s1.statements - s0.statements) / n : 0,
-        n > 0 ? static_cast<double>(s1.syncs - s0.syncs) / n : 0,
+        probe_n > 0 ? probe_depth / probe_n : 0,
         server
     );
     const bool ok = r.errors == 0 && r.not_admitted == 0 && warm.errors == 0 && warm.not_admitted == 0;
     if (!ok) {
         std::cerr << "W6 preflight c" << concurrency << ": " << (r.not_admitted + warm.not_admitted)
-                  << " not admitted, " << (r.errors + warm.errors) << " errors\n";
+                  << " not admitted, " << (r.errors + warm.errors)
+                  << " errors; first: " << (warm.first_error.empty() ? r.first_error : warm.first_error) << "\n";
     }
     return ok;
 }
@@ -509,10 +655,23 @@ int main(int argc, char** argv) {
             o.cap_s = std::stod(v);
         } else if (k == "--pool") {
             o.pool = std::stoul(v);
+        } else if (k == "--coalesce") {
+            o.coalesce = v != "0";
+        } else if (k == "--cork") {
+            o.cork = v != "0";
+        } else if (k == "--coalesce-max") {
+            o.coalesce_max = std::stoul(v);
+        } else if (k == "--balance") {
+            o.balance = v != "0";
+        } else if (k == "--release") {
+            o.release = v;
+        } else if (k == "--speculative") {
+            o.speculative = v;
         } else {
             std::cerr << "usage: " << argv[0]
                       << " [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N]"
-                         " [--warmup N] [--cap-s S] [--pool N]\n";
+                         " [--warmup N] [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1]"
+                         " [--speculative auto|on|off] [--balance 0|1] [--release held|background]\n";
             return 2;
         }
     }

@@ -1,6 +1,7 @@
 #include "pg_util.hpp"
 #include <preflight/clients/pg_fixed_window_store.hpp>
 
+#include <limits>
 #include <stdexcept>
 
 namespace preflight::clients {
@@ -33,6 +34,14 @@ const pg_statement consume_stmt{
     "  w.ws + $3::bigint - w.now"
     " FROM w"};
 
+// $1 key, $2 period (s), $3 n. Gives n units back to the key's current window (never below zero); a row holding
+// another window (or another period) is left alone.
+const pg_statement refund_stmt{
+    "preflight_fw_refund",
+    "UPDATE preflight_windows SET count = greatest(count - $3::bigint, 0)"
+    " WHERE key = $1::text AND period_s = $2::bigint"
+    "   AND window_start = floor(extract(epoch FROM clock_timestamp()) / $2::bigint)::bigint * $2::bigint"};
+
 // Deletes windows that ended at least one full period ago.
 const pg_statement purge_stmt{
     "preflight_fw_purge",
@@ -61,6 +70,22 @@ asio::awaitable<result<limits::window_result>> pg_fixed_window_store::consume(
     out.max = limit.max;
     out.reset_after = detail::us_to_ns(rows->as_double(0, 2) * 1e6);
     co_return out;
+}
+
+asio::awaitable<result<void>> pg_fixed_window_store::refund(
+    std::string key, limits::window_limit limit, std::uint64_t n
+) {
+    if (limit.period.count() < 1) {
+        throw std::invalid_argument("pg_fixed_window_store: period below 1 s for key '" + key.substr(0, 64) + "'");
+    }
+    if (auto ok = detail::check_key(key); !ok) co_return ok.error();
+    constexpr auto max_i64 = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    if (n > max_i64) co_return errc::bad_input;
+    if (n == 0) co_return result<void>{};
+    auto params = detail::params(std::move(key), std::to_string(limit.period.count()), std::to_string(n));
+    auto rows = co_await pool_.exec(refund_stmt, std::move(params));
+    if (!rows) co_return rows.error();
+    co_return result<void>{};
 }
 
 asio::awaitable<result<std::uint64_t>> pg_fixed_window_store::purge_idle() {

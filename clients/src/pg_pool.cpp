@@ -23,8 +23,11 @@
 #include <charconv>
 #include <deque>
 #include <libpq-fe.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <optional>
 #include <stdexcept>
+#include <sys/socket.h>
 #include <unordered_set>
 #include <utility>
 
@@ -141,6 +144,8 @@ struct request {
     bool internal = false;              // a PREPARE sent by the pool itself
     bool done = false;
     bool sent = false;
+    std::uint64_t seq = 0;       // send order (statement events)
+    std::size_t conn_index = 0;  // where it was sent
     std::weak_ptr<link> on;
     std::unique_ptr<asio::steady_timer> wait_timer;
     error_code ec;
@@ -164,6 +169,17 @@ struct link {
     bool flushing = false;
     bool draining = false;         // a server-side cancel is under way: send nothing new
     bool cancel_call_done = true;  // the PQcancel call has returned
+    bool flush_posted = false;     // coalescing: a flush of this turn's statements is queued on the strand
+    std::size_t unflushed = 0;     // coalescing: statements queued since the last flush
+    bool tcp = false;              // a TCP socket (TCP_CORK applies)
+    bool corked = false;           // coalescing: TCP_CORK is set until this turn's flush
+
+    // Holds (true) or releases (false) partial segments, so that the statements of one turn leave in one segment
+    // although libpq 15's PQpipelineSync writes each of them at once. Best effort: a failure only costs segments.
+    void cork(bool on) {
+        const int v = on ? 1 : 0;
+        if (::setsockopt(PQsocket(pg.get()), IPPROTO_TCP, TCP_CORK, &v, sizeof v) == 0) corked = on;
+    }
 
     ~link() {
         if (sd) sd->release();  // libpq owns the socket
@@ -209,6 +225,20 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     std::atomic<std::uint64_t> n_syncs{0};
     std::atomic<std::uint64_t> n_connects{0};
     std::atomic<std::uint64_t> n_failures{0};
+    std::uint64_t next_seq = 0;  // strand only
+    link_ptr batching;           // coalescing: the connection collecting this turn's statements
+
+    void statement_event(const request& r, pg_statement_event::kind what, error_code ec) {
+        if (!params.on_statement) return;
+        pg_statement_event e;
+        e.what = what;
+        e.id = r.seq;
+        e.statement = r.st.name();
+        e.internal = r.internal;
+        e.connection = r.conn_index;
+        e.error = ec;
+        params.on_statement(e);
+    }
 
     // ---- completion ------------------------------------------------------------------------------------------
 
@@ -216,6 +246,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         if (r->done) return;
         r->done = true;
         if (r->wait_timer) r->wait_timer->cancel();
+        if (r->sent) statement_event(*r, pg_statement_event::kind::completed, ec);
         if (ec) {
             n_failures.fetch_add(1, std::memory_order_relaxed);
             if (params.on_error && ec != errc::cancelled) params.on_error(r->st.name(), ec, message);
@@ -289,6 +320,11 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         const int fd = PQsocket(pg.get());
         l->pg = std::move(pg);
         l->sd = std::make_unique<asio::posix::stream_descriptor>(strand, fd);
+        sockaddr_storage addr{};
+        socklen_t len = sizeof addr;
+        if (::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+            l->tcp = addr.ss_family == AF_INET || addr.ss_family == AF_INET6;
+        }
         s.conn = l;
         s.st = slot_state::state::ready;
         n_connects.fetch_add(1, std::memory_order_relaxed);
@@ -431,6 +467,12 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     // Picks a connection with capacity: an idle ready one, else a closed one (opened now), else the least
     // loaded ready or connecting one below the pipeline depth.
     std::optional<std::size_t> pick() {
+        if (params.coalesce && batching && batching->alive && !batching->draining &&
+            batching->unflushed < params.coalesce_max && batching->inflight.size() < params.max_in_flight) {
+            for (std::size_t i = 0; i < slots.size(); ++i) {
+                if (slots[i].conn == batching) return i;
+            }
+        }
         std::optional<std::size_t> best;
         std::size_t best_load = params.max_in_flight;
         std::optional<std::size_t> closed_slot;
@@ -517,6 +559,8 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     void send(std::size_t index, const request_ptr& r) {
         auto l = slots[index].conn;
         PGconn* pg = l->pg.get();
+        // A second statement in this turn on this connection: hold the segments until the turn's flush.
+        if (params.coalesce && params.tcp_cork && l->tcp && l->flush_posted && !l->corked) l->cork(true);
         const auto& name = r->st.name();
         if (!l->prepared.contains(name)) {
             auto prep = std::make_shared<request>(r->st);
@@ -529,6 +573,9 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
             n_statements.fetch_add(1, std::memory_order_relaxed);
             n_syncs.fetch_add(1, std::memory_order_relaxed);
             prep->sent = true;
+            prep->seq = next_seq++;
+            prep->conn_index = index;
+            statement_event(*prep, pg_statement_event::kind::sent, {});
             l->inflight.push_back(std::move(prep));
             l->prepared.insert(name);
         }
@@ -548,12 +595,36 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         n_syncs.fetch_add(1, std::memory_order_relaxed);
         r->sent = true;
         r->on = l;
+        r->seq = next_seq++;
+        r->conn_index = index;
         l->inflight.push_back(r);
-        if (!l->flushing) {
-            const int f = PQflush(pg);
-            if (f == 1) start_flusher(l);
-            if (f < 0) break_link(l, errc::connection_broken, trim(PQerrorMessage(pg)));
+        statement_event(*r, pg_statement_event::kind::sent, {});
+        if (!params.coalesce) {
+            flush(l);
+            return;
         }
+        // Coalescing: the statements submitted in this strand turn are flushed together by one queued flush.
+        ++l->unflushed;
+        batching = l;
+        if (!l->flush_posted) {
+            l->flush_posted = true;
+            asio::post(strand, [w = weak_from_this(), l] {
+                auto self = w.lock();
+                if (!self) return;
+                l->flush_posted = false;
+                if (self->batching == l) self->batching.reset();
+                if (l->alive) self->flush(l);
+            });
+        }
+    }
+
+    void flush(const link_ptr& l) {
+        l->unflushed = 0;
+        PGconn* pg = l->pg.get();
+        const int f = l->flushing ? 1 : PQflush(pg);  // while the flusher runs, it sends the rest
+        if (l->corked) l->cork(false);                // the held segments leave now
+        if (f == 1) start_flusher(l);
+        if (f < 0) break_link(l, errc::connection_broken, trim(PQerrorMessage(pg)));
     }
 
     // Called on the strand when the caller's cancellation slot fires.

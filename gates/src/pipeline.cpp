@@ -187,6 +187,14 @@ private:
     [[nodiscard]] bool ready() const noexcept;
     asio::awaitable<bool> wait_wake();
     asio::awaitable<void> compensate(std::string why);
+    asio::awaitable<void> release_commit(const std::string& why);
+    std::optional<decision> advance_speculative();
+    [[nodiscard]] std::size_t speculative_count() const noexcept {
+        return plan_->stateful.size() + (plan_->commit ? 1 : 0);
+    }
+    [[nodiscard]] std::size_t speculative_gate(std::size_t k) const noexcept {
+        return k < plan_->stateful.size() ? plan_->stateful[k] : *plan_->commit;
+    }
     lease make_lease(std::size_t gi);
     decision finish(std::optional<std::size_t> decider, lease l);
 
@@ -205,6 +213,8 @@ private:
     std::unique_ptr<asio::steady_timer> wake_;
     enum class stage { read_only, stateful, commit, done } stage_ = stage::read_only;
     std::size_t next_stateful_ = 0;
+    bool spec_started_ = false;          // speculative phase: every stateful gate and the commit were launched
+    std::size_t spec_next_ = 0;          // speculative phase: first gate (in speculative order) not known finished
     std::size_t compensate_for_ = npos;  // a stateful/commit gate denied: refund, then decide
     bool driver_waiting_ = false;
     bool spawned_ = false;  // a check or loader runs as its own coroutine
@@ -453,7 +463,37 @@ bool run_state::ready() const noexcept {
     return awaited_ == npos || children_[awaited_]->finished;
 }
 
+// A commit gate that passed with a lease before the run was denied or cancelled (only the speculative phase
+// lets that happen): release the lease now, as a refund.
+asio::awaitable<void> run_state::release_commit(const std::string& why) {
+    if (!plan_->commit) co_return;
+    const auto gi = *plan_->commit;
+    auto& c = *children_[gi];
+    if (!c.passed.release()) co_return;
+    const auto& spec = impl_->gates[gi].spec;
+    release_function fn = std::move(c.passed.release());
+    c.passed = verdict{};
+    result<void> r;
+    std::string reason;
+    try {
+        r = co_await with_timeout(fn(), spec.budget);
+    } catch (...) {
+        auto fl = classify(std::current_exception());
+        r = fl.ec;
+        reason = fl.reason;
+    }
+    if (r) {
+        trace_[gi].reason = "lease released: " + why;
+        trace_[gi].compensated = true;
+    } else {
+        if (reason.empty()) reason = r.error().message();
+        trace_[gi].reason = "lease release failed: " + reason;
+        impl_->emit(event_kind::release_failed, spec.name, reason, r.error());
+    }
+}
+
 asio::awaitable<void> run_state::compensate(std::string why) {
+    co_await release_commit(why);
     for (auto it = plan_->stateful.rbegin(); it != plan_->stateful.rend(); ++it) {
         auto& c = *children_[*it];
         const auto& spec = impl_->gates[*it].spec;
@@ -470,6 +510,7 @@ asio::awaitable<void> run_state::compensate(std::string why) {
         }
         if (r) {
             trace_[*it].reason = "refunded: " + why;
+            trace_[*it].compensated = true;
         } else {
             if (reason.empty()) reason = r.error().message();
             trace_[*it].reason = "refund failed: " + reason;
@@ -527,6 +568,7 @@ std::optional<decision> run_state::advance() {
         if (decider_) return finish(decider_, {});
         stage_ = stage::stateful;
     }
+    if (impl_->config.speculative_stateful && stage_ == stage::stateful) return advance_speculative();
     while (stage_ == stage::stateful) {
         if (next_stateful_ == plan_->stateful.size()) {
             stage_ = stage::commit;
@@ -566,6 +608,43 @@ std::optional<decision> run_state::advance() {
     return finish(std::nullopt, std::move(l));
 }
 
+// Speculative stateful phase: launch every stateful gate and the commit at once, wait for all of them, then
+// decide in declaration order exactly like the sequential phase; drive_slow undoes the passes on a denial.
+std::optional<decision> run_state::advance_speculative() {
+    const std::size_t n = speculative_count();
+    if (!spec_started_) {
+        spec_started_ = true;
+        for (std::size_t k = 0; k < n; ++k) {
+            const auto gi = speculative_gate(k);
+            trace_[gi].speculative = true;
+            launch(gi);
+            // Answered synchronously with a denial: the decision is among the gates started so far, so the later
+            // ones need not start (they would only be undone).
+            if (children_[gi]->effective_deny) break;
+        }
+    }
+    for (; spec_next_ < n; ++spec_next_) {
+        const auto gi = speculative_gate(spec_next_);
+        auto& c = *children_[gi];
+        if (c.started && !c.finished) {
+            awaited_ = gi;
+            return std::nullopt;
+        }
+    }
+    awaited_ = npos;
+    for (std::size_t k = 0; k < n; ++k) {
+        const auto gi = speculative_gate(k);
+        if (children_[gi]->effective_deny) {
+            compensate_for_ = gi;
+            return std::nullopt;
+        }
+    }
+    lease l;
+    if (plan_->commit) l = make_lease(*plan_->commit);
+    stage_ = stage::done;
+    return finish(std::nullopt, std::move(l));
+}
+
 lease run_state::make_lease(std::size_t gi) {
     auto& c = *children_[gi];
     if (!c.passed.release()) return {};
@@ -589,6 +668,9 @@ asio::awaitable<decision> run_state::drive_slow() {
         if (!woken && !ready()) {
             cancel_running("run cancelled by its caller");
             cancel_facts();
+            // The refunds must run although the caller cancelled: with the cancellation state left as it is,
+            // every co_await below would throw operation_aborted before starting.
+            co_await asio::this_coro::reset_cancellation_state();
             co_await compensate("run cancelled by its caller");
             throw boost::system::system_error(asio::error::operation_aborted, "preflight run cancelled");
         }
@@ -761,6 +843,20 @@ pipeline pipeline_builder::build() {
             }
             for (auto fi : gate_facts[gi]) {
                 if (std::find(p.facts.begin(), p.facts.end(), fi) == p.facts.end()) p.facts.push_back(fi);
+            }
+        }
+    }
+    if (impl->config.speculative_stateful) {
+        for (const auto& p : impl->plans) {
+            for (std::size_t k = 1; k < p.stateful.size(); ++k) {
+                const auto& spec = impl->gates[p.stateful[k]].spec;
+                if (spec.compensate) continue;
+                throw E(
+                    "gate '" + spec.name +
+                    "': speculative_stateful requires a compensation hook on a stateful gate that runs after "
+                    "another stateful gate ('" +
+                    impl->gates[p.stateful[k - 1]].spec.name + "'): it may have to be undone"
+                );
             }
         }
     }

@@ -44,5 +44,11 @@ struct pg_scenario_factory {
 
 INSTANTIATE_TYPED_TEST_SUITE_P(postgres, builtin_scenarios, pg_scenario_factory);
 
+/// The same with the sequential stateful phase (speculative is the default on Postgres).
+struct pg_sequential_factory : pg_scenario_factory {
+    static constexpr const char* speculative = "off";
+};
+INSTANTIATE_TYPED_TEST_SUITE_P(postgres_sequential, builtin_scenarios, pg_sequential_factory);
+
 }  // namespace
 }  // namespace preflight::builtin_test

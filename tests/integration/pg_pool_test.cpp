@@ -16,9 +16,12 @@
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <optional>
 #include <random>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -114,6 +117,71 @@ TEST(pg_pool, many_concurrent_statements_pipeline_over_few_connections) {
     }
     EXPECT_EQ(ok, 100);
     EXPECT_LE(pool.stats().connects, 2u);
+}
+
+// Statements submitted together (one strand turn) share a connection (affinity), each with its own sync: an error
+// in one never aborts the others. The statement hook sees each statement sent once and completed once.
+TEST(pg_pool, statements_submitted_together_share_a_connection_and_fail_independently) {
+    PREFLIGHT_REQUIRE_PG(url);
+    for (const bool coalesce : {true, false}) {
+        SCOPED_TRACE(coalesce ? "coalesce" : "spread");
+        asio::io_context io;
+        auto pp = make_params(url, 4);
+        pp.coalesce = coalesce;
+        std::vector<preflight::clients::pg_statement_event> events;
+        pp.on_statement = [&events](const preflight::clients::pg_statement_event& e) {
+            if (e.internal) return;  // PREPAREs of first use on a connection
+            auto copy = e;
+            copy.statement = {};  // the name's storage belongs to the pool
+            events.push_back(copy);
+        };
+        pg_pool pool{io.get_executor(), pp};
+        ASSERT_TRUE(run(io, pool.connect_all()));
+        const pg_statement div{"t_div", "SELECT 10 / $1::int"};
+        events.clear();
+        std::vector<std::optional<preflight::result<pg_rows>>> results(4);
+        for (int i = 0; i < 4; ++i) {
+            asio::co_spawn(
+                io,
+                [&pool, &results, &div, i]() -> asio::awaitable<void> {
+                    std::string arg = i == 1 ? "0" : std::to_string(i + 1);  // statement 1 divides by zero
+                    results[static_cast<std::size_t>(i)] = co_await pool.exec(div, std::move(arg));
+                },
+                asio::detached
+            );
+        }
+        while (std::any_of(results.begin(), results.end(), [](const auto& r) { return !r.has_value(); }) &&
+               io.run_one() > 0) {
+        }
+        ASSERT_TRUE(results[0] && *results[0]);
+        EXPECT_EQ((*results[0])->as_int64(0, 0), 10);
+        ASSERT_TRUE(results[1]);
+        EXPECT_FALSE(*results[1]) << "division by zero is an error of that statement only";
+        for (std::size_t i : {2u, 3u}) {
+            ASSERT_TRUE(results[i] && *results[i]) << i;
+            EXPECT_EQ((*results[i])->as_int64(0, 0), 10 / static_cast<std::int64_t>(i + 1));
+        }
+        ASSERT_EQ(events.size(), 8u);
+        std::set<std::size_t> conns;
+        std::size_t sent = 0, failed = 0;
+        for (const auto& e : events) {
+            if (e.what == preflight::clients::pg_statement_event::kind::sent) {
+                ++sent;
+                conns.insert(e.connection);
+            } else if (e.error) {
+                ++failed;
+            }
+        }
+        EXPECT_EQ(sent, 4u);
+        EXPECT_EQ(failed, 1u);
+        // Every statement was sent before the first one completed (one round trip for all four).
+        EXPECT_EQ(events[3].what, preflight::clients::pg_statement_event::kind::sent);
+        if (coalesce) {
+            EXPECT_EQ(conns.size(), 1u) << "one connection for the statements of one turn";
+        } else {
+            EXPECT_GT(conns.size(), 1u) << "spread over idle connections";
+        }
+    }
 }
 
 TEST(pg_pool, statement_timeout_is_honoured_and_the_pool_keeps_working) {
@@ -343,6 +411,8 @@ TEST(pg_stores_round_trips, every_store_decision_is_one_statement_and_one_round_
     one("peek", [&] { EXPECT_TRUE(run(io, rl.acquire(key, l, 0))); });
     one("refund", [&] { EXPECT_TRUE(run(io, rl.refund(key, l, 1))); });
     one("consume", [&] { EXPECT_TRUE(run(io, fw.consume(key, {}, 1))); });
+    ASSERT_TRUE(run(io, fw.refund(key, {}, 1)));  // prepare
+    one("window refund", [&] { EXPECT_TRUE(run(io, fw.refund(key, {}, 1))); });
     std::string lease;
     one("reserve", [&] {
         auto g = run(io, adm.reserve(key, 5, 10s));
@@ -351,6 +421,36 @@ TEST(pg_stores_round_trips, every_store_decision_is_one_statement_and_one_round_
     });
     one("renew", [&] { EXPECT_TRUE(run(io, adm.renew(lease, 10s))); });
     one("release", [&] { EXPECT_TRUE(run(io, adm.release(lease))); });
+}
+
+TEST(pg_stores_window_refund, gives_units_back_to_the_current_window_only_and_never_below_zero) {
+    PREFLIGHT_REQUIRE_PG(url);
+    ASSERT_TRUE(preflight::test::ensure_migrated(url));
+    asio::io_context io;
+    pg_pool pool{io.get_executor(), make_params(url, 1)};
+    preflight::clients::pg_fixed_window_store fw{pool};
+    const auto key = preflight::conformance::unique_key("refund");
+    const preflight::limits::window_limit l{3, 3600s};
+    auto count = [&] {
+        auto r = run(io, fw.consume(key, l, 0));
+        EXPECT_TRUE(r);
+        return r ? r->count : 99;
+    };
+    ASSERT_TRUE(run(io, fw.refund(key, l, 1)));  // unknown key: no-op
+    EXPECT_EQ(count(), 0u);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(run(io, fw.consume(key, l, 1))->allowed);
+    EXPECT_FALSE(run(io, fw.consume(key, l, 1))->allowed);
+    ASSERT_TRUE(run(io, fw.refund(key, l, 1)));
+    EXPECT_EQ(count(), 2u);
+    EXPECT_TRUE(run(io, fw.consume(key, l, 1))->allowed) << "the refunded unit can be used again";
+    // Another period is another window: left alone.
+    ASSERT_TRUE(run(io, fw.refund(key, {3, 7200s}, 3)));
+    EXPECT_EQ(count(), 3u);
+    ASSERT_TRUE(run(io, fw.refund(key, l, 10)));
+    EXPECT_EQ(count(), 0u) << "never below zero";
+    auto bad = run(io, fw.refund(std::string(preflight::clients::max_key_bytes + 1, 'k'), l, 1));
+    ASSERT_FALSE(bad);
+    EXPECT_EQ(bad.error(), errc::bad_input);
 }
 
 TEST(pg_pool, is_safe_with_an_io_context_run_by_several_threads) {

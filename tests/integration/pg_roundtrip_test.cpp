@@ -1,9 +1,19 @@
 #include "pg_env.hpp"
+#include "pg_fixture.hpp"
+#include "unit/builtin/scenario_support.hpp"
+#include <preflight/clients/pg_facts.hpp>
+#include <preflight/clients/pg_store_set.hpp>
 
+#include <boost/json/object.hpp>
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
+#include <algorithm>
+#include <cstdint>
+#include <map>
 #include <string>
+#include <unistd.h>
+#include <vector>
 
 // Talks to the throwaway Postgres started by scripts/pg.sh (PREFLIGHT_TEST_PG_URL).
 TEST(pg_roundtrip, parameterized_upsert_returning) {
@@ -32,3 +42,204 @@ TEST(pg_roundtrip, parameterized_upsert_returning) {
     EXPECT_EQ(row[0].as<std::string>(), key);
     EXPECT_EQ(row[1].as<long>(), 12);
 }
+
+// ---- round trips of a full default preflight (issue 6) ---------------------------------------------------------
+//
+// The pool's statement hook records every statement sent and completed. The critical path is the longest chain of
+// statements each sent after the previous one completed: depth(s) = 1 + the largest depth among the statements that
+// completed before s was sent (within one preflight, every completed statement may be what s waited for, so this
+// never under-counts).
+
+namespace preflight::builtin_test {
+namespace {
+
+struct statement_log {
+    struct entry {
+        std::string name;
+        bool internal = false;
+        int depth = 0;
+        bool done = false;
+        bool failed = false;
+    };
+    std::map<std::uint64_t, entry> statements;
+    int max_done_depth = 0;
+
+    void on(const clients::pg_statement_event& e) {
+        if (e.what == clients::pg_statement_event::kind::sent) {
+            statements[e.id] = entry{std::string(e.statement), e.internal, max_done_depth + 1, false, false};
+            return;
+        }
+        auto it = statements.find(e.id);
+        if (it == statements.end()) return;
+        it->second.done = true;
+        it->second.failed = static_cast<bool>(e.error);
+        max_done_depth = std::max(max_done_depth, it->second.depth);
+    }
+    void clear() {
+        statements.clear();
+        max_done_depth = 0;
+    }
+    /// Longest chain of sequential round trips.
+    [[nodiscard]] int critical_path() const {
+        int d = 0;
+        for (const auto& [id, s] : statements) d = std::max(d, s.depth);
+        return d;
+    }
+    /// Statements the stores sent (PREPAREs of first use excluded).
+    [[nodiscard]] std::vector<std::string> names() const {
+        std::vector<std::string> out;
+        for (const auto& [id, s] : statements) {
+            if (!s.internal) out.push_back(s.name);
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+    [[nodiscard]] std::vector<std::string> names_at_depth(int depth) const {
+        std::vector<std::string> out;
+        for (const auto& [id, s] : statements) {
+            if (!s.internal && s.depth == depth) out.push_back(s.name);
+        }
+        std::sort(out.begin(), out.end());
+        return out;
+    }
+};
+
+class pg_preflight_roundtrips : public ::testing::Test {
+protected:
+    void SetUp() override {
+        PREFLIGHT_REQUIRE_PG(url);
+        if (!test::ensure_migrated(url)) return;
+        const std::string p = "rt" + std::to_string(::getpid()) + "_";
+        org = p + "org";
+        warm_org = p + "org_warm";
+        user = p + "user";
+        banned = p + "banned";
+        over_org = p + "org_over";
+        const auto period = g::usage_period_start(std::chrono::system_clock::now());
+        {
+            pqxx::connection c{url};
+            pqxx::nontransaction tx{c};
+            for (const auto& id : {org, warm_org, user, banned, over_org}) {
+                tx.exec_params("DELETE FROM preflight_bans WHERE subject_id = $1", id);
+                tx.exec_params("DELETE FROM preflight_subscriptions WHERE owner_id = $1", id);
+                tx.exec_params("DELETE FROM preflight_usage WHERE subject_id = $1", id);
+                tx.exec_params("DELETE FROM preflight_balances WHERE org_id = $1", id);
+                tx.exec_params("DELETE FROM preflight_org_members WHERE org_id = $1", id);
+                tx.exec_params("DELETE FROM preflight_windows WHERE key = $1", "backstop:" + id);
+                tx.exec_params("DELETE FROM preflight_rate_limits WHERE key = $1", "rl:write:org:" + id);
+                tx.exec_params("DELETE FROM preflight_leases WHERE key = $1", "org:" + id);
+            }
+            tx.exec_params("INSERT INTO preflight_bans (subject_id, reason) VALUES ($1, 'abuse')", banned);
+            for (const auto& [o, plan, used] :
+                 {std::tuple{org, "pro", 10}, std::tuple{warm_org, "pro", 10}, std::tuple{over_org, "free", 1000}}) {
+                tx.exec_params(
+                    "INSERT INTO preflight_subscriptions (owner_id, plan, status) VALUES ($1, $2, 'active')", o, plan
+                );
+                tx.exec_params(
+                    "INSERT INTO preflight_usage (subject_id, period_start, requests) VALUES ($1, $2::date, $3)",
+                    o,
+                    period,
+                    used
+                );
+                tx.exec_params("INSERT INTO preflight_balances (org_id, remaining) VALUES ($1, 100)", o);
+                // Uncapped members: the member cap gate reads the membership and passes.
+                tx.exec_params("INSERT INTO preflight_org_members (org_id, user_id) VALUES ($1, $2)", o, user);
+                tx.exec_params("INSERT INTO preflight_org_members (org_id, user_id) VALUES ($1, $2)", o, banned);
+            }
+        }
+        clients::pool_params pp;
+        pp.url = url;
+        pp.size = 4;
+        pp.on_statement = [this](const clients::pg_statement_event& e) { log.on(e); };
+        pool = std::make_shared<clients::pg_pool>(io.get_executor(), pp);
+        ASSERT_TRUE(run(io, pool->connect_all()).has_value());
+        g::default_pipeline_deps deps;
+        deps.stores = clients::make_pg_store_set(pool);
+        pipe.emplace(g::default_pipeline(make_config(), std::move(deps)));
+        ready = true;
+    }
+
+    g::decision preflight(const std::string& o, const std::string& u) {
+        g::request r;
+        r.op = g::operation::execute;
+        r.subject.org = o;
+        r.subject.user = u;
+        log.clear();
+        auto d = run(io, pipe->run(std::move(r)));
+        return d;
+    }
+
+    // Every statement of the run has completed (a cancelled read may still be in flight: wait for it).
+    void settle() {
+        for (int i = 0; i < 1000; ++i) {
+            bool all = std::all_of(log.statements.begin(), log.statements.end(), [](const auto& kv) {
+                return kv.second.done;
+            });
+            if (all) return;
+            io.run_one_for(std::chrono::milliseconds(5));
+        }
+    }
+
+    asio::io_context io;
+    statement_log log;
+    std::shared_ptr<clients::pg_pool> pool;
+    std::optional<g::pipeline> pipe;
+    bool ready = false;
+    std::string org, warm_org, user, banned, over_org;
+};
+
+const std::vector<std::string> reads{
+    "preflight_balance_get",
+    "preflight_ban_find",
+    "preflight_member_find",
+    "preflight_sub_find",
+    "preflight_usage_get"};
+const std::vector<std::string> writes{"preflight_adm_reserve", "preflight_fw_consume", "preflight_rl_acquire"};
+
+TEST_F(pg_preflight_roundtrips, AllowedPathHasAtMostTwoSequentialRoundTrips) {
+    if (!ready) return;
+    {
+        auto warm = preflight(warm_org, user);  // prepares every statement on first use (another org: no cache hit)
+        ASSERT_TRUE(warm.allowed) << warm.message;
+        settle();
+        ASSERT_TRUE(run(io, warm.lease.release()).has_value());
+    }
+    auto d = preflight(org, user);
+    ASSERT_TRUE(d.allowed) << d.gate << ": " << d.message;
+    settle();
+    std::vector<std::string> all = reads;
+    all.insert(all.end(), writes.begin(), writes.end());
+    std::sort(all.begin(), all.end());
+    EXPECT_EQ(log.names(), all) << "one statement per check: five reads, backstop + rate limit + admission";
+    EXPECT_LE(log.critical_path(), 2) << "reads in one round trip, consume + reserve in the next";
+    EXPECT_EQ(log.names_at_depth(1), reads) << "every read starts when the run begins";
+    EXPECT_EQ(log.names_at_depth(2), writes) << "the stateful gates and the commit are sent together";
+    ASSERT_TRUE(run(io, d.lease.release()).has_value());
+
+    // The same org again: its balance outcome is cached (60 s), one statement fewer, still two round trips.
+    auto again = preflight(org, user);
+    ASSERT_TRUE(again.allowed) << again.gate << ": " << again.message;
+    settle();
+    EXPECT_EQ(log.names().size(), all.size() - 1);
+    EXPECT_LE(log.critical_path(), 2);
+    ASSERT_TRUE(run(io, again.lease.release()).has_value());
+}
+
+TEST_F(pg_preflight_roundtrips, DeniedByAReadWritesNothing) {
+    if (!ready) return;
+    auto banned_d = preflight(over_org, banned);
+    EXPECT_EQ(banned_d.status, 403);
+    settle();
+    EXPECT_EQ(log.critical_path(), 1);
+    for (const auto& n : log.names()) EXPECT_TRUE(std::find(writes.begin(), writes.end(), n) == writes.end()) << n;
+
+    auto over = preflight(over_org, user);
+    EXPECT_EQ(over.status, 402);
+    EXPECT_EQ(over.code, "usage_limit_exceeded");
+    settle();
+    EXPECT_EQ(log.critical_path(), 1) << "the usage read started with the subscription's";
+    for (const auto& n : log.names()) EXPECT_TRUE(std::find(writes.begin(), writes.end(), n) == writes.end()) << n;
+}
+
+}  // namespace
+}  // namespace preflight::builtin_test

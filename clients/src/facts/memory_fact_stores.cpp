@@ -74,9 +74,13 @@ void memory_subscription_store::put(subscription s) {
 }
 
 asio::awaitable<result<usage>> memory_usage_store::get(std::string subject_id, std::string period_start) {
+    co_return get_now(subject_id, period_start);
+}
+
+usage memory_usage_store::get_now(const std::string& subject_id, const std::string& period_start) const {
     std::shared_lock lock(mutex_);
     auto it = usage_.find(std::pair{subject_id, period_start});
-    co_return it == usage_.end() ? usage{} : it->second;
+    return it == usage_.end() ? usage{} : it->second;
 }
 
 void memory_usage_store::put(const std::string& subject_id, const std::string& period_start, usage u) {

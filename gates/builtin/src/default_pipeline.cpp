@@ -1,4 +1,5 @@
 #include <preflight/cache/outcome_cache.hpp>
+#include <preflight/clients/window_refund.hpp>
 #include <preflight/gates/builtin/default_pipeline.hpp>
 #include <preflight/gates/with_timeout.hpp>
 #include <preflight/limits/memory_admission_store.hpp>
@@ -24,6 +25,15 @@ namespace asio = boost::asio;
 using clients::plan_tier;
 using sub_fact = std::optional<clients::subscription>;
 
+/// The usage of a run's subject (its org, else its user) in the current period, loaded eagerly with the
+/// subscription so that the usage gate costs no round trip after the subscription's. Empty subject: no usage to
+/// check (`used` stays zero).
+struct usage_fact {
+    std::string subject;
+    std::string period;
+    clients::usage used;
+};
+
 /// Everything the gates share for the lifetime of the pipeline.
 struct state {
     clients::store_set stores;
@@ -31,6 +41,9 @@ struct state {
     const preflight::clock* clock = nullptr;
     clients::wall_clock_fn wall;
     std::optional<fact_key<sub_fact>> sub_key;
+    /// Registered only when some plan tier has a usage limit (otherwise the usage gate never reads usage).
+    std::optional<fact_key<usage_fact>> usage_key;
+    clients::memory_usage_store* mem_usage = nullptr;  // synchronous usage fast path (null unless in-memory)
     std::unique_ptr<cache::outcome_cache<clients::balance_outcome>> balance_cache;
     /// The fallback limiter used while the shared rate-limit store fails (limit ÷ fleet.size).
     std::unique_ptr<limits::memory_rate_limit_store> local_limiter;
@@ -38,6 +51,8 @@ struct state {
     limits::memory_rate_limit_store* mem_rate = nullptr;
     limits::memory_fixed_window_store* mem_window = nullptr;
     limits::memory_admission_store* mem_admission = nullptr;
+    /// The window store's refund capability (null when it has none: the backstop is then never refunded).
+    clients::window_refund* window_refund = nullptr;
 
     [[nodiscard]] std::chrono::system_clock::time_point wall_now() const {
         return wall ? wall() : std::chrono::system_clock::now();
@@ -109,6 +124,34 @@ asio::awaitable<result<verdict>> ban_check(state_ptr st, gate_context& c) {
 
 // ---- usage ------------------------------------------------------------------------------------------------------
 
+/// The usage subject of a request: its org, else its user ("" = nothing to check).
+const std::string& usage_subject(const request& r) noexcept {
+    return r.subject.org.empty() ? r.subject.user : r.subject.org;
+}
+
+asio::awaitable<result<usage_fact>> load_usage(state_ptr st, std::string subject) {
+    usage_fact f;
+    if (subject.empty()) co_return f;
+    f.period = usage_period_start(st->wall_now());
+    std::string subject_arg = subject;
+    std::string period_arg = f.period;
+    auto r = co_await st->stores.usage->get(std::move(subject_arg), std::move(period_arg));
+    if (!r) co_return r.error();
+    f.subject = std::move(subject);
+    f.used = *r;
+    co_return f;
+}
+
+std::optional<result<usage_fact>> load_usage_now(const state& st, const request& r) {
+    usage_fact f;
+    const std::string& subject = usage_subject(r);
+    if (subject.empty()) return f;
+    f.period = usage_period_start(st.wall_now());
+    f.used = st.mem_usage->get_now(subject, f.period);
+    f.subject = subject;
+    return f;
+}
+
 asio::awaitable<result<verdict>> usage_check(state_ptr st, gate_context& c) {
     std::optional<plan_tier> tier;
     boost::system::error_code fact_failure;
@@ -120,21 +163,16 @@ asio::awaitable<result<verdict>> usage_check(state_ptr st, gate_context& c) {
     }
     if (!tier) co_return verdict::deny(subscription_unavailable(fact_failure));
     const std::uint64_t limit = st->s.usage_limits[tier_index(*tier)];
-    if (limit == 0) co_return verdict::pass();  // unlimited
-    const auto& subj = c.req().subject;
-    std::string subject = subj.org.empty() ? subj.user : subj.org;
-    if (subject.empty()) co_return verdict::pass();
-    std::string period = usage_period_start(st->wall_now());
-    std::string subject_arg = subject;
-    std::string period_arg = period;
-    auto r = co_await st->stores.usage->get(std::move(subject_arg), std::move(period_arg));
-    if (!r) co_return r.error();
-    if (r->requests < limit) co_return verdict::pass();
+    if (limit == 0 || !st->usage_key) co_return verdict::pass();  // unlimited
+    // The usage fact started with the run (its failure is this gate's error: the gate's policy applies).
+    const usage_fact& u = co_await c.fact(*st->usage_key);
+    if (u.subject.empty()) co_return verdict::pass();
+    if (u.used.requests < limit) co_return verdict::pass();
     co_return verdict::deny(make_denial(
         402,
         "usage_limit_exceeded",
-        "'" + subject + "' used " + std::to_string(r->requests) + " of " + std::to_string(limit) + " requests of the " +
-            std::string(clients::to_string(*tier)) + " plan in the period starting " + period
+        "'" + u.subject + "' used " + std::to_string(u.used.requests) + " of " + std::to_string(limit) +
+            " requests of the " + std::string(clients::to_string(*tier)) + " plan in the period starting " + u.period
     ));
 }
 
@@ -226,6 +264,13 @@ std::optional<result<verdict>> backstop_try(const state& st, gate_context& c) {
     if (org.empty()) return verdict::pass();
     result<limits::window_result> r = st.mem_window->counter().consume("backstop:" + org, st.s.backstop, 1);
     return backstop_verdict(st, org, r);
+}
+
+/// The backstop's compensation: gives its count back when a later stateful gate or the admission denies.
+asio::awaitable<result<void>> backstop_refund(state_ptr st, request r) {
+    if (r.subject.org.empty()) co_return result<void>{};
+    std::string key = "backstop:" + r.subject.org;
+    co_return co_await st->window_refund->refund(std::move(key), st->s.backstop, 1);
 }
 
 // ---- rate limit -------------------------------------------------------------------------------------------------
@@ -427,6 +472,8 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     st->mem_rate = dynamic_cast<limits::memory_rate_limit_store*>(st->stores.rate_limits.get());
     st->mem_window = dynamic_cast<limits::memory_fixed_window_store*>(st->stores.windows.get());
     st->mem_admission = dynamic_cast<limits::memory_admission_store*>(st->stores.admissions.get());
+    st->mem_usage = dynamic_cast<clients::memory_usage_store*>(st->stores.usage.get());
+    st->window_refund = dynamic_cast<clients::window_refund*>(st->stores.windows.get());
     const bool with_balance = st->s.balance_enabled && st->stores.balance != nullptr;
     if (with_balance) {
         cache::outcome_cache_params cp;
@@ -438,10 +485,24 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     pipeline_config pc;
     pc.clock = deps.clock;
     pc.on_event = std::move(deps.on_event);
+    // Speculative stateful phase: on shared stores (a round trip per statement) the backstop, the rate limit and
+    // the admission start together once the reads passed; with the in-memory stores nothing overlaps.
+    const bool memory_limits = st->mem_rate != nullptr && st->mem_window != nullptr && st->mem_admission != nullptr;
+    pc.speculative_stateful = st->s.speculative_stateful == speculation::on ||
+                              (st->s.speculative_stateful == speculation::automatic && !memory_limits);
     pipeline_builder b{std::move(pc)};
     st->sub_key = b.add_fact<sub_fact>("subscription", [st](const request& r) {
         return load_subscription(st, r.subject.user, r.subject.org);
     });
+    const bool reads_usage =
+        std::any_of(st->s.usage_limits.begin(), st->s.usage_limits.end(), [](std::uint64_t l) { return l != 0; });
+    if (reads_usage) {
+        fact_try_loader<usage_fact> usage_now;
+        if (st->mem_usage != nullptr) usage_now = [st](const request& r) { return load_usage_now(*st, r); };
+        st->usage_key = b.add_fact<usage_fact>(
+            "period_usage", [st](const request& r) { return load_usage(st, usage_subject(r)); }, std::move(usage_now)
+        );
+    }
 
     const std::vector<operation> exec_ops{operation::execute, operation::execute_with_pause};
     const auto& s = st->s;
@@ -460,6 +521,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     usage.budget = s.usage_budget;
     usage.on_failure = policy(s.usage_fail_open);
     usage.facts = {"subscription"};
+    if (st->usage_key) usage.facts.emplace_back("period_usage");
     usage.check = [st](gate_context& c) { return usage_check(st, c); };
     b.add_gate(std::move(usage));
 
@@ -490,6 +552,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     backstop.on_failure = failure_policy::fail_open;
     backstop.check = [st](gate_context& c) { return backstop_check(st, c); };
     if (st->mem_window != nullptr) backstop.try_check = [st](gate_context& c) { return backstop_try(*st, c); };
+    if (st->window_refund != nullptr) backstop.compensate = [st](const request& r) { return backstop_refund(st, r); };
     b.add_gate(std::move(backstop));
 
     gate_spec rate;

@@ -19,5 +19,11 @@ struct memory_scenario_factory {
 
 INSTANTIATE_TYPED_TEST_SUITE_P(memory, builtin_scenarios, memory_scenario_factory);
 
+/// The same with the speculative stateful phase (off by default on in-memory stores).
+struct memory_speculative_factory : memory_scenario_factory {
+    static constexpr const char* speculative = "on";
+};
+INSTANTIATE_TYPED_TEST_SUITE_P(memory_speculative, builtin_scenarios, memory_speculative_factory);
+
 }  // namespace
 }  // namespace preflight::builtin_test

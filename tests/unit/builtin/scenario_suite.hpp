@@ -15,6 +15,8 @@
 //       // Adds fact data in the format of `clients::load_fact_data` (bans, subscriptions, usage, members,
 //       // balances).
 //       void seed(const boost::json::value& facts);
+//       // Optional: pins `pipeline.speculative_stateful` ("on" / "off") for every scenario.
+//       static constexpr const char* speculative = "on";
 //   };
 //
 // Instantiate with `INSTANTIATE_TYPED_TEST_SUITE_P(memory, builtin_scenarios, memory_scenario_factory);`.
@@ -43,13 +45,17 @@ protected:
 
     /// The default pipeline over the factory's stores with `stores` edits applied by the caller.
     g::pipeline build(const boost::json::object& overrides = {}, clients::store_set* stores = nullptr) {
+        boost::json::object o = overrides;
+        // A factory may pin the stateful phase (`static constexpr const char* speculative = "on";`), so that every
+        // scenario also runs with the mode that is not its store kind's default.
+        if constexpr (requires { Factory::speculative; }) o["pipeline.speculative_stateful"] = Factory::speculative;
         g::default_pipeline_deps deps;
         deps.stores = stores != nullptr ? *stores : factory_.stores();
         deps.clock = &clock_;
         deps.on_event = events_.hook();
         g::default_pipeline_options opts;
         opts.wall_clock = [] { return fixed_wall_time(); };
-        return g::default_pipeline_with_options(make_config(overrides), std::move(deps), std::move(opts));
+        return g::default_pipeline_with_options(make_config(o), std::move(deps), std::move(opts));
     }
 
     static g::request req(g::operation op, std::string org, std::string user) {
@@ -368,7 +374,16 @@ TYPED_TEST_P(builtin_scenarios, BackstopDeniesWith429AndABlockedAttemptWritesNot
         EXPECT_EQ(d.code, "execution_backstop");
         EXPECT_EQ(d.gate, "backstop");
         EXPECT_TRUE(d.retry_after.has_value());
-        EXPECT_EQ(d.find("rate_limit")->outcome, g::gate_outcome::skipped);
+        // Sequential stateful phase: the rate limit never ran. Speculative (the default on Postgres): it ran
+        // together with the backstop and its token was refunded.
+        const auto* rl = d.find("rate_limit");
+        if (rl->speculative) {
+            EXPECT_EQ(rl->outcome, g::gate_outcome::pass);
+            EXPECT_TRUE(rl->compensated);
+            EXPECT_TRUE(d.find("admission")->compensated) << "its lease was released";
+        } else {
+            EXPECT_EQ(rl->outcome, g::gate_outcome::skipped);
+        }
     }
     EXPECT_EQ(this->backstop_count(stores, "org_ok"), 2U);
     // The denied attempts consumed no rate-limit token either: 2 of 100 used.
@@ -389,10 +404,50 @@ TYPED_TEST_P(builtin_scenarios, AdmissionDeniesWhenSlotsAreTakenAndRefundsTheTok
     EXPECT_EQ(second.gate, "admission");
     // The rate-limit consume of the denied run was refunded: only the first run's token is gone.
     EXPECT_DOUBLE_EQ(this->write_tokens(stores, "org_ok", pro_write), 99.0);
+    // So was its backstop count, where the window store can give units back (the Postgres one).
+    if (dynamic_cast<clients::window_refund*>(stores.windows.get()) != nullptr) {
+        EXPECT_EQ(this->backstop_count(stores, "org_ok"), 1U);
+    }
     this->release(first);
     auto third = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
     EXPECT_TRUE(third.allowed) << third.code;
     this->release(third);
+}
+
+TYPED_TEST_P(builtin_scenarios, RateLimitedRunKeepsNoBackstopCountWhereRefundable) {
+    boost::json::object o;
+    o["rate_limit.pro.write_burst"] = 1;
+    o["rate_limit.pro.write_rps"] = 0.001;
+    auto p = this->build(o);
+    auto stores = this->factory_.stores();
+    auto first = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    ASSERT_TRUE(first.allowed) << first.code;
+    this->release(first);
+    auto second = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_EQ(second.status, 429);
+    EXPECT_EQ(second.gate, "rate_limit");
+    const bool refundable = dynamic_cast<clients::window_refund*>(stores.windows.get()) != nullptr;
+    EXPECT_EQ(this->backstop_count(stores, "org_ok"), refundable ? 1U : 2U);
+}
+
+TYPED_TEST_P(builtin_scenarios, FailingUsageLookupIsA503FromTheUsageGate) {
+    auto stores = this->factory_.stores();
+    stores.usage = std::make_shared<failing_usage>();
+    auto p = this->build({}, &stores);
+    auto d = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_FALSE(d.allowed);
+    EXPECT_EQ(d.status, 503);
+    EXPECT_EQ(d.code, "gate_unavailable");
+    EXPECT_EQ(d.gate, "usage");
+    EXPECT_EQ(d.find("rate_limit")->outcome, g::gate_outcome::skipped);
+    // A ban still wins; an unlimited tier never needs the usage row.
+    EXPECT_EQ(this->decide(p, this->req(g::operation::execute, "org_ok", "user_banned")).status, 403);
+    boost::json::object o;
+    o["usage.limits.pro"] = 0;
+    auto unlimited = this->build(o, &stores);
+    auto u = this->decide(unlimited, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_TRUE(u.allowed) << u.code << " " << u.message;
+    this->release(u);
 }
 
 TYPED_TEST_P(builtin_scenarios, FailingSubscriptionLookupIsA503NamingTheFact) {
@@ -475,6 +530,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     RateLimitByPlanTierDeniesWith429AndRetryAfter,
     BackstopDeniesWith429AndABlockedAttemptWritesNothing,
     AdmissionDeniesWhenSlotsAreTakenAndRefundsTheToken,
+    RateLimitedRunKeepsNoBackstopCountWhereRefundable,
+    FailingUsageLookupIsA503FromTheUsageGate,
     FailingSubscriptionLookupIsA503NamingTheFact,
     UnreachableRateLimitStoreDegradesToTheLocalShare,
     HangingRateLimitStoreAlsoDegrades

@@ -4,6 +4,7 @@
 // scripted/failing stores.
 
 #include <preflight/clients/store_set.hpp>
+#include <preflight/clients/window_refund.hpp>
 #include <preflight/core/config.hpp>
 #include <preflight/gates/builtin/default_pipeline.hpp>
 
@@ -103,6 +104,14 @@ class failing_subscriptions final : public clients::subscription_store {
 public:
     asio::awaitable<result<std::optional<clients::subscription>>> find_highest_priority(std::string, std::string)
         override {
+        co_return make_error_code(errc::store_unavailable);
+    }
+};
+
+/// A usage store that always fails.
+class failing_usage final : public clients::usage_store {
+public:
+    asio::awaitable<result<clients::usage>> get(std::string, std::string) override {
         co_return make_error_code(errc::store_unavailable);
     }
 };

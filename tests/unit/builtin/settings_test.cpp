@@ -32,6 +32,28 @@ TEST(builtin_settings, DefaultsMatchTheDocumentation) {
     EXPECT_EQ(s.admission_max_concurrent, 10U);
     EXPECT_EQ(s.admission_lease_ttl, std::chrono::milliseconds{300'000});
     EXPECT_TRUE(s.admission_fail_open);
+    EXPECT_EQ(s.speculative_stateful, g::speculation::automatic);
+}
+
+TEST(builtin_settings, SpeculativeStatefulIsAutoOnOrOff) {
+    for (const auto& [text, want] :
+         {std::pair{"on", g::speculation::on},
+          std::pair{"off", g::speculation::off},
+          std::pair{"auto", g::speculation::automatic}}) {
+        boost::json::object o;
+        o["pipeline.speculative_stateful"] = text;
+        EXPECT_EQ(g::default_settings_from(make_config(o)).speculative_stateful, want) << text;
+    }
+    boost::json::object bad;
+    bad["pipeline.speculative_stateful"] = "sometimes";
+    try {
+        (void)g::default_settings_from(make_config(bad));
+        FAIL() << "expected config_error";
+    } catch (const preflight::config_error& e) {
+        EXPECT_EQ(e.key(), "pipeline.speculative_stateful");
+        EXPECT_EQ(e.value(), "sometimes");
+        EXPECT_NE(std::string(e.what()).find("auto, on or off"), std::string::npos) << e.what();
+    }
 }
 
 TEST(builtin_settings, LayersApplyToBuiltinKeys) {

@@ -63,7 +63,17 @@ TEST(http_mapping, ratelimit_fields_when_the_deciding_gate_is_a_limiter) {
 TEST(http_mapping, allowed_is_200_with_the_decision) {
     g::decision d;
     d.trace.push_back(g::gate_trace{
-        "ban", g::phase::read_only, g::gate_outcome::pass, {}, std::chrono::microseconds(3), false, false, false, {}});
+        "ban",
+        g::phase::read_only,
+        g::gate_outcome::pass,
+        {},
+        std::chrono::microseconds(3),
+        false,
+        false,
+        false,
+        {},
+        false,
+        false});
     auto r = g::to_http(d);
     EXPECT_EQ(r.status, 200);
     auto body = boost::json::parse(r.body).as_object();
@@ -88,7 +98,7 @@ TEST(http_mapping, invalid_utf8_text_still_gives_valid_json) {
     d.message = "bad \xff\xc0\xaf \xed\xa0\x80 ok \xc3\xa9";  // stray, overlong, surrogate; then a valid é
     d.code = "c\xe2\x82";                                     // truncated sequence
     d.trace.push_back(g::gate_trace{
-        "ban", g::phase::read_only, g::gate_outcome::deny, {}, {}, false, false, false, "r\xfe"});
+        "ban", g::phase::read_only, g::gate_outcome::deny, {}, {}, false, false, false, "r\xfe", false, false});
     boost::system::error_code ec;
     const auto body = boost::json::parse(g::to_http(d).body, ec);
     ASSERT_FALSE(ec) << ec.message();
@@ -112,7 +122,17 @@ TEST(http_mapping, retry_after_near_the_maximum_does_not_overflow) {
 TEST(decision_json, denial_carries_code_gate_and_trace) {
     auto d = denied(429, std::chrono::milliseconds(1500));
     d.trace.push_back(g::gate_trace{
-        "org_rate", g::phase::stateful, g::gate_outcome::deny, {}, {}, false, false, false, "rate_limited"});
+        "org_rate",
+        g::phase::stateful,
+        g::gate_outcome::deny,
+        {},
+        {},
+        false,
+        false,
+        false,
+        "rate_limited",
+        false,
+        false});
     auto j = d.to_json();
     EXPECT_FALSE(j.at("allowed").as_bool());
     EXPECT_EQ(j.at("status").as_int64(), 429);

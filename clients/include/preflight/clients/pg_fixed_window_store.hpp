@@ -1,15 +1,16 @@
 #pragma once
 
 #include <preflight/clients/pg_pool.hpp>
+#include <preflight/clients/window_refund.hpp>
 #include <preflight/limits/fixed_window_store.hpp>
 
 namespace preflight::clients {
 
 /// Fixed-window counters shared through Postgres (table `preflight_windows`: one row per key holding its
 /// current window). A consume is ONE conditional upsert timed by the server clock: a blocked attempt writes
-/// nothing. Semantics equal `limits::memory_fixed_window_store`.
+/// nothing. Semantics equal `limits::memory_fixed_window_store`; in addition it can give units back (`refund`).
 /// Lifetime: `pool` must outlive the store and every call. Thread safety: fully thread-safe.
-class pg_fixed_window_store final : public limits::fixed_window_store {
+class pg_fixed_window_store final : public limits::fixed_window_store, public window_refund {
 public:
     explicit pg_fixed_window_store(pg_pool& pool) noexcept : pool_(pool) {}
 
@@ -18,6 +19,11 @@ public:
     boost::asio::awaitable<result<limits::window_result>> consume(
         std::string key, limits::window_limit limit, std::uint64_t n
     ) override;
+
+    /// See `window_refund::refund`. One statement; the current window is the server clock's. Errors as `consume`
+    /// (`bad_input` for n or max above INT64_MAX). Cancellation as `pg_pool::exec` (a cancelled refund may still
+    /// take effect).
+    boost::asio::awaitable<result<void>> refund(std::string key, limits::window_limit limit, std::uint64_t n) override;
 
     /// See `limits::fixed_window_store::purge_idle`. One statement (uses the idle_after index).
     boost::asio::awaitable<result<std::uint64_t>> purge_idle() override;

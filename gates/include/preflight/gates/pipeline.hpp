@@ -45,6 +45,15 @@ struct pipeline_config {
     const preflight::clock* clock = &preflight::clock::steady();
     event_hook on_event;  ///< empty: events are only counted in the metrics
     bool metrics = true;  ///< maintain `pipeline::metrics()`
+    /// Speculative stateful phase (default off). When every applicable read-only gate passed, every applicable
+    /// stateful gate and the commit gate are started at once in declaration order instead of one after another
+    /// (a pipelining remote store then sends their statements together: one round trip instead of one per
+    /// gate). The decision is the one of the sequential phase (first denial or fail-closed failure in declaration
+    /// order); the run waits for all of them, then undoes every gate that passed (stateful gates through their
+    /// compensation hook, the commit gate by releasing its lease). Trade-off: a later gate's store sees a
+    /// transient consume that is refunded. `build()` then requires a compensation hook on every stateful gate
+    /// that can run after another stateful gate.
+    bool speculative_stateful = false;
 };
 
 namespace detail {
@@ -92,7 +101,8 @@ public:
     /// name or check; an invalid or duplicate gate name; a duplicate fact name; a gate that declares an
     /// unknown fact; a gate with no operations (an empty phase for that gate) or that gates `resume`; a budget
     /// <= 0; more than one commit gate; more than 64 read-only gates; a compensation hook on a non-stateful
-    /// gate; a null clock.
+    /// gate; a null clock; with `speculative_stateful`, a stateful gate without compensation hook that runs after
+    /// another stateful gate for some operation.
     [[nodiscard]] pipeline build();
 
 private:

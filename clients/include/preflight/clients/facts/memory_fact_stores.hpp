@@ -57,6 +57,9 @@ class memory_usage_store final : public usage_store {
 public:
     boost::asio::awaitable<result<usage>> get(std::string subject_id, std::string period_start) override;
 
+    /// Synchronous form of `get` (the default pipeline's fast path for its eager usage fact).
+    [[nodiscard]] usage get_now(const std::string& subject_id, const std::string& period_start) const;
+
     void put(const std::string& subject_id, const std::string& period_start, usage u);
     /// Adds to a subject's usage (creating it at zero).
     void add(
