@@ -6,6 +6,7 @@
 #include <preflight/cache/fingerprint.hpp>
 #include <preflight/cache/outcome_cache.hpp>
 #include <preflight/cache/ttl_lru_cache.hpp>
+#include <preflight/clients/deployed_state_store.hpp>
 #include <preflight/clients/facts/balance_source.hpp>
 #include <preflight/clients/facts/ban_store.hpp>
 #include <preflight/clients/facts/member_store.hpp>
@@ -15,6 +16,7 @@
 #include <preflight/clients/http_balance_source.hpp>
 #include <preflight/clients/migrations.hpp>
 #include <preflight/clients/pg_admission_store.hpp>
+#include <preflight/clients/pg_deployed_state_store.hpp>
 #include <preflight/clients/pg_facts.hpp>
 #include <preflight/clients/pg_fixed_window_store.hpp>
 #include <preflight/clients/pg_pool.hpp>
@@ -52,3 +54,4 @@
 #include <preflight/limits/rate_limit_store.hpp>
 #include <preflight/limits/run_budget.hpp>
 #include <preflight/limits/token_bucket.hpp>
+#include <preflight/limits/window_refund.hpp>

@@ -2,6 +2,7 @@
 #include <preflight/limits/fixed_window.hpp>
 #include <preflight/limits/token_bucket.hpp>
 
+#include <algorithm>
 #include <limits>
 #include <mutex>
 #include <string>
@@ -29,7 +30,9 @@ fixed_window_counter::fixed_window_counter(const preflight::clock& c, fixed_wind
 
 fixed_window_counter::~fixed_window_counter() = default;
 
-window_result fixed_window_counter::consume(std::string_view key, window_limit limit, std::uint64_t n) {
+namespace {
+
+std::int64_t checked_period(std::string_view key, window_limit limit) {
     const std::int64_t period = std::chrono::duration_cast<std::chrono::nanoseconds>(limit.period).count();
     if (period <= 0) {
         throw invalid_limit(
@@ -40,6 +43,13 @@ window_result fixed_window_counter::consume(std::string_view key, window_limit l
     if (limit.max == 0) {
         throw invalid_limit("fixed window for key '" + std::string(key) + "': max must be >= 1, got 0");
     }
+    return period;
+}
+
+}  // namespace
+
+window_result fixed_window_counter::consume(std::string_view key, window_limit limit, std::uint64_t n) {
+    const std::int64_t period = checked_period(key, limit);
     const std::int64_t now = detail::read_clock(clock_);
     const std::int64_t start = window_math::window_start(now, period);
     const std::uint64_t h = impl_->table.hash(key);
@@ -69,6 +79,17 @@ window_result fixed_window_counter::consume(std::string_view key, window_limit l
         r.count = e.count;
     }
     return r;
+}
+
+void fixed_window_counter::refund(std::string_view key, window_limit limit, std::uint64_t n) {
+    const std::int64_t period = checked_period(key, limit);
+    const std::int64_t start = window_math::window_start(detail::read_clock(clock_), period);
+    const std::uint64_t h = impl_->table.hash(key);
+    auto& s = impl_->table.shard_for(h);
+    std::lock_guard g{s.lock};
+    window_entry* e = s.table.find(key, h);
+    if (e == nullptr || e->start != start || e->period != period) return;
+    e->count -= std::min(e->count, n);
 }
 
 std::size_t fixed_window_counter::purge_idle() {

@@ -12,6 +12,14 @@ boost::asio::awaitable<result<window_result>> memory_fixed_window_store::consume
     co_return counter_.consume(key, limit, n);
 }
 
+boost::asio::awaitable<result<void>> memory_fixed_window_store::refund(
+    std::string key, window_limit limit, std::uint64_t n
+) {
+    if (limit.period.count() <= 0 || limit.max == 0) co_return errc::bad_input;
+    counter_.refund(key, limit, n);
+    co_return result<void>{};
+}
+
 boost::asio::awaitable<result<std::uint64_t>> memory_fixed_window_store::purge_idle() {
     co_return static_cast<std::uint64_t>(counter_.purge_idle());
 }

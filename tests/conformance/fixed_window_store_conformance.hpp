@@ -2,6 +2,7 @@
 
 #include "conformance/conformance_support.hpp"
 #include <preflight/limits/fixed_window_store.hpp>
+#include <preflight/limits/window_refund.hpp>
 
 #include <gtest/gtest.h>
 
@@ -115,8 +116,39 @@ TYPED_TEST_P(fixed_window_store_conformance, purge_removes_only_idle_windows) {
     EXPECT_EQ(this->consume(busy, hour, 1).count, 2u);  // the live window survived the purge
 }
 
+TYPED_TEST_P(fixed_window_store_conformance, refund_gives_units_back_to_the_current_window_only) {
+    auto* refunds = dynamic_cast<limits::window_refund*>(&this->factory_.store());
+    ASSERT_NE(refunds, nullptr) << "every fixed-window store of the project can give units back";
+    auto refund = [&](const std::string& key, limits::window_limit l, std::uint64_t n) {
+        auto r = run(this->io_, refunds->refund(key, l, n));
+        EXPECT_TRUE(r) << (r ? "" : r.error().message());
+    };
+    const auto k = unique_key("refund");
+    refund(k, hourly3, 1);  // unknown key: no-op
+    EXPECT_EQ(this->consume(k, hourly3, 0).count, 0u);
+    for (int i = 0; i < 3; ++i) ASSERT_TRUE(this->consume(k, hourly3, 1).allowed);
+    EXPECT_FALSE(this->consume(k, hourly3, 1).allowed);
+    refund(k, hourly3, 1);
+    EXPECT_EQ(this->consume(k, hourly3, 0).count, 2u);
+    EXPECT_TRUE(this->consume(k, hourly3, 1).allowed) << "the refunded unit can be used again";
+    refund(k, {3, std::chrono::seconds{7200}}, 3);  // another period is another window: left alone
+    EXPECT_EQ(this->consume(k, hourly3, 0).count, 3u);
+    refund(k, hourly3, 10);
+    EXPECT_EQ(this->consume(k, hourly3, 0).count, 0u) << "never below zero";
+
+    const auto ended = unique_key("refund_ended");
+    const limits::window_limit sec{2, std::chrono::seconds{1}};
+    auto first = this->consume(ended, sec, 2);
+    ASSERT_TRUE(first.allowed);
+    advance_by(this->factory_, std::chrono::ceil<std::chrono::milliseconds>(first.reset_after) + 20ms);
+    EXPECT_EQ(this->consume(ended, sec, 1).count, 1u);
+    refund(ended, sec, 1);
+    EXPECT_EQ(this->consume(ended, sec, 0).count, 0u) << "the refund applies to the window that is current now";
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     fixed_window_store_conformance,
+    refund_gives_units_back_to_the_current_window_only,
     counts_up_to_max_then_blocks,
     blocked_attempt_does_not_increment,
     n_above_max_is_blocked_on_a_fresh_key,

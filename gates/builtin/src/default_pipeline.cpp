@@ -1,10 +1,10 @@
 #include <preflight/cache/outcome_cache.hpp>
-#include <preflight/clients/window_refund.hpp>
 #include <preflight/gates/builtin/default_pipeline.hpp>
 #include <preflight/gates/with_timeout.hpp>
 #include <preflight/limits/memory_admission_store.hpp>
 #include <preflight/limits/memory_fixed_window_store.hpp>
 #include <preflight/limits/memory_rate_limit_store.hpp>
+#include <preflight/limits/window_refund.hpp>
 
 #include <boost/asio/awaitable.hpp>
 
@@ -52,7 +52,7 @@ struct state {
     limits::memory_fixed_window_store* mem_window = nullptr;
     limits::memory_admission_store* mem_admission = nullptr;
     /// The window store's refund capability (null when it has none: the backstop is then never refunded).
-    clients::window_refund* window_refund = nullptr;
+    limits::window_refund* window_refund = nullptr;
 
     [[nodiscard]] std::chrono::system_clock::time_point wall_now() const {
         return wall ? wall() : std::chrono::system_clock::now();
@@ -473,7 +473,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     st->mem_window = dynamic_cast<limits::memory_fixed_window_store*>(st->stores.windows.get());
     st->mem_admission = dynamic_cast<limits::memory_admission_store*>(st->stores.admissions.get());
     st->mem_usage = dynamic_cast<clients::memory_usage_store*>(st->stores.usage.get());
-    st->window_refund = dynamic_cast<clients::window_refund*>(st->stores.windows.get());
+    st->window_refund = dynamic_cast<limits::window_refund*>(st->stores.windows.get());
     const bool with_balance = st->s.balance_enabled && st->stores.balance != nullptr;
     if (with_balance) {
         cache::outcome_cache_params cp;

@@ -405,7 +405,7 @@ TYPED_TEST_P(builtin_scenarios, AdmissionDeniesWhenSlotsAreTakenAndRefundsTheTok
     // The rate-limit consume of the denied run was refunded: only the first run's token is gone.
     EXPECT_DOUBLE_EQ(this->write_tokens(stores, "org_ok", pro_write), 99.0);
     // So was its backstop count, where the window store can give units back (the Postgres one).
-    if (dynamic_cast<clients::window_refund*>(stores.windows.get()) != nullptr) {
+    if (dynamic_cast<limits::window_refund*>(stores.windows.get()) != nullptr) {
         EXPECT_EQ(this->backstop_count(stores, "org_ok"), 1U);
     }
     this->release(first);
@@ -426,7 +426,7 @@ TYPED_TEST_P(builtin_scenarios, RateLimitedRunKeepsNoBackstopCountWhereRefundabl
     auto second = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
     EXPECT_EQ(second.status, 429);
     EXPECT_EQ(second.gate, "rate_limit");
-    const bool refundable = dynamic_cast<clients::window_refund*>(stores.windows.get()) != nullptr;
+    const bool refundable = dynamic_cast<limits::window_refund*>(stores.windows.get()) != nullptr;
     EXPECT_EQ(this->backstop_count(stores, "org_ok"), refundable ? 1U : 2U);
 }
 

@@ -4,9 +4,9 @@
 // scripted/failing stores.
 
 #include <preflight/clients/store_set.hpp>
-#include <preflight/clients/window_refund.hpp>
 #include <preflight/core/config.hpp>
 #include <preflight/gates/builtin/default_pipeline.hpp>
+#include <preflight/limits/window_refund.hpp>
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>

@@ -1,8 +1,8 @@
 #pragma once
 
 #include <preflight/clients/pg_pool.hpp>
-#include <preflight/clients/window_refund.hpp>
 #include <preflight/limits/fixed_window_store.hpp>
+#include <preflight/limits/window_refund.hpp>
 
 namespace preflight::clients {
 
@@ -10,7 +10,7 @@ namespace preflight::clients {
 /// current window). A consume is ONE conditional upsert timed by the server clock: a blocked attempt writes
 /// nothing. Semantics equal `limits::memory_fixed_window_store`; in addition it can give units back (`refund`).
 /// Lifetime: `pool` must outlive the store and every call. Thread safety: fully thread-safe.
-class pg_fixed_window_store final : public limits::fixed_window_store, public window_refund {
+class pg_fixed_window_store final : public limits::fixed_window_store, public limits::window_refund {
 public:
     explicit pg_fixed_window_store(pg_pool& pool) noexcept : pool_(pool) {}
 

@@ -51,6 +51,10 @@ public:
     /// > 0 and `limit.max` >= 1, else `invalid_limit` is thrown (see token_bucket.hpp).
     [[nodiscard]] window_result consume(std::string_view key, window_limit limit, std::uint64_t n = 1);
 
+    /// Takes `n` units back from `key`'s window of `limit` when that window is the current one (never below zero);
+    /// an unknown key or a window that has ended is left alone. Same `invalid_limit` checks as `consume`.
+    void refund(std::string_view key, window_limit limit, std::uint64_t n);
+
     /// Removes every counter whose window satisfies `window_math::purgeable`; returns how many.
     std::size_t purge_idle();
 

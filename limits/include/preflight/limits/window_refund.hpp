@@ -8,12 +8,12 @@
 #include <cstdint>
 #include <string>
 
-namespace preflight::clients {
+namespace preflight::limits {
 
 /// An optional capability of a `limits::fixed_window_store`: giving back units it counted, so that a fixed-window
 /// gate (the default pipeline's backstop) can be compensated when a later stateful gate or the commit denies.
 /// The default pipeline finds it with `dynamic_cast`; a window store without it is simply not refunded.
-/// Implemented by `pg_fixed_window_store`.
+/// Implemented by `memory_fixed_window_store` and `clients::pg_fixed_window_store`.
 /// Thread safety: every member may be called concurrently from any thread.
 class window_refund {
 public:
@@ -21,9 +21,7 @@ public:
 
     /// Takes `n` units back from `key`'s CURRENT window of `limit` (never below zero). A window that ended since
     /// the consume is left alone (its count no longer matters). Refunding an unknown key is a no-op.
-    virtual boost::asio::awaitable<result<void>> refund(
-        std::string key, limits::window_limit limit, std::uint64_t n
-    ) = 0;
+    virtual boost::asio::awaitable<result<void>> refund(std::string key, window_limit limit, std::uint64_t n) = 0;
 };
 
-}  // namespace preflight::clients
+}  // namespace preflight::limits
