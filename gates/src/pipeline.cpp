@@ -182,12 +182,7 @@ public:
     void set_executor(asio::any_io_executor ex) noexcept { ex_ = std::move(ex); }
 
     /// advance(), keeping the decision for take_result(): true when the run is decided.
-    bool step() {
-        auto d = advance();
-        if (!d) return false;
-        result_.emplace(std::move(*d));
-        return true;
-    }
+    bool step() { return advance(); }
     decision take_result() { return std::move(*result_); }
 
     [[nodiscard]] const pipeline_impl& impl() const noexcept { return *impl_; }
@@ -198,7 +193,8 @@ public:
     /// Starts the facts and the read-only gates (on the run's strand).
     void start();
     /// Moves the run forward as far as it can without waiting; the decision when the run is complete.
-    std::optional<decision> advance();
+    /// Moves the run forward as far as it can without waiting; true when the run is decided (see take_result).
+    bool advance();
     /// The rest of a run that has to wait (a check suspended) or compensate.
     asio::awaitable<decision> drive_slow();
     void start_fact(std::size_t fi);
@@ -243,15 +239,25 @@ private:
     /// executor), so that a pooled state holds no per-run data. Only the last owner calls it.
     void scrub() noexcept {
         for (std::size_t i = 0; i < n_gates_; ++i) {
-            child* c = children_[i].get();
-            const gate_context ctx = c->ctx;  // points into this state and the pipeline: stays valid
-            std::destroy_at(c);
-            std::construct_at(c);
-            c->ctx = ctx;
+            child& c = *children_[i];  // c.ctx points into this state and the pipeline: stays valid
+            if (!c.started) continue;  // untouched by the run
+            c.signal.slot().clear();   // drops the handler of a spawned check, if any
+            c.timer.reset();           // bound to the run's executor
+            c.start = {};
+            c.started = false;
+            c.finished = false;
+            c.effective_deny = false;
+            c.consumed = false;
+            c.deny.reset();
+            if (c.passed.release() || !c.passed.lease_id().empty() || c.passed.denied()) c.passed = verdict{};
         }
         for (std::size_t fi = 0; fi < n_facts_; ++fi) {
-            std::destroy_at(&facts_[fi]);
-            std::construct_at(&facts_[fi]);
+            auto& f = facts_[fi];
+            if (f.st == fact_slot::state::idle) continue;
+            f.st = fact_slot::state::idle;
+            f.box = fact_box{};
+            f.signal.slot().clear();
+            f.waiters.reset();
         }
         wake_.reset();
         trace_.clear();
@@ -293,7 +299,7 @@ private:
     static asio::awaitable<void> run_fact(std::shared_ptr<run_state> st, std::size_t fi);
 
     void launch(std::size_t gi);
-    void on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict> r);
+    void on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict>& r);
     void on_budget_expired(std::size_t gi, boost::system::error_code ec);
     void on_fact_done(std::size_t fi, std::exception_ptr ep, fact_box box);
     void finish_gate(std::size_t gi, gate_outcome o, std::string reason, boost::system::error_code ec, verdict* v);
@@ -304,7 +310,7 @@ private:
     asio::awaitable<bool> wait_wake();
     asio::awaitable<void> compensate(std::string why);
     asio::awaitable<void> release_commit(const std::string& why);
-    std::optional<decision> advance_speculative();
+    bool advance_speculative();
     [[nodiscard]] std::size_t speculative_count() const noexcept {
         return plan_->stateful.size() + (plan_->commit ? 1 : 0);
     }
@@ -312,7 +318,7 @@ private:
         return k < plan_->stateful.size() ? plan_->stateful[k] : *plan_->commit;
     }
     lease make_lease(std::size_t gi);
-    decision finish(std::optional<std::size_t> decider, lease l);
+    void finish(std::optional<std::size_t> decider, lease l);
 
     std::shared_ptr<const pipeline_impl> impl_;
     asio::any_io_executor ex_;
@@ -433,7 +439,7 @@ asio::awaitable<void> run_state::run_check(std::shared_ptr<run_state> st, std::s
         ep = std::current_exception();
     }
     if (!r) r.emplace(verdict{});
-    st->on_check_done(gi, ep, std::move(*r));
+    st->on_check_done(gi, ep, *r);
 }
 
 void run_state::on_fact_done(std::size_t fi, std::exception_ptr ep, fact_box box) {
@@ -467,7 +473,7 @@ void run_state::launch(std::size_t gi) {
         if (r || ep) {
             if (!r) r.emplace(verdict{});
             in_sync_answer_ = true;
-            on_check_done(gi, ep, std::move(*r));
+            on_check_done(gi, ep, *r);
             in_sync_answer_ = false;
             return;
         }
@@ -487,7 +493,7 @@ void run_state::launch(std::size_t gi) {
     }
 }
 
-void run_state::on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict> r) {
+void run_state::on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict>& r) {
     auto& c = *children_[gi];
     if (c.timer) c.timer->cancel();
     if (c.finished) return;  // timed out or cancelled by the run: already recorded
@@ -679,7 +685,7 @@ asio::awaitable<void> run_state::compensate(std::string why) {
     }
 }
 
-decision run_state::finish(std::optional<std::size_t> decider, lease l) {
+void run_state::finish(std::optional<std::size_t> decider, lease l) {
     cancel_facts();
     const std::string_view op = to_string(req_.op);
     for (std::size_t gi = 0; gi < impl_->gates.size(); ++gi) {
@@ -693,7 +699,7 @@ decision run_state::finish(std::optional<std::size_t> decider, lease l) {
             t.reason = "not needed: decided by '" + impl_->gates[*decider].spec.name + "'";
         }
     }
-    decision d;
+    decision& d = result_.emplace();
     if (decider) {
         auto& c = *children_[*decider];
         d.allowed = false;
@@ -710,7 +716,6 @@ decision run_state::finish(std::optional<std::size_t> decider, lease l) {
         impl_->metrics->record_decision(d.allowed);
     }
     d.trace = std::move(trace_);
-    return d;
 }
 
 void run_state::start() {
@@ -725,10 +730,13 @@ void run_state::start() {
     }
 }
 
-std::optional<decision> run_state::advance() {
+bool run_state::advance() {
     if (stage_ == stage::read_only) {
-        if (!ro_decided_) return std::nullopt;
-        if (decider_) return finish(decider_, {});
+        if (!ro_decided_) return false;
+        if (decider_) {
+            finish(decider_, {});
+            return true;
+        }
         stage_ = stage::stateful;
     }
     if (impl_->config.speculative_stateful && stage_ == stage::stateful) return advance_speculative();
@@ -742,12 +750,12 @@ std::optional<decision> run_state::advance() {
         if (!c.started) launch(gi);
         if (!c.finished) {
             awaited_ = gi;
-            return std::nullopt;
+            return false;
         }
         awaited_ = npos;
         if (c.effective_deny) {
             compensate_for_ = gi;
-            return std::nullopt;
+            return false;
         }
         ++next_stateful_;
     }
@@ -758,22 +766,23 @@ std::optional<decision> run_state::advance() {
         if (!c.started) launch(gi);
         if (!c.finished) {
             awaited_ = gi;
-            return std::nullopt;
+            return false;
         }
         awaited_ = npos;
         if (c.effective_deny) {
             compensate_for_ = gi;
-            return std::nullopt;
+            return false;
         }
         l = make_lease(gi);
     }
     stage_ = stage::done;
-    return finish(std::nullopt, std::move(l));
+    finish(std::nullopt, std::move(l));
+    return true;
 }
 
 // Speculative stateful phase: launch every stateful gate and the commit at once, wait for all of them, then
 // decide in declaration order exactly like the sequential phase; drive_slow undoes the passes on a denial.
-std::optional<decision> run_state::advance_speculative() {
+bool run_state::advance_speculative() {
     const std::size_t n = speculative_count();
     if (!spec_started_) {
         spec_started_ = true;
@@ -791,7 +800,7 @@ std::optional<decision> run_state::advance_speculative() {
         auto& c = *children_[gi];
         if (c.started && !c.finished) {
             awaited_ = gi;
-            return std::nullopt;
+            return false;
         }
     }
     awaited_ = npos;
@@ -799,13 +808,14 @@ std::optional<decision> run_state::advance_speculative() {
         const auto gi = speculative_gate(k);
         if (children_[gi]->effective_deny) {
             compensate_for_ = gi;
-            return std::nullopt;
+            return false;
         }
     }
     lease l;
     if (plan_->commit) l = make_lease(*plan_->commit);
     stage_ = stage::done;
-    return finish(std::nullopt, std::move(l));
+    finish(std::nullopt, std::move(l));
+    return true;
 }
 
 lease run_state::make_lease(std::size_t gi) {
@@ -825,7 +835,8 @@ asio::awaitable<decision> run_state::drive_slow() {
     for (;;) {
         if (compensate_for_ != npos) {
             co_await compensate("denied by '" + impl_->gates[compensate_for_].spec.name + "'");
-            co_return finish(compensate_for_, {});
+            finish(compensate_for_, {});
+            co_return take_result();
         }
         const bool woken = co_await wait_wake();
         if (!woken && !ready()) {
@@ -837,7 +848,7 @@ asio::awaitable<decision> run_state::drive_slow() {
             co_await compensate("run cancelled by its caller");
             throw boost::system::system_error(asio::error::operation_aborted, "preflight run cancelled");
         }
-        if (auto d = advance()) co_return std::move(*d);
+        if (advance()) co_return take_result();
     }
 }
 
