@@ -463,15 +463,17 @@ void run_state::launch(std::size_t gi) {
     cursor_valid_ = false;
     trace_[gi].started = c.start - t0_;
     if (spec.try_check) {
-        std::optional<result<verdict>> r;
         std::exception_ptr ep;
-        try {
-            r = spec.try_check(c.ctx);
-        } catch (...) {
-            ep = std::current_exception();
-        }
-        if (r || ep) {
-            if (!r) r.emplace(verdict{});
+        // Initialised from the call (no move of the verdict); an exception gives an engaged placeholder + ep.
+        std::optional<result<verdict>> r = [&]() noexcept -> std::optional<result<verdict>> {
+            try {
+                return spec.try_check(c.ctx);
+            } catch (...) {
+                ep = std::current_exception();
+                return std::optional<result<verdict>>(std::in_place, verdict{});
+            }
+        }();
+        if (r) {
             in_sync_answer_ = true;
             on_check_done(gi, ep, *r);
             in_sync_answer_ = false;
