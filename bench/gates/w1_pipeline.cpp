@@ -159,11 +159,14 @@ g::pipeline build_pipeline(world& w) {
         auto grant = w.slots.reserve_now(c.req().subject.org, 1'000'000, std::chrono::minutes{5});
         if (!grant) return grant.error();
         if (!grant->admitted) return g::verdict::deny(deny(429, "concurrency"));
-        std::string id = grant->lease_id;
-        return g::verdict::pass_with_lease(grant->lease_id, [&w, id]() -> asio::awaitable<result<void>> {
-            (void)w.slots.release_now(id);
-            co_return result<void>{};
-        });
+        std::string id = grant->lease_id;  // one copy for the release function, the grant's own for the lease
+        return g::verdict::pass_with_lease(
+            std::move(grant->lease_id),
+            [&w, id = std::move(id)]() -> asio::awaitable<result<void>> {
+                (void)w.slots.release_now(id);
+                co_return result<void>{};
+            }
+        );
     });
     return b.add_gate(ban).add_gate(usage).add_gate(member).add_gate(balance).add_gate(rate).add_gate(admission).build(
     );

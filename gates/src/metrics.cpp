@@ -1,9 +1,9 @@
 #include <preflight/gates/metrics.hpp>
 
 #include <cstdio>
-#include <functional>
+#include <mutex>
 #include <stdexcept>
-#include <thread>
+#include <vector>
 
 namespace preflight::gates {
 namespace {
@@ -18,10 +18,68 @@ constexpr std::size_t slot_sum_ns = slot_bucket0 + n_buckets;
 constexpr std::size_t slot_timed = slot_sum_ns + 1;
 constexpr std::size_t n_slots = slot_timed + 1;
 
-std::size_t my_shard() noexcept {
-    thread_local const std::size_t shard = std::hash<std::thread::id>{}(std::this_thread::get_id()) % shards;
-    return shard;
+// Shards 0 .. shards-2 are owned by one thread each (process-wide: a thread keeps its shard in every
+// pipeline_metrics until it exits, then the shard goes back to a free list). The owner updates its cells with a
+// relaxed load + store, no locked instruction. Threads beyond that share the last shard and use fetch_add.
+constexpr std::size_t shared_shard = shards - 1;
+
+struct shard_registry {
+    std::mutex m;
+    std::vector<std::size_t> free;
+    std::size_t next = 0;
+};
+
+shard_registry& registry() {
+    static shard_registry r;  // never destroyed before the threads that use it (function-local static)
+    return r;
 }
+
+struct thread_shard {
+    std::size_t index = shared_shard;
+    thread_shard() {
+        auto& r = registry();
+        std::lock_guard lock(r.m);
+        if (!r.free.empty()) {
+            index = r.free.back();
+            r.free.pop_back();
+        } else if (r.next < shared_shard) {
+            index = r.next++;
+        }
+    }
+    ~thread_shard() {
+        if (index == shared_shard) return;
+        auto& r = registry();
+        std::lock_guard lock(r.m);
+        try {
+            r.free.push_back(index);  // the mutex orders this thread's last updates before the next owner's
+        } catch (...) {               // NOLINT(bugprone-empty-catch): the shard is lost for reuse, nothing else
+        }
+    }
+    thread_shard(const thread_shard&) = delete;
+    thread_shard& operator=(const thread_shard&) = delete;
+};
+
+std::size_t my_shard() noexcept {
+    thread_local const thread_shard shard;
+    return shard.index;
+}
+
+/// Adds `v` to a counter of shard `shard`: plain load + store for the owner of an exclusive shard.
+inline void bump(std::atomic<std::uint64_t>& a, std::uint64_t v, std::size_t shard) noexcept {
+    if (shard == shared_shard) {
+        a.fetch_add(v, std::memory_order_relaxed);
+    } else {
+        a.store(a.load(std::memory_order_relaxed) + v, std::memory_order_relaxed);
+    }
+}
+
+constexpr auto bucket_bounds_ns = [] {
+    std::array<std::int64_t, pipeline_metrics::bucket_bounds.size()> out{};
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        out[i] = static_cast<std::int64_t>(pipeline_metrics::bucket_bounds[i] * 1e9 + 0.5);
+    }
+    return out;
+}();
 
 std::string escape_label(std::string_view s) {
     std::string out;
@@ -50,29 +108,31 @@ struct alignas(64) pipeline_metrics::cell {
     std::array<std::atomic<std::uint64_t>, n_slots> v{};
 };
 
+// Per shard: one cell per gate, then one cell for the decisions (slots 0 = deny, 1 = allow).
 pipeline_metrics::pipeline_metrics(std::vector<std::string> gate_names)
-    : names_(std::move(gate_names)), cells_(std::make_unique<cell[]>(shards * names_.size())) {}
+    : names_(std::move(gate_names)), cells_(std::make_unique<cell[]>(shards * (names_.size() + 1))) {}
 
 pipeline_metrics::~pipeline_metrics() = default;
 
 void pipeline_metrics::record(std::size_t gate, const gate_trace& t) noexcept {
     if (gate >= names_.size()) return;
-    auto& c = cells_[my_shard() * names_.size() + gate];
-    constexpr auto rel = std::memory_order_relaxed;
-    c.v[static_cast<std::size_t>(t.outcome)].fetch_add(1, rel);
-    if (t.fail_open) c.v[slot_fail_open].fetch_add(1, rel);
-    if (t.would_deny) c.v[slot_shadow].fetch_add(1, rel);
+    const std::size_t shard = my_shard();
+    auto& c = cells_[shard * (names_.size() + 1) + gate];
+    bump(c.v[static_cast<std::size_t>(t.outcome)], 1, shard);
+    if (t.fail_open) bump(c.v[slot_fail_open], 1, shard);
+    if (t.would_deny) bump(c.v[slot_shadow], 1, shard);
     if (t.outcome == gate_outcome::skipped) return;
-    const double secs = std::chrono::duration<double>(t.duration).count();
+    const std::int64_t ns = t.duration.count() < 0 ? 0 : static_cast<std::int64_t>(t.duration.count());
     std::size_t b = 0;
-    while (b < bucket_bounds.size() && secs > bucket_bounds[b]) ++b;
-    c.v[slot_bucket0 + b].fetch_add(1, rel);
-    c.v[slot_sum_ns].fetch_add(static_cast<std::uint64_t>(t.duration.count() < 0 ? 0 : t.duration.count()), rel);
-    c.v[slot_timed].fetch_add(1, rel);
+    while (b < bucket_bounds_ns.size() && ns > bucket_bounds_ns[b]) ++b;
+    bump(c.v[slot_bucket0 + b], 1, shard);
+    bump(c.v[slot_sum_ns], static_cast<std::uint64_t>(ns), shard);
+    bump(c.v[slot_timed], 1, shard);
 }
 
 void pipeline_metrics::record_decision(bool allowed) noexcept {
-    decisions_[allowed ? 1 : 0].fetch_add(1, std::memory_order_relaxed);
+    const std::size_t shard = my_shard();
+    bump(cells_[shard * (names_.size() + 1) + names_.size()].v[allowed ? 1 : 0], 1, shard);
 }
 
 std::size_t pipeline_metrics::index_of(std::string_view gate) const {
@@ -85,7 +145,7 @@ std::size_t pipeline_metrics::index_of(std::string_view gate) const {
 std::uint64_t pipeline_metrics::sum(std::size_t gate, std::size_t slot) const noexcept {
     std::uint64_t total = 0;
     for (std::size_t s = 0; s < shards; ++s)
-        total += cells_[s * names_.size() + gate].v[slot].load(std::memory_order_relaxed);
+        total += cells_[s * (names_.size() + 1) + gate].v[slot].load(std::memory_order_relaxed);
     return total;
 }
 
@@ -99,7 +159,7 @@ std::uint64_t pipeline_metrics::shadow_denial_count(std::string_view gate) const
     return sum(index_of(gate), slot_shadow);
 }
 std::uint64_t pipeline_metrics::decisions(bool allowed) const noexcept {
-    return decisions_[allowed ? 1 : 0].load(std::memory_order_relaxed);
+    return sum(names_.size(), allowed ? 1 : 0);
 }
 
 std::string pipeline_metrics::prometheus_text() const {

@@ -14,7 +14,10 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <exception>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 
@@ -82,12 +85,39 @@ struct plan {
     [[nodiscard]] bool empty() const noexcept { return read_only.empty() && stateful.empty() && !commit; }
 };
 
+class run_state;
+
+/// Recycled run states (with their per-gate and per-fact blocks), so that a run costs no allocation for them.
+/// Sharded by thread to keep lock contention low; bounded (`cap` per shard, the rest is freed).
+class run_pool {
+public:
+    static constexpr std::size_t shards = 4;
+    static constexpr std::size_t cap = 32;
+    run_pool() = default;
+    run_pool(const run_pool&) = delete;
+    run_pool& operator=(const run_pool&) = delete;
+    ~run_pool();
+    /// A pooled state, or nullptr when the shard is empty.
+    run_state* take() noexcept;
+    /// Keeps `st` (scrubbed, holding no per-run data) or frees it when the shard is full.
+    void give(run_state* st) noexcept;
+
+private:
+    struct alignas(64) shard {
+        std::mutex m;
+        std::vector<run_state*> free;
+    };
+    static std::size_t my_shard() noexcept;
+    std::array<shard, shards> shards_;
+};
+
 struct pipeline_impl {
     pipeline_config config;
     std::vector<gate_def> gates;
     std::vector<fact_def> facts;
     std::array<plan, all_operations.size()> plans;
     std::unique_ptr<pipeline_metrics> metrics;
+    mutable run_pool pool;
 
     void emit(event_kind kind, std::string_view gate, std::string_view reason, boost::system::error_code ec) const {
         if (!config.on_event) return;
@@ -120,29 +150,40 @@ public:
         std::unique_ptr<asio::steady_timer> waiters;
     };
 
-    run_state(std::shared_ptr<const pipeline_impl> impl, asio::any_io_executor ex, request r, const plan& p)
-        : impl_(std::move(impl)),
-          ex_(std::move(ex)),
-          req_(std::move(r)),
-          plan_(&p),
-          clock_(impl_->config.clock),
-          facts_(std::make_unique<fact_slot[]>(impl_->facts.size())),
-          fsm_(p.read_only.size()) {
-        trace_.resize(impl_->gates.size());
-        // One small allocation per child (not one array): keeps every allocation of a run in malloc's fast path.
-        children_.reserve(impl_->gates.size());
-        for (std::size_t i = 0; i < impl_->gates.size(); ++i) {
-            const auto& spec = impl_->gates[i].spec;
-            trace_[i].gate = spec.name;
-            trace_[i].phase = spec.phase;
-            trace_[i].shadow = spec.shadow;
-            auto& c = *children_.emplace_back(std::make_unique<child>());
-            c.ctx.run_ = this;
-            c.ctx.req_ = &req_;
-            c.ctx.name_ = &spec.name;
+    /// The skeleton of a run of `impl` (per-gate and per-fact blocks); `begin` starts a run on it. Recycled
+    /// through `impl.pool` (see `acquire`).
+    explicit run_state(const pipeline_impl& impl)
+        : clock_(impl.config.clock),
+          n_gates_(impl.gates.size()),
+          n_facts_(impl.facts.size()),
+          facts_(std::make_unique<fact_slot[]>(impl.facts.size())),
+          fsm_(0) {
+        // One small allocation per child (not one array): keeps every allocation in malloc's fast path.
+        children_.reserve(impl.gates.size());
+        for (std::size_t i = 0; i < impl.gates.size(); ++i) {
+            children_.emplace_back(std::make_unique<child>());
+            init_child(impl, i);
         }
-        ro_decided_ = p.read_only.empty();
     }
+
+    /// A run state for `r` (pooled when one is free), owned by the returned pointer: when the last copy goes,
+    /// the state is scrubbed and returned to the pool.
+    /// The executor is set before `start()` (`set_executor`).
+    static std::shared_ptr<run_state> acquire(
+        const std::shared_ptr<const pipeline_impl>& impl, request&& r, const plan& p
+    ) {
+        run_state* raw = impl->pool.take();
+        if (raw == nullptr) raw = new run_state(*impl);
+        std::shared_ptr<run_state> st(raw, recycle{});
+        st->begin(impl, std::move(r), p);
+        return st;
+    }
+
+    void set_executor(asio::any_io_executor ex) noexcept { ex_ = std::move(ex); }
+
+    /// advance(), keeping the decision for take_result(): true when the run is decided.
+    bool step() { return advance(); }
+    decision take_result() { return std::move(*result_); }
 
     [[nodiscard]] const pipeline_impl& impl() const noexcept { return *impl_; }
     [[nodiscard]] const asio::any_io_executor& executor() const noexcept { return ex_; }
@@ -152,12 +193,93 @@ public:
     /// Starts the facts and the read-only gates (on the run's strand).
     void start();
     /// Moves the run forward as far as it can without waiting; the decision when the run is complete.
-    std::optional<decision> advance();
+    /// Moves the run forward as far as it can without waiting; true when the run is decided (see take_result).
+    bool advance();
     /// The rest of a run that has to wait (a check suspended) or compensate.
     asio::awaitable<decision> drive_slow();
     void start_fact(std::size_t fi);
 
 private:
+    /// Deleter of a run's shared_ptr: scrubs the state and returns it to its pipeline's pool.
+    struct recycle {
+        void operator()(run_state* st) const noexcept {
+            std::shared_ptr<const pipeline_impl> impl = std::move(st->impl_);
+            if (!impl) {  // begin() failed before taking the pipeline
+                delete st;
+                return;
+            }
+            st->scrub();
+            impl->pool.give(st);  // the pool may be destroyed right after, with `impl`: it then frees `st`
+        }
+    };
+
+    void init_child(const pipeline_impl& impl, std::size_t i) noexcept {
+        auto& c = *children_[i];
+        c.ctx.run_ = this;
+        c.ctx.req_ = &req_;
+        c.ctx.name_ = &impl.gates[i].spec.name;
+    }
+
+    void begin(const std::shared_ptr<const pipeline_impl>& impl, request&& r, const plan& p) {
+        impl_ = impl;
+        req_ = std::move(r);
+        plan_ = &p;
+        fsm_ = precedence_fsm(p.read_only.size());
+        ro_decided_ = p.read_only.empty();
+        trace_.resize(n_gates_);
+        for (std::size_t i = 0; i < n_gates_; ++i) {
+            const auto& spec = impl_->gates[i].spec;
+            trace_[i].gate = spec.name;
+            trace_[i].phase = spec.phase;
+            trace_[i].shadow = spec.shadow;
+        }
+    }
+
+    /// Drops everything of the finished run (the request, fact values, verdicts, timers bound to the run's
+    /// executor), so that a pooled state holds no per-run data. Only the last owner calls it.
+    void scrub() noexcept {
+        for (std::size_t i = 0; i < n_gates_; ++i) {
+            child& c = *children_[i];  // c.ctx points into this state and the pipeline: stays valid
+            if (!c.started) continue;  // untouched by the run
+            c.signal.slot().clear();   // drops the handler of a spawned check, if any
+            c.timer.reset();           // bound to the run's executor
+            c.start = {};
+            c.started = false;
+            c.finished = false;
+            c.effective_deny = false;
+            c.consumed = false;
+            c.deny.reset();
+            if (c.passed.release() || !c.passed.lease_id().empty() || c.passed.denied()) c.passed = verdict{};
+        }
+        for (std::size_t fi = 0; fi < n_facts_; ++fi) {
+            auto& f = facts_[fi];
+            if (f.st == fact_slot::state::idle) continue;
+            f.st = fact_slot::state::idle;
+            f.box = fact_box{};
+            f.signal.slot().clear();
+            f.waiters.reset();
+        }
+        wake_.reset();
+        trace_.clear();
+        result_.reset();
+        req_ = request{};
+        ex_ = asio::any_io_executor{};
+        plan_ = nullptr;
+        t0_ = {};
+        decider_.reset();
+        stage_ = stage::read_only;
+        next_stateful_ = 0;
+        spec_started_ = false;
+        spec_next_ = 0;
+        compensate_for_ = npos;
+        driver_waiting_ = false;
+        spawned_ = false;
+        in_sync_answer_ = false;
+        cursor_valid_ = false;
+        notified_ = false;
+        awaited_ = npos;
+    }
+
     struct budget_expired {
         std::shared_ptr<run_state> st;
         std::size_t gi;
@@ -177,7 +299,7 @@ private:
     static asio::awaitable<void> run_fact(std::shared_ptr<run_state> st, std::size_t fi);
 
     void launch(std::size_t gi);
-    void on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict> r);
+    void on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict>& r);
     void on_budget_expired(std::size_t gi, boost::system::error_code ec);
     void on_fact_done(std::size_t fi, std::exception_ptr ep, fact_box box);
     void finish_gate(std::size_t gi, gate_outcome o, std::string reason, boost::system::error_code ec, verdict* v);
@@ -188,7 +310,7 @@ private:
     asio::awaitable<bool> wait_wake();
     asio::awaitable<void> compensate(std::string why);
     asio::awaitable<void> release_commit(const std::string& why);
-    std::optional<decision> advance_speculative();
+    bool advance_speculative();
     [[nodiscard]] std::size_t speculative_count() const noexcept {
         return plan_->stateful.size() + (plan_->commit ? 1 : 0);
     }
@@ -196,13 +318,15 @@ private:
         return k < plan_->stateful.size() ? plan_->stateful[k] : *plan_->commit;
     }
     lease make_lease(std::size_t gi);
-    decision finish(std::optional<std::size_t> decider, lease l);
+    void finish(std::optional<std::size_t> decider, lease l);
 
     std::shared_ptr<const pipeline_impl> impl_;
     asio::any_io_executor ex_;
     request req_;
-    const plan* plan_;
+    const plan* plan_ = nullptr;
     const preflight::clock* clock_;
+    std::size_t n_gates_;
+    std::size_t n_facts_;
     clock::time_point t0_{};
     std::vector<std::unique_ptr<child>> children_;
     std::unique_ptr<fact_slot[]> facts_;
@@ -210,6 +334,7 @@ private:
     precedence_fsm fsm_;
     bool ro_decided_ = false;
     std::optional<std::size_t> decider_;
+    std::optional<decision> result_;  // the decision of a run decided by step()
     std::unique_ptr<asio::steady_timer> wake_;
     enum class stage { read_only, stateful, commit, done } stage_ = stage::read_only;
     std::size_t next_stateful_ = 0;
@@ -224,6 +349,47 @@ private:
     bool notified_ = false;
     std::size_t awaited_ = npos;
 };
+
+run_pool::~run_pool() {
+    for (auto& sh : shards_) {
+        for (run_state* st : sh.free) delete st;
+    }
+}
+
+std::size_t run_pool::my_shard() noexcept {
+    static std::atomic<std::size_t> next{0};
+    thread_local const std::size_t shard = next.fetch_add(1, std::memory_order_relaxed) % shards;
+    return shard;
+}
+
+run_state* run_pool::take() noexcept {
+    auto& sh = shards_[my_shard()];
+    std::lock_guard lock(sh.m);
+    if (sh.free.empty()) return nullptr;
+    run_state* st = sh.free.back();
+    sh.free.pop_back();
+    return st;
+}
+
+void run_pool::give(run_state* st) noexcept {
+    auto& sh = shards_[my_shard()];
+    {
+        std::lock_guard lock(sh.m);
+        if (sh.free.size() < cap) {
+            if (sh.free.capacity() == 0) {
+                try {
+                    sh.free.reserve(cap);
+                } catch (...) {  // NOLINT(bugprone-empty-catch): no memory for the pool: free the state below
+                }
+            }
+            if (sh.free.capacity() > sh.free.size()) {
+                sh.free.push_back(st);
+                return;
+            }
+        }
+    }
+    delete st;
+}
 
 void run_state::start_fact(std::size_t fi) {
     auto& f = facts_[fi];
@@ -273,7 +439,7 @@ asio::awaitable<void> run_state::run_check(std::shared_ptr<run_state> st, std::s
         ep = std::current_exception();
     }
     if (!r) r.emplace(verdict{});
-    st->on_check_done(gi, ep, std::move(*r));
+    st->on_check_done(gi, ep, *r);
 }
 
 void run_state::on_fact_done(std::size_t fi, std::exception_ptr ep, fact_box box) {
@@ -297,17 +463,19 @@ void run_state::launch(std::size_t gi) {
     cursor_valid_ = false;
     trace_[gi].started = c.start - t0_;
     if (spec.try_check) {
-        std::optional<result<verdict>> r;
         std::exception_ptr ep;
-        try {
-            r = spec.try_check(c.ctx);
-        } catch (...) {
-            ep = std::current_exception();
-        }
-        if (r || ep) {
-            if (!r) r.emplace(verdict{});
+        // Initialised from the call (no move of the verdict); an exception gives an engaged placeholder + ep.
+        std::optional<result<verdict>> r = [&]() noexcept -> std::optional<result<verdict>> {
+            try {
+                return spec.try_check(c.ctx);
+            } catch (...) {
+                ep = std::current_exception();
+                return std::optional<result<verdict>>(std::in_place, verdict{});
+            }
+        }();
+        if (r) {
             in_sync_answer_ = true;
-            on_check_done(gi, ep, std::move(*r));
+            on_check_done(gi, ep, *r);
             in_sync_answer_ = false;
             return;
         }
@@ -327,7 +495,7 @@ void run_state::launch(std::size_t gi) {
     }
 }
 
-void run_state::on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict> r) {
+void run_state::on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict>& r) {
     auto& c = *children_[gi];
     if (c.timer) c.timer->cancel();
     if (c.finished) return;  // timed out or cancelled by the run: already recorded
@@ -519,7 +687,7 @@ asio::awaitable<void> run_state::compensate(std::string why) {
     }
 }
 
-decision run_state::finish(std::optional<std::size_t> decider, lease l) {
+void run_state::finish(std::optional<std::size_t> decider, lease l) {
     cancel_facts();
     const std::string_view op = to_string(req_.op);
     for (std::size_t gi = 0; gi < impl_->gates.size(); ++gi) {
@@ -533,7 +701,7 @@ decision run_state::finish(std::optional<std::size_t> decider, lease l) {
             t.reason = "not needed: decided by '" + impl_->gates[*decider].spec.name + "'";
         }
     }
-    decision d;
+    decision& d = result_.emplace();
     if (decider) {
         auto& c = *children_[*decider];
         d.allowed = false;
@@ -550,11 +718,13 @@ decision run_state::finish(std::optional<std::size_t> decider, lease l) {
         impl_->metrics->record_decision(d.allowed);
     }
     d.trace = std::move(trace_);
-    return d;
 }
 
 void run_state::start() {
     t0_ = clock_->now();
+    // Without facts to start first, the first gate starts with the run (one clock reading for both).
+    cursor_ = t0_;
+    cursor_valid_ = plan_->facts.empty();
     for (auto fi : plan_->facts) start_fact(fi);
     for (auto gi : plan_->read_only) {
         if (ro_decided_) break;
@@ -562,10 +732,13 @@ void run_state::start() {
     }
 }
 
-std::optional<decision> run_state::advance() {
+bool run_state::advance() {
     if (stage_ == stage::read_only) {
-        if (!ro_decided_) return std::nullopt;
-        if (decider_) return finish(decider_, {});
+        if (!ro_decided_) return false;
+        if (decider_) {
+            finish(decider_, {});
+            return true;
+        }
         stage_ = stage::stateful;
     }
     if (impl_->config.speculative_stateful && stage_ == stage::stateful) return advance_speculative();
@@ -579,12 +752,12 @@ std::optional<decision> run_state::advance() {
         if (!c.started) launch(gi);
         if (!c.finished) {
             awaited_ = gi;
-            return std::nullopt;
+            return false;
         }
         awaited_ = npos;
         if (c.effective_deny) {
             compensate_for_ = gi;
-            return std::nullopt;
+            return false;
         }
         ++next_stateful_;
     }
@@ -595,22 +768,23 @@ std::optional<decision> run_state::advance() {
         if (!c.started) launch(gi);
         if (!c.finished) {
             awaited_ = gi;
-            return std::nullopt;
+            return false;
         }
         awaited_ = npos;
         if (c.effective_deny) {
             compensate_for_ = gi;
-            return std::nullopt;
+            return false;
         }
         l = make_lease(gi);
     }
     stage_ = stage::done;
-    return finish(std::nullopt, std::move(l));
+    finish(std::nullopt, std::move(l));
+    return true;
 }
 
 // Speculative stateful phase: launch every stateful gate and the commit at once, wait for all of them, then
 // decide in declaration order exactly like the sequential phase; drive_slow undoes the passes on a denial.
-std::optional<decision> run_state::advance_speculative() {
+bool run_state::advance_speculative() {
     const std::size_t n = speculative_count();
     if (!spec_started_) {
         spec_started_ = true;
@@ -628,7 +802,7 @@ std::optional<decision> run_state::advance_speculative() {
         auto& c = *children_[gi];
         if (c.started && !c.finished) {
             awaited_ = gi;
-            return std::nullopt;
+            return false;
         }
     }
     awaited_ = npos;
@@ -636,13 +810,14 @@ std::optional<decision> run_state::advance_speculative() {
         const auto gi = speculative_gate(k);
         if (children_[gi]->effective_deny) {
             compensate_for_ = gi;
-            return std::nullopt;
+            return false;
         }
     }
     lease l;
     if (plan_->commit) l = make_lease(*plan_->commit);
     stage_ = stage::done;
-    return finish(std::nullopt, std::move(l));
+    finish(std::nullopt, std::move(l));
+    return true;
 }
 
 lease run_state::make_lease(std::size_t gi) {
@@ -654,7 +829,7 @@ lease run_state::make_lease(std::size_t gi) {
             impl->emit(event_kind::release_failed, impl->gates[gi].spec.name, "lease " + id, ec);
         };
     }
-    return lease(c.passed.lease_id(), std::move(c.passed.release()), ex_, std::move(hook));
+    return lease(std::move(c.passed.lease_id()), std::move(c.passed.release()), ex_, std::move(hook));
 }
 
 asio::awaitable<decision> run_state::drive_slow() {
@@ -662,7 +837,8 @@ asio::awaitable<decision> run_state::drive_slow() {
     for (;;) {
         if (compensate_for_ != npos) {
             co_await compensate("denied by '" + impl_->gates[compensate_for_].spec.name + "'");
-            co_return finish(compensate_for_, {});
+            finish(compensate_for_, {});
+            co_return take_result();
         }
         const bool woken = co_await wait_wake();
         if (!woken && !ready()) {
@@ -674,55 +850,57 @@ asio::awaitable<decision> run_state::drive_slow() {
             co_await compensate("run cancelled by its caller");
             throw boost::system::system_error(asio::error::operation_aborted, "preflight run cancelled");
         }
-        if (auto d = advance()) co_return std::move(*d);
+        if (advance()) co_return take_result();
     }
 }
 
 /// A run on the current strand: the synchronous fast path, then the waiting slow path if needed.
+// The coroutines of a run keep their frames small (no request, no decision local): Asio recycles awaitable frames
+// only up to about 1 KB, a larger frame costs an aligned allocation per run.
+
+/// A run on the current strand: the synchronous fast path, then the waiting slow path if needed.
 asio::awaitable<decision> run_here(std::shared_ptr<run_state> st) {
     st->start();
-    auto d = st->advance();
-    if (!d) co_return co_await st->drive_slow();
-    if (!st->spawned()) co_return std::move(*d);
+    if (!st->step()) co_return co_await st->drive_slow();
     // Every check ran inline, but co_spawn still posts the end of each spawned coroutine. Yield once behind
     // those posts so that they (and the run's memory) are gone before the caller starts its next run: a caller
     // that loops over run() without other I/O would otherwise pile them up without bound.
-    co_await asio::post(st->executor(), asio::use_awaitable);
-    co_return std::move(*d);
+    if (st->spawned()) co_await asio::post(st->executor(), asio::use_awaitable);
+    co_return st->take_result();
 }
 
-asio::awaitable<decision> run_pipeline(std::shared_ptr<const pipeline_impl> impl, request r) {
-    const plan& p = impl->plans[static_cast<std::size_t>(r.op)];
-    if (p.empty()) {  // resume, or no gate applies
-        decision d;
-        d.trace.resize(impl->gates.size());
-        for (std::size_t gi = 0; gi < impl->gates.size(); ++gi) {
-            auto& t = d.trace[gi];
-            t.gate = impl->gates[gi].spec.name;
-            t.phase = impl->gates[gi].spec.phase;
-            t.shadow = impl->gates[gi].spec.shadow;
-            t.reason = "not applicable to " + std::string(to_string(r.op));
-            if (impl->metrics) impl->metrics->record(gi, t);
-        }
-        if (impl->metrics) impl->metrics->record_decision(true);
-        co_return d;
-    }
+/// A run of a planned operation, its state acquired (request moved in) by `pipeline::run`.
+asio::awaitable<decision> run_planned(std::shared_ptr<run_state> st) {
     auto ex = co_await asio::this_coro::executor;
     // A caller already on a strand of an io_context runs the whole run there (no hop); otherwise the run gets
     // its own strand so that its checks never run concurrently with each other.
     if (ex.target<asio::strand<asio::io_context::executor_type>>() != nullptr) {
         // Same as run_here, without a nested coroutine frame.
-        auto st = std::make_shared<run_state>(impl, ex, std::move(r), p);
+        st->set_executor(std::move(ex));
         st->start();
-        auto d = st->advance();
-        if (!d) co_return co_await st->drive_slow();
+        if (!st->step()) co_return co_await st->drive_slow();
         if (st->spawned()) co_await asio::post(st->executor(), asio::use_awaitable);
-        co_return std::move(*d);
+        co_return st->take_result();
     }
-    asio::any_io_executor strand = asio::make_strand(ex);
-    co_return co_await asio::co_spawn(
-        strand, run_here(std::make_shared<run_state>(impl, strand, std::move(r), p)), asio::use_awaitable
-    );
+    st->set_executor(asio::make_strand(ex));
+    asio::any_io_executor strand = st->executor();
+    co_return co_await asio::co_spawn(strand, run_here(std::move(st)), asio::use_awaitable);
+}
+
+/// `resume`, or an operation no gate applies to: allowed, every gate skipped.
+asio::awaitable<decision> run_unplanned(std::shared_ptr<const pipeline_impl> impl, operation op) {
+    decision d;
+    d.trace.resize(impl->gates.size());
+    for (std::size_t gi = 0; gi < impl->gates.size(); ++gi) {
+        auto& t = d.trace[gi];
+        t.gate = impl->gates[gi].spec.name;
+        t.phase = impl->gates[gi].spec.phase;
+        t.shadow = impl->gates[gi].spec.shadow;
+        t.reason = "not applicable to " + std::string(to_string(op));
+        if (impl->metrics) impl->metrics->record(gi, t);
+    }
+    if (impl->metrics) impl->metrics->record_decision(true);
+    co_return d;
 }
 
 }  // namespace detail
@@ -866,7 +1044,9 @@ pipeline pipeline_builder::build() {
 }
 
 asio::awaitable<decision> pipeline::run(request r) const {
-    return detail::run_pipeline(impl_, std::move(r));
+    const detail::plan& p = impl_->plans[static_cast<std::size_t>(r.op)];
+    if (p.empty()) return detail::run_unplanned(impl_, r.op);
+    return detail::run_planned(detail::run_state::acquire(impl_, std::move(r), p));
 }
 
 const pipeline_metrics& pipeline::metrics() const {

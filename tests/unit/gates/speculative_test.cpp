@@ -430,3 +430,52 @@ TEST(speculative, build_requires_compensation_on_stateful_gates_after_another) {
     reads.operations = {g::operation::read};
     EXPECT_NO_THROW((void)g::pipeline_builder(speculative_config()).add_gate(first).add_gate(reads).build());
 }
+
+TEST(run_recycling, a_recycled_run_state_carries_nothing_over) {
+    // Run states are pooled per pipeline: a run after a denied, compensated, speculative run must look fresh.
+    asio::io_context ctx;
+    auto store = std::make_shared<spec_store>();
+    auto deny_now = std::make_shared<bool>(true);
+    g::gate_spec ro;
+    ro.name = "ban";
+    ro.try_check = [deny_now](g::gate_context&) -> std::optional<result<g::verdict>> { return g::verdict::pass(); };
+    ro.check = [](g::gate_context&) -> asio::awaitable<result<g::verdict>> { co_return g::verdict::pass(); };
+    g::gate_spec window;
+    window.name = "window";
+    window.phase = g::phase::stateful;
+    window.check = [deny_now](g::gate_context&) -> asio::awaitable<result<g::verdict>> {
+        if (*deny_now) co_return g::verdict::deny(make_denial(429));
+        co_return g::verdict::pass();
+    };
+    window.compensate = [](const g::request&) -> asio::awaitable<result<void>> { co_return result<void>{}; };
+    auto p = g::pipeline_builder(speculative_config())
+                 .add_gate(ro)
+                 .add_gate(consuming_gate(store, "backstop", step{std::chrono::milliseconds(1), act::pass}, false))
+                 .add_gate(window)
+                 .add_gate(consuming_gate(store, "admission", step{}, true))
+                 .build();
+    for (int i = 0; i < 3; ++i) {
+        auto d = run_coro(ctx, p.run(exec_request()));
+        ASSERT_FALSE(d.allowed);
+        EXPECT_TRUE(d.find("backstop")->compensated);
+    }
+    *deny_now = false;
+    auto d = run_coro(ctx, p.run(exec_request()));
+    ASSERT_TRUE(d.allowed);
+    EXPECT_TRUE(d.lease.held());
+    EXPECT_EQ(d.code, "");
+    for (const auto& t : d.trace) {
+        EXPECT_EQ(t.outcome, g::gate_outcome::pass) << t.gate;
+        EXPECT_FALSE(t.compensated) << t.gate;
+        EXPECT_EQ(t.reason, "") << t.gate;
+        EXPECT_FALSE(t.would_deny) << t.gate;
+    }
+    EXPECT_EQ(store->net["backstop"], 1);
+    EXPECT_EQ(store->leases_held, 1);
+    // A resume on the same pipeline runs nothing.
+    g::request resume = exec_request();
+    resume.op = g::operation::resume;
+    auto r = run_coro(ctx, p.run(std::move(resume)));
+    EXPECT_TRUE(r.allowed);
+    EXPECT_EQ(store->net["backstop"], 1);
+}

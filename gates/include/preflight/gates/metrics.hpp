@@ -15,8 +15,9 @@ namespace preflight::gates {
 
 /// Counters per gate x outcome, fail-open and shadow-denial counters, and a latency histogram per gate;
 /// exported as Prometheus text. Owned by a pipeline.
-/// Thread safety: every member may be called concurrently (relaxed atomics, sharded per thread to avoid
-/// contention); reads are approximate while runs are in flight.
+/// Thread safety: every member may be called concurrently (relaxed atomics in per-thread shards: the first
+/// threads each own a shard and update it without locked instructions, later threads share one shard);
+/// reads are approximate while runs are in flight.
 class pipeline_metrics {
 public:
     /// Upper bounds of the latency buckets, in seconds (plus +Inf).
@@ -48,8 +49,7 @@ private:
     [[nodiscard]] std::uint64_t sum(std::size_t gate, std::size_t slot) const noexcept;
 
     std::vector<std::string> names_;
-    std::unique_ptr<cell[]> cells_;  // shards x gates
-    std::array<std::atomic<std::uint64_t>, 2> decisions_{};
+    std::unique_ptr<cell[]> cells_;  // shards x (gates + 1 decision cell)
 };
 
 }  // namespace preflight::gates

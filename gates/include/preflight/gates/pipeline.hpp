@@ -122,7 +122,9 @@ public:
     /// `resume` runs no gate and is allowed.
     /// Cancellation: terminal cancellation of the awaiting coroutine cancels every running check and throws
     /// `boost::system::system_error(operation_aborted)`; consumes of passed stateful gates are then refunded.
-    /// Lifetime: `r` is moved into the run; the pipeline's state is kept alive by the run.
+    /// Lifetime: `r` is moved into the run's state when `run()` is called (the state comes from a per-pipeline
+    /// pool of recycled run states and returns there when the run and its checks are gone, or when the returned
+    /// awaitable is dropped unawaited); the pipeline's state is kept alive by the run.
     /// Thread safety: any number of concurrent runs from any threads.
     [[nodiscard]] boost::asio::awaitable<decision> run(request r) const;
 

@@ -50,6 +50,7 @@ public:
     [[nodiscard]] const std::optional<denial>& denied() const noexcept { return denial_; }
     [[nodiscard]] std::optional<denial>& denied() noexcept { return denial_; }
     [[nodiscard]] const std::string& lease_id() const noexcept { return lease_id_; }
+    [[nodiscard]] std::string& lease_id() noexcept { return lease_id_; }
     [[nodiscard]] release_function& release() noexcept { return release_; }
 
 private:
