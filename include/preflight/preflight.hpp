@@ -38,6 +38,7 @@
 #include <preflight/gates/pipeline.hpp>
 #include <preflight/gates/precedence.hpp>
 #include <preflight/gates/request.hpp>
+#include <preflight/gates/utf8.hpp>
 #include <preflight/gates/verdict.hpp>
 #include <preflight/gates/with_timeout.hpp>
 #include <preflight/limits/admission_store.hpp>

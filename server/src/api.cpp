@@ -1,5 +1,6 @@
 #include <preflight/gates/http.hpp>
 #include <preflight/gates/operation.hpp>
+#include <preflight/gates/utf8.hpp>
 #include <preflight/server/api.hpp>
 
 #include <boost/beast/http/field.hpp>
@@ -27,31 +28,6 @@ namespace json = boost::json;
 
 namespace {
 
-// The length of the well-formed UTF-8 sequence (RFC 3629: no overlong forms, no surrogates, nothing above
-// U+10FFFF) that starts at s[i] with a byte >= 0x80, or 0 when there is none.
-std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
-    const auto b0 = static_cast<unsigned char>(s[i]);
-    std::size_t len = 0;
-    unsigned char lo = 0x80, hi = 0xbf;
-    if (b0 >= 0xc2 && b0 <= 0xdf) {
-        len = 2;
-    } else if (b0 >= 0xe0 && b0 <= 0xef) {
-        len = 3;
-        if (b0 == 0xe0) lo = 0xa0;
-        if (b0 == 0xed) hi = 0x9f;
-    } else if (b0 >= 0xf0 && b0 <= 0xf4) {
-        len = 4;
-        if (b0 == 0xf0) lo = 0x90;
-        if (b0 == 0xf4) hi = 0x8f;
-    }
-    if (len == 0 || i + len > s.size()) return 0;
-    for (std::size_t k = 1; k < len; ++k) {
-        const auto b = static_cast<unsigned char>(s[i + k]);
-        if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xbf)) return 0;
-    }
-    return len;
-}
-
 // Request targets and lease ids are raw bytes: quoted in a message (serialised byte for byte by Boost.JSON) a
 // target with invalid UTF-8 made the body invalid JSON (found by fuzz/fuzz_http.cpp; corpus
 // regress-404-invalid-utf8-target, regress-405-invalid-utf8-target). `s` with every byte that is not part of a
@@ -59,17 +35,7 @@ std::size_t utf8_sequence_length(std::string_view s, std::size_t i) {
 std::string valid_text(std::string_view s) {
     std::string out;
     out.reserve(s.size());
-    for (std::size_t i = 0; i < s.size();) {
-        if (static_cast<unsigned char>(s[i]) < 0x80) {
-            out.push_back(s[i++]);
-        } else if (const std::size_t len = utf8_sequence_length(s, i); len != 0) {
-            out.append(s.substr(i, len));
-            i += len;
-        } else {
-            out.append("\xef\xbf\xbd");
-            ++i;
-        }
-    }
+    gates::append_valid_utf8(out, s);
     return out;
 }
 
@@ -114,7 +80,7 @@ void append_json_string(std::string& out, std::string_view s) {
             continue;
         }
         // A well-formed UTF-8 sequence is copied; any other byte becomes U+FFFD, as gates::decision::to_json does.
-        const std::size_t len = utf8_sequence_length(s, i);
+        const std::size_t len = gates::utf8_sequence_length(s, i);
         const bool ok = len != 0;
         if (ok) {
             out.append(s.substr(i, len));

@@ -4,6 +4,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <set>
 
 using namespace std::chrono_literals;
@@ -45,6 +46,28 @@ TEST(memory_rate_limit_store, invalid_limit_is_bad_input) {
     ASSERT_TRUE(r.has_error());
     EXPECT_EQ(r.error(), preflight::errc::bad_input);
     EXPECT_EQ(store.refund_now("k", bucket_limit{1.0, 0.5}, 1).error(), preflight::errc::bad_input);
+}
+
+TEST(memory_admission_store, keys_stay_bounded_under_a_flood_of_distinct_keys) {
+    preflight::manual_clock clk;
+    preflight::limits::memory_admission_store store{clk, {.sweep_floor = 64}};
+    std::size_t most = 0;
+    for (int i = 0; i < 20'000; ++i) {
+        auto g = store.reserve_now("org_" + std::to_string(i), 1, 30s);
+        ASSERT_TRUE(g && g->admitted);
+        ASSERT_TRUE(store.release_now(g->lease_id));
+        most = std::max(most, store.keys());
+    }
+    EXPECT_LE(most, 2u * 64 + 2) << "empty entries are swept once they outnumber the floor";
+    EXPECT_EQ(store.stored_leases(), 0u);
+    // A hot key keeps working across sweeps, and a released id stays released.
+    auto a = store.reserve_now("hot", 1, 30s);
+    ASSERT_TRUE(a && a->admitted);
+    EXPECT_FALSE(store.reserve_now("hot", 1, 30s)->admitted);
+    EXPECT_TRUE(store.release_now(a->lease_id));
+    EXPECT_FALSE(store.release_now(a->lease_id));
+    EXPECT_FALSE(store.release_now("not-a-lease-id")) << "a malformed id is simply unknown";
+    EXPECT_TRUE(store.reserve_now("hot", 1, 30s)->admitted);
 }
 
 TEST(memory_admission_store, reserves_up_to_max_slots_and_releases) {

@@ -45,6 +45,9 @@ public:
     [[nodiscard]] std::size_t in_use(std::string_view key) const;
     /// Leases stored (live or expired but not yet swept).
     [[nodiscard]] std::size_t stored_leases() const;
+    /// Keys with an entry now: those holding leases, plus keys whose leases all ended, kept (to reuse their memory)
+    /// until the next sweep; that sweep runs once they outnumber max(sweep_floor, keys / 2), so this stays bounded.
+    [[nodiscard]] std::size_t keys() const;
 
 private:
     struct impl;
