@@ -79,7 +79,7 @@ struct options {
     std::uint64_t warmup = 500;
     double cap_s = 8.0;
     std::size_t pool = 8;
-    bool coalesce = true;
+    bool coalesce = preflight::clients::pool_params{}.coalesce;
     bool cork = false;             // pool_params default
     std::size_t coalesce_max = 8;  // pool_params default
     std::string speculative = "auto";
