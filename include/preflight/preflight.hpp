@@ -22,6 +22,7 @@
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
 #include <preflight/clients/pg_store_set.hpp>
+#include <preflight/clients/pqxx_pool.hpp>
 #include <preflight/clients/redact.hpp>
 #include <preflight/clients/store_set.hpp>
 #include <preflight/core/clock.hpp>
