@@ -57,16 +57,21 @@ echo "==> soak: ${MINUTES} min, ${RATE} req/s over ${CONNECTIONS} connections, $
 LOAD_PID=$!
 
 samples=$OUT/samples.tsv
-printf 't_s\trss_mib\tleases_held\tregistry_entries\topen_connections\trequests_total\n' >"$samples"
+printf 't_s\trss_mib\tleases_held\tregistry_entries\topen_connections\trequests_total\trate_limit_keys\twindow_keys\tadmission_keys\n' \
+    >"$samples"
 start=$(date +%s)
 while kill -0 "$LOAD_PID" 2>/dev/null; do
     now=$(($(date +%s) - start))
     rss_kb=$(awk '/^VmRSS:/ { print $2 }' "/proc/$PID/status")
     m=$(curl -s --max-time 5 "http://127.0.0.1:$PORT/metrics")
     get() { echo "$m" | awk -v n="$1" '$1 == n { print $2; exit }'; }
-    printf '%d\t%.1f\t%s\t%s\t%s\t%s\n' "$now" "$(echo "$rss_kb / 1024" | bc -l)" "$(get preflight_leases_held)" \
-        "$(get preflight_lease_registry_entries)" "$(get preflight_http_open_connections)" \
-        "$(get preflight_api_preflight_requests_total)" >>"$samples"
+    # Key counts of the embedded stores: preflight_rate_limit_keys, preflight_fixed_window_keys and
+    # preflight_admission_keys (empty when preflightd does not export them).
+    printf '%d\t%.1f\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$now" "$(echo "$rss_kb / 1024" | bc -l)" \
+        "$(get preflight_leases_held)" "$(get preflight_lease_registry_entries)" \
+        "$(get preflight_http_open_connections)" "$(get preflight_api_preflight_requests_total)" \
+        "$(get preflight_rate_limit_keys)" "$(get preflight_fixed_window_keys)" "$(get preflight_admission_keys)" \
+        >>"$samples"
     sleep 10
 done
 wait "$LOAD_PID" || true
@@ -76,9 +81,9 @@ echo "driver: $summary"
 grep '^REASON' "$OUT/load.log" | sort -t= -k2 -nr | head -n 12 || true
 
 echo
-echo "| t (s) | RSS (MiB) | leases held | registry entries | open conns | requests |"
-echo "|------:|----------:|------------:|-----------------:|-----------:|---------:|"
-tail -n +2 "$samples" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6 }'
+echo "| t (s) | RSS (MiB) | leases held | registry entries | open conns | requests | rate-limit keys | window keys | admission keys |"
+echo "|------:|----------:|------------:|-----------------:|-----------:|---------:|----------------:|------------:|---------------:|"
+tail -n +2 "$samples" | awk -F'\t' '{ printf "| %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", $1, $2, $3, $4, $5, $6, $7, $8, $9 }'
 
 if [ -n "$PNG" ] && command -v gnuplot >/dev/null; then
     mkdir -p "$(dirname "$PNG")"

@@ -1,6 +1,9 @@
 #include <preflight/clients/facts/memory_fact_stores.hpp>
 #include <preflight/clients/http_balance_source.hpp>
 #include <preflight/clients/migrations.hpp>
+#include <preflight/limits/memory_admission_store.hpp>
+#include <preflight/limits/memory_fixed_window_store.hpp>
+#include <preflight/limits/memory_rate_limit_store.hpp>
 #include <preflight/server/api.hpp>
 #include <preflight/server/daemon.hpp>
 #include <preflight/server/preflightd.hpp>
@@ -31,36 +34,60 @@ boost::json::value read_json_file(const std::string& path) {
     return v;
 }
 
+// One Prometheus sample with its HELP and TYPE lines.
+void metric_line(
+    std::string& out, std::string_view name, std::string_view type, std::string_view help, std::uint64_t v
+) {
+    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+    out.append(name).append(" ").append(std::to_string(v)).append("\n");
+}
+
 std::string pool_metrics(const clients::pg_pool& pool) {
     const auto s = pool.stats();
     std::string out;
-    auto line = [&](std::string_view name, std::string_view type, std::string_view help, std::uint64_t v) {
-        out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-        out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
-        out.append(name).append(" ").append(std::to_string(v)).append("\n");
-    };
-    line("preflight_pg_pool_size", "gauge", "Configured Postgres connections.", pool.size());
-    line("preflight_pg_statements_total", "counter", "Statements sent to Postgres.", s.statements);
-    line("preflight_pg_syncs_total", "counter", "Pipeline sync points (round trips).", s.syncs);
-    line("preflight_pg_connects_total", "counter", "Successful connection attempts.", s.connects);
-    line("preflight_pg_failures_total", "counter", "Failed statements and connection attempts.", s.failures);
+    metric_line(out, "preflight_pg_pool_size", "gauge", "Configured Postgres connections.", pool.size());
+    metric_line(out, "preflight_pg_statements_total", "counter", "Statements sent to Postgres.", s.statements);
+    metric_line(out, "preflight_pg_syncs_total", "counter", "Pipeline sync points (round trips).", s.syncs);
+    metric_line(out, "preflight_pg_connects_total", "counter", "Successful connection attempts.", s.connects);
+    metric_line(
+        out, "preflight_pg_failures_total", "counter", "Failed statements and connection attempts.", s.failures
+    );
+    return out;
+}
+
+// Keys held by the embedded (in-memory) limit stores: bounded by their max_keys and sweeps (docs/limits.md); exported
+// so that a soak can watch them (scripts/soak.sh).
+std::string memory_store_metrics(const clients::store_set& stores) {
+    std::string out;
+    if (const auto* rl = dynamic_cast<const limits::memory_rate_limit_store*>(stores.rate_limits.get())) {
+        metric_line(out, "preflight_rate_limit_keys", "gauge", "Token-bucket keys held in memory.", rl->size());
+    }
+    if (auto* fw = dynamic_cast<limits::memory_fixed_window_store*>(stores.windows.get())) {
+        metric_line(
+            out, "preflight_fixed_window_keys", "gauge", "Fixed-window keys held in memory.", fw->counter().size()
+        );
+    }
+    if (const auto* ad = dynamic_cast<const limits::memory_admission_store*>(stores.admissions.get())) {
+        metric_line(out, "preflight_admission_keys", "gauge", "Admission keys held in memory.", ad->keys());
+        metric_line(
+            out, "preflight_admission_leases_stored", "gauge", "Admission leases stored in memory.", ad->stored_leases()
+        );
+    }
     return out;
 }
 
 std::string balance_metrics(const clients::http_balance_source& src) {
     std::string out;
-    auto line = [&](std::string_view name, std::string_view type, std::string_view help, std::uint64_t v) {
-        out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-        out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
-        out.append(name).append(" ").append(std::to_string(v)).append("\n");
-    };
-    line(
+    metric_line(
+        out,
         "preflight_balance_http_connections_opened_total",
         "counter",
         "Connections opened to the HTTP billing provider.",
         src.connections_opened()
     );
-    line(
+    metric_line(
+        out,
         "preflight_balance_http_idle_connections",
         "gauge",
         "Keep-alive connections to the billing provider parked for reuse.",
@@ -158,6 +185,7 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
             } else {
                 if (data) clients::load_fact_data(*data, facts);
                 stores = clients::make_memory_store_set(facts, preflight::clock::steady());
+                params.extra_metrics = [stores] { return memory_store_metrics(stores); };
             }
             if (const std::string balance_url = cfg.get_string("server.balance_url"); !balance_url.empty()) {
                 clients::http_balance_config bc;

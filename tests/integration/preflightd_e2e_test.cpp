@@ -169,6 +169,13 @@ void play_scenario(unsigned short port, bool postgres) {
     EXPECT_EQ(metric(t, "preflight_leases_held"), 0u);
     if (postgres) {
         EXPECT_GT(metric(t, "preflight_pg_statements_total"), 0u) << t;
+    } else {
+        // The embedded stores' key counts (watched by scripts/soak.sh): the one admitted execute touched one
+        // token-bucket key, one backstop window and one admission key, and its lease was released.
+        EXPECT_GE(metric(t, "preflight_rate_limit_keys"), 1u) << t;
+        EXPECT_EQ(metric(t, "preflight_fixed_window_keys"), 1u) << t;
+        EXPECT_EQ(metric(t, "preflight_admission_keys"), 1u) << t;
+        EXPECT_EQ(metric(t, "preflight_admission_leases_stored"), 0u) << t;
     }
 
     auto cfg = json::parse(c.send(http::verb::get, "/v1/config").body());
