@@ -30,7 +30,7 @@ struct pqxx_pool_params {
     std::size_t size = 2;                               ///< connections, and threads that run the work
     std::chrono::milliseconds connect_timeout{5000};    ///< libpq `connect_timeout` (rounded up to whole seconds)
     std::chrono::milliseconds statement_timeout{5000};  ///< server-side `statement_timeout`; 0 disables it
-    std::chrono::milliseconds wait_timeout{2000};       ///< longest wait for a free connection before `pool_exhausted`
+    std::chrono::milliseconds wait_timeout{2000};       ///< work that could not start within this fails (see `run`)
 };
 
 /// A pool of libpqxx connections for code that wants `pqxx::connection` itself (custom facts, admin queries,
@@ -42,7 +42,9 @@ struct pqxx_pool_params {
 /// Errors of `run` (as `result`): `store_unavailable` (cannot connect, or the server reported an error),
 /// `connection_broken` (the connection broke while the work ran: its effect is unknown; the connection is replaced
 /// on next use), `timeout` (statement_timeout), `pool_exhausted` (the work waited longer than wait_timeout for a
-/// connection). Any other exception thrown by the work is rethrown to the awaiting coroutine.
+/// connection; reported when a pool thread frees up, so a caller waits at most wait_timeout plus the work ahead of
+/// it, itself bounded by statement_timeout). Any other exception thrown by the work is rethrown to the awaiting
+/// coroutine.
 /// Cancellation: not supported; the work is bounded by statement_timeout. Lifetime: destruction waits for the work
 /// already started. Thread safety: `run` may be called from any thread.
 class pqxx_pool {
