@@ -49,6 +49,7 @@
 
 #if __has_include(<preflight/gates/builtin/default_pipeline.hpp>) && __has_include(<preflight/clients/pg_store_set.hpp>)
 #define PREFLIGHT_W6_HAS_PIPELINE 1
+#include "unlimited_config.hpp"
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_store_set.hpp>
 #include <preflight/gates/builtin/default_pipeline.hpp>
@@ -384,29 +385,13 @@ namespace asio = boost::asio;
 /// The default pipeline's configuration for W6: every limit effectively infinite (every preflight is admitted) and
 /// usage allowances huge but finite (so the usage gate reads the usage row, as the workload says).
 preflight::config w6_config(const options& o) {
-    namespace json = boost::json;
-    preflight::config_registry reg;
-    preflight::gates::register_default_pipeline_config(reg);
-    json::object file;
+    boost::json::object overrides;
     for (const char* tier : {"free", "pro", "team", "enterprise"}) {
-        file[std::string("usage.limits.") + tier] = std::int64_t{1} << 60;
+        overrides[std::string("usage.limits.") + tier] = std::int64_t{1} << 60;
     }
-    for (const char* prefix : {"rate_limit.", "rate_limit.pro.", "rate_limit.team.", "rate_limit.enterprise."}) {
-        const std::string base = prefix;
-        file[base + "read_rps"] = 1e12;
-        file[base + "read_burst"] = 1e15;
-        file[base + "write_rps"] = 1e12;
-        file[base + "write_burst"] = 1e15;
-    }
-    file["backstop.max"] = std::int64_t{1} << 60;
-    file["admission.max_concurrent"] = 1'000'000'000;
-    file["pipeline.speculative_stateful"] = o.speculative;
-    file["balance.enabled"] = o.balance;
-    preflight::config_inputs in;
-    in.file = json::value(file);
-    in.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
-    in.environment = std::vector<std::string>{};
-    return preflight::config::resolve(reg, in);
+    overrides["pipeline.speculative_stateful"] = o.speculative;
+    overrides["balance.enabled"] = o.balance;
+    return preflight::bench::unlimited_default_pipeline_config(overrides);
 }
 
 preflight::gates::pipeline make_default_pipeline(const options& o, std::shared_ptr<preflight::clients::pg_pool> pool) {

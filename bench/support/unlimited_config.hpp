@@ -14,7 +14,8 @@
 
 namespace preflight::bench {
 
-inline preflight::config unlimited_default_pipeline_config() {
+/// As below with the members of `overrides` set over (or added to) the unlimited configuration file.
+inline preflight::config unlimited_default_pipeline_config(const boost::json::object& overrides) {
     namespace json = boost::json;
     preflight::config_registry reg;
     preflight::gates::register_default_pipeline_config(reg);
@@ -29,11 +30,16 @@ inline preflight::config unlimited_default_pipeline_config() {
     }
     file["backstop.max"] = std::int64_t{1} << 60;
     file["admission.max_concurrent"] = 1'000'000'000;
+    for (const auto& [k, v] : overrides) file[k] = v;
     preflight::config_inputs in;
     in.file = json::value(file);
     in.getenv = [](const std::string&) -> std::optional<std::string> { return std::nullopt; };
     in.environment = std::vector<std::string>{};
     return preflight::config::resolve(reg, in);
+}
+
+inline preflight::config unlimited_default_pipeline_config() {
+    return unlimited_default_pipeline_config({});
 }
 
 }  // namespace preflight::bench

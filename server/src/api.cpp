@@ -184,24 +184,27 @@ std::string counter(std::string_view name, std::string_view help, std::uint64_t 
     return s;
 }
 
+// The denial's fields (code, message, gate, retry_after_ms), shared by the decision and the error object.
+void append_denial_fields(std::string& out, const gates::decision& d, bool first) {
+    append_key(out, "code", first);
+    append_json_string(out, d.code);
+    append_key(out, "message");
+    append_json_string(out, d.message);
+    append_key(out, "gate");
+    append_json_string(out, d.gate);
+    if (d.retry_after) {
+        append_key(out, "retry_after_ms");
+        append_number(out, static_cast<std::int64_t>(d.retry_after->count()));
+    }
+}
+
 void append_decision_json(std::string& out, const gates::decision& d) {
     out.push_back('{');
     append_key(out, "allowed", true);
     append_bool(out, d.allowed);
     append_key(out, "status");
     append_number(out, d.status);
-    if (!d.allowed) {
-        append_key(out, "code");
-        append_json_string(out, d.code);
-        append_key(out, "message");
-        append_json_string(out, d.message);
-        append_key(out, "gate");
-        append_json_string(out, d.gate);
-        if (d.retry_after) {
-            append_key(out, "retry_after_ms");
-            append_number(out, static_cast<std::int64_t>(d.retry_after->count()));
-        }
-    }
+    if (!d.allowed) append_denial_fields(out, d, false);
     if (d.lease.held()) {
         append_key(out, "lease_id");
         append_json_string(out, d.lease.id());
@@ -254,16 +257,8 @@ std::string decision_body(const gates::decision& d) {
 std::string denial_body(const gates::decision& d) {
     std::string out;
     out.reserve(384 + d.trace.size() * 160);
-    out.append(R"({"error":{"code":)");
-    append_json_string(out, d.code);
-    append_key(out, "message");
-    append_json_string(out, d.message);
-    append_key(out, "gate");
-    append_json_string(out, d.gate);
-    if (d.retry_after) {
-        append_key(out, "retry_after_ms");
-        append_number(out, static_cast<std::int64_t>(d.retry_after->count()));
-    }
+    out.append(R"({"error":{)");
+    append_denial_fields(out, d, true);
     out.append(R"(},"decision":)");
     append_decision_json(out, d);
     out.push_back('}');
