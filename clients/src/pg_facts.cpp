@@ -8,6 +8,12 @@
 #include <memory>
 #include <string_view>
 
+// g++ 12 at -O2 reports -Wmismatched-new-delete for Asio's awaitable frames once it inlines their recycling allocator:
+// a false positive (see server/src/api.cpp).
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
 namespace preflight::clients {
 
 namespace asio = boost::asio;
@@ -54,6 +60,30 @@ const pg_statement member_find_stmt{
 // $1 org.
 const pg_statement balance_get_stmt{
     "preflight_balance_get", "SELECT remaining FROM preflight_balances WHERE org_id = $1::text"};
+
+// $1 ban subject ids (text[] literal), $2 user id, $3 org id, $4 usage subject ('' = none), $5 usage period
+// ('' with no subject), $6 membership wanted (boolean). The four reads above in one statement: one row whose column
+// groups are each NULL when their lookup found nothing (or was skipped). Same rules and indexes as the four.
+const pg_statement subject_facts_stmt{
+    "preflight_subject_facts",
+    "SELECT b.subject_id, b.reason, " PREFLIGHT_US_OF("b.expires_at"
+    ) ","
+      " s.owner_id, s.plan, s.status, s.seats, " PREFLIGHT_US_OF("s.current_period_end"
+      ) ","
+        " u.requests, u.tokens, m.role, m.usage_cap, m.used"
+        " FROM (SELECT 1) AS one"
+        " LEFT JOIN LATERAL (SELECT b.subject_id, b.reason, b.expires_at"
+        "   FROM unnest($1::text[]) WITH ORDINALITY AS s(id, ord) JOIN preflight_bans b ON b.subject_id = s.id"
+        "   WHERE b.expires_at IS NULL OR b.expires_at > clock_timestamp()"
+        "   ORDER BY s.ord, b.expires_at DESC NULLS FIRST, b.id DESC LIMIT 1) AS b ON true"
+        " LEFT JOIN LATERAL (SELECT owner_id, plan, status, seats, current_period_end FROM preflight_subscriptions"
+        "   WHERE owner_id IN (NULLIF($2::text, ''), NULLIF($3::text, '')) AND status IN ('active', 'trialing')"
+        "   ORDER BY array_position(ARRAY['free', 'pro', 'team', 'enterprise']::text[], plan) DESC,"
+        "            owner_id = $2::text DESC LIMIT 1) AS s ON true"
+        " LEFT JOIN LATERAL (SELECT requests, tokens FROM preflight_usage"
+        "   WHERE $4::text <> '' AND subject_id = $4::text AND period_start = NULLIF($5::text, '')::date) AS u ON true"
+        " LEFT JOIN LATERAL (SELECT role, usage_cap, used FROM preflight_org_members"
+        "   WHERE $6::boolean AND org_id = $3::text AND user_id = $2::text) AS m ON true"};
 
 // ---- writes ----------------------------------------------------------------------------------------------------
 
@@ -143,6 +173,44 @@ result<void> check_keys(const Keys&... keys) {
     return {};
 }
 
+// Row readers shared by the single lookups and the combined one: each reads its columns of row 0 from `col` on.
+ban ban_at(const pg_rows& rows, std::size_t col) {
+    ban b;
+    b.subject_id = std::string(rows.text(0, col));
+    b.reason = std::string(rows.text(0, col + 1));
+    b.until = time_or_null(rows, col + 2);
+    return b;
+}
+
+result<subscription> subscription_at(const pg_rows& rows, std::size_t col) {
+    auto plan = parse_plan_tier(rows.text(0, col + 1));
+    if (!plan) return errc::protocol_error;
+    subscription s;
+    s.owner_id = std::string(rows.text(0, col));
+    s.plan = *plan;
+    s.status = std::string(rows.text(0, col + 2));
+    s.seats = static_cast<int>(rows.as_int64(0, col + 3));
+    s.current_period_end = time_or_null(rows, col + 4);
+    return s;
+}
+
+usage usage_at(const pg_rows& rows, std::size_t col) {
+    usage u;
+    u.requests = static_cast<std::uint64_t>(rows.as_int64(0, col));
+    u.tokens = static_cast<std::uint64_t>(rows.as_int64(0, col + 1));
+    return u;
+}
+
+member member_at(const pg_rows& rows, std::size_t col, std::string org_id, std::string user_id) {
+    member m;
+    m.org_id = std::move(org_id);
+    m.user_id = std::move(user_id);
+    m.role = std::string(rows.text(0, col));
+    if (!rows.is_null(0, col + 1)) m.usage_cap = static_cast<std::uint64_t>(rows.as_int64(0, col + 1));
+    m.used = static_cast<std::uint64_t>(rows.as_int64(0, col + 2));
+    return m;
+}
+
 asio::awaitable<result<void>> exec_void(pg_pool& pool, const pg_statement& st, std::vector<std::string> params) {
     auto rows = co_await pool.exec(st, std::move(params));
     if (!rows) co_return rows.error();
@@ -162,11 +230,7 @@ asio::awaitable<result<std::optional<ban>>> pg_ban_store::find_active(std::vecto
     auto rows = co_await pool_.exec(ban_find_stmt, std::move(params));
     if (!rows) co_return rows.error();
     if (rows->size() == 0) co_return std::optional<ban>{};
-    ban b;
-    b.subject_id = std::string(rows->text(0, 0));
-    b.reason = std::string(rows->text(0, 1));
-    b.until = time_or_null(*rows, 2);
-    co_return std::optional<ban>{std::move(b)};
+    co_return std::optional<ban>{ban_at(*rows, 0)};
 }
 
 asio::awaitable<result<std::optional<subscription>>> pg_subscription_store::find_highest_priority(
@@ -178,15 +242,9 @@ asio::awaitable<result<std::optional<subscription>>> pg_subscription_store::find
     auto rows = co_await pool_.exec(sub_find_stmt, std::move(params));
     if (!rows) co_return rows.error();
     if (rows->size() == 0) co_return std::optional<subscription>{};
-    auto plan = parse_plan_tier(rows->text(0, 1));
-    if (!plan) co_return errc::protocol_error;
-    subscription s;
-    s.owner_id = std::string(rows->text(0, 0));
-    s.plan = *plan;
-    s.status = std::string(rows->text(0, 2));
-    s.seats = static_cast<int>(rows->as_int64(0, 3));
-    s.current_period_end = time_or_null(*rows, 4);
-    co_return std::optional<subscription>{std::move(s)};
+    auto s = subscription_at(*rows, 0);
+    if (!s) co_return s.error();
+    co_return std::optional<subscription>{std::move(*s)};
 }
 
 asio::awaitable<result<usage>> pg_usage_store::get(std::string subject_id, std::string period_start) {
@@ -194,12 +252,7 @@ asio::awaitable<result<usage>> pg_usage_store::get(std::string subject_id, std::
     auto params = detail::params(std::move(subject_id), std::move(period_start));
     auto rows = co_await pool_.exec(usage_get_stmt, std::move(params));
     if (!rows) co_return rows.error();
-    usage u;
-    if (rows->size() > 0) {
-        u.requests = static_cast<std::uint64_t>(rows->as_int64(0, 0));
-        u.tokens = static_cast<std::uint64_t>(rows->as_int64(0, 1));
-    }
-    co_return u;
+    co_return rows->size() > 0 ? usage_at(*rows, 0) : usage{};
 }
 
 asio::awaitable<result<std::optional<member>>> pg_member_store::find(std::string org_id, std::string user_id) {
@@ -208,13 +261,7 @@ asio::awaitable<result<std::optional<member>>> pg_member_store::find(std::string
     auto rows = co_await pool_.exec(member_find_stmt, std::move(params));
     if (!rows) co_return rows.error();
     if (rows->size() == 0) co_return std::optional<member>{};
-    member m;
-    m.org_id = std::move(org_id);
-    m.user_id = std::move(user_id);
-    m.role = std::string(rows->text(0, 0));
-    if (!rows->is_null(0, 1)) m.usage_cap = static_cast<std::uint64_t>(rows->as_int64(0, 1));
-    m.used = static_cast<std::uint64_t>(rows->as_int64(0, 2));
-    co_return std::optional<member>{std::move(m)};
+    co_return std::optional<member>{member_at(*rows, 0, std::move(org_id), std::move(user_id))};
 }
 
 asio::awaitable<result<balance_outcome>> pg_balance_source::check(std::string org_id) {
@@ -228,6 +275,49 @@ asio::awaitable<result<balance_outcome>> pg_balance_source::check(std::string or
     out.allowed = *out.remaining > 0;
     if (!out.allowed) out.reason = "no plan executions left";
     co_return out;
+}
+
+asio::awaitable<result<subject_facts>> pg_subject_facts_source::load(subject_facts_query q) {
+    for (const auto& id : q.ban_subjects) {
+        if (auto ok = detail::check_key(id); !ok) co_return ok.error();
+    }
+    if (auto ok = check_keys(q.user_id, q.org_id, q.usage_subject, q.usage_period); !ok) co_return ok.error();
+    const bool membership = q.membership && !q.org_id.empty() && !q.user_id.empty();
+    if (q.usage_subject.empty()) q.usage_period.clear();
+    auto params = detail::params(
+        text_array_literal(q.ban_subjects),
+        q.user_id,
+        q.org_id,
+        std::move(q.usage_subject),
+        std::move(q.usage_period),
+        std::string(membership ? "t" : "f")
+    );
+    auto rows = co_await pool_.exec(subject_facts_stmt, std::move(params));
+    if (!rows) co_return rows.error();
+    if (rows->size() != 1) co_return errc::protocol_error;
+    subject_facts out;
+    if (!rows->is_null(0, 0)) out.active_ban = ban_at(*rows, 0);
+    if (!rows->is_null(0, 3)) {
+        auto s = subscription_at(*rows, 3);
+        if (!s) co_return s.error();
+        out.highest_subscription = std::move(*s);
+    }
+    if (!rows->is_null(0, 8)) out.period_usage = usage_at(*rows, 8);
+    if (!rows->is_null(0, 10)) out.membership = member_at(*rows, 10, std::move(q.org_id), std::move(q.user_id));
+    co_return out;
+}
+
+bool pg_subject_facts_source::answers_for(
+    const ban_store& bans,
+    const subscription_store& subscriptions,
+    const usage_store& usage,
+    const member_store& members
+) const noexcept {
+    const auto on_this_pool = [this](const auto* store) { return store != nullptr && &store->pool() == &pool_; };
+    return on_this_pool(dynamic_cast<const pg_ban_store*>(&bans)) &&
+           on_this_pool(dynamic_cast<const pg_subscription_store*>(&subscriptions)) &&
+           on_this_pool(dynamic_cast<const pg_usage_store*>(&usage)) &&
+           on_this_pool(dynamic_cast<const pg_member_store*>(&members));
 }
 
 // ---- writes ----------------------------------------------------------------------------------------------------

@@ -21,7 +21,8 @@ struct pg_stores {
           balance(*pool),
           rate_limits(*pool),
           windows(*pool),
-          admissions(*pool) {}
+          admissions(*pool),
+          subject_facts(*pool) {}
 
     std::shared_ptr<pg_pool> pool;
     pg_ban_store bans;
@@ -32,6 +33,7 @@ struct pg_stores {
     pg_rate_limit_store rate_limits;
     pg_fixed_window_store windows;
     pg_admission_store admissions;
+    pg_subject_facts_source subject_facts;
 };
 
 }  // namespace
@@ -48,6 +50,7 @@ store_set make_pg_store_set(std::shared_ptr<pg_pool> pool) {
     s.rate_limits = std::shared_ptr<limits::rate_limit_store>(all, &all->rate_limits);
     s.windows = std::shared_ptr<limits::fixed_window_store>(all, &all->windows);
     s.admissions = std::shared_ptr<limits::admission_store>(all, &all->admissions);
+    s.subject_facts = std::shared_ptr<subject_facts_source>(all, &all->subject_facts);
     return s;
 }
 

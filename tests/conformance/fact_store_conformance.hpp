@@ -4,6 +4,7 @@
 #include <preflight/clients/facts/balance_source.hpp>
 #include <preflight/clients/facts/ban_store.hpp>
 #include <preflight/clients/facts/member_store.hpp>
+#include <preflight/clients/facts/subject_facts.hpp>
 #include <preflight/clients/facts/subscription_store.hpp>
 #include <preflight/clients/facts/usage_store.hpp>
 
@@ -16,7 +17,8 @@
 #include <vector>
 
 // Conformance suites of the five fact stores (ban_store, subscription_store, usage_store, member_store,
-// balance_source). One Factory type serves all five:
+// balance_source) and of the combined lookup (subject_facts_source, checked against the four single stores).
+// One Factory type serves all six:
 //
 //   struct my_fact_factory {
 //       // Clock slack of the ban store's wall clock: 0 for a manual clock, ~100 ms for a real clock (Postgres).
@@ -27,6 +29,7 @@
 //       clients::usage_store& usage();
 //       clients::member_store& members();
 //       clients::balance_source& balances();
+//       clients::subject_facts_source& subject_facts();    // answers for the four stores above
 //       std::chrono::system_clock::time_point now();        // the ban store's wall clock
 //       void advance(std::chrono::milliseconds d);          // moves it forward by at least d (<= 300 ms per call)
 //       // Seeding (blocking; replace what is stored under the same key, like the in-memory `put`):
@@ -492,12 +495,146 @@ REGISTER_TYPED_TEST_SUITE_P(
     org_ids_are_matched_exactly
 );
 
+// ---- subject_facts_source -----------------------------------------------------------------------------------------
+
+template <class Factory>
+class subject_facts_conformance : public fact_conformance_base<Factory> {
+protected:
+    clients::subject_facts load(clients::subject_facts_query q) {
+        return this->ok(this->factory_.subject_facts().load(q));
+    }
+
+    /// The combined answer equals the four single lookups with the same arguments.
+    void expect_like_single_stores(const clients::subject_facts_query& q) {
+        const auto f = load(q);
+        const auto ban = q.ban_subjects.empty() ? std::nullopt : this->find_ban(q.ban_subjects);
+        ASSERT_EQ(f.active_ban.has_value(), ban.has_value());
+        if (ban) {
+            EXPECT_EQ(f.active_ban->subject_id, ban->subject_id);
+            EXPECT_EQ(f.active_ban->reason, ban->reason);
+            EXPECT_EQ(f.active_ban->until, ban->until);
+        }
+        const auto sub = q.user_id.empty() && q.org_id.empty() ? std::nullopt : this->find_sub(q.user_id, q.org_id);
+        ASSERT_EQ(f.highest_subscription.has_value(), sub.has_value());
+        if (sub) {
+            EXPECT_EQ(f.highest_subscription->owner_id, sub->owner_id);
+            EXPECT_EQ(f.highest_subscription->plan, sub->plan);
+            EXPECT_EQ(f.highest_subscription->status, sub->status);
+            EXPECT_EQ(f.highest_subscription->seats, sub->seats);
+            EXPECT_EQ(f.highest_subscription->current_period_end, sub->current_period_end);
+        }
+        const auto used = q.usage_subject.empty() ? clients::usage{} : this->get_usage(q.usage_subject, q.usage_period);
+        EXPECT_EQ(f.period_usage.requests, used.requests);
+        EXPECT_EQ(f.period_usage.tokens, used.tokens);
+        const bool wants_member = q.membership && !q.org_id.empty() && !q.user_id.empty();
+        const auto m = wants_member ? this->find_member(q.org_id, q.user_id) : std::nullopt;
+        ASSERT_EQ(f.membership.has_value(), m.has_value());
+        if (m) {
+            EXPECT_EQ(f.membership->org_id, m->org_id);
+            EXPECT_EQ(f.membership->user_id, m->user_id);
+            EXPECT_EQ(f.membership->role, m->role);
+            EXPECT_EQ(f.membership->usage_cap, m->usage_cap);
+            EXPECT_EQ(f.membership->used, m->used);
+        }
+    }
+
+    static clients::subject_facts_query query(const std::string& user, const std::string& org) {
+        clients::subject_facts_query q;
+        q.ban_subjects = {user, org};
+        q.user_id = user;
+        q.org_id = org;
+        q.usage_subject = org;
+        q.usage_period = "2026-11-01";
+        q.membership = true;
+        return q;
+    }
+};
+TYPED_TEST_SUITE_P(subject_facts_conformance);
+
+TYPED_TEST_P(subject_facts_conformance, answers_every_lookup_at_once) {
+    const auto user = unique_key("user"), org = unique_key("org");
+    const auto until = this->us(this->factory_.now() + 1h);
+    this->factory_.put_ban({user, "expired", this->factory_.now() - 1s});
+    this->factory_.put_ban({org, "fraud", until});
+    this->factory_.put_subscription({user, clients::plan_tier::pro, "active", 1, std::nullopt});
+    this->factory_.put_subscription({org, clients::plan_tier::team, "trialing", 7, until});
+    this->factory_.put_usage(org, "2026-11-01", {41, 9000});
+    this->factory_.put_usage(org, "2026-10-01", {99, 0});
+    this->factory_.put_member({org, user, "admin", 50, 3});
+
+    const auto f = this->load(this->query(user, org));
+    ASSERT_TRUE(f.active_ban.has_value());  // the user's ban expired: the org's is the first active one
+    EXPECT_EQ(f.active_ban->subject_id, org);
+    EXPECT_EQ(f.active_ban->reason, "fraud");
+    EXPECT_EQ(f.active_ban->until, std::optional{until});
+    ASSERT_TRUE(f.highest_subscription.has_value());
+    EXPECT_EQ(f.highest_subscription->owner_id, org);
+    EXPECT_EQ(f.highest_subscription->plan, clients::plan_tier::team);
+    EXPECT_EQ(f.highest_subscription->seats, 7);
+    EXPECT_EQ(f.period_usage.requests, 41u);
+    EXPECT_EQ(f.period_usage.tokens, 9000u);
+    ASSERT_TRUE(f.membership.has_value());
+    EXPECT_EQ(f.membership->role, "admin");
+    EXPECT_EQ(f.membership->usage_cap, std::optional<std::uint64_t>{50});
+    EXPECT_EQ(f.membership->used, 3u);
+    this->expect_like_single_stores(this->query(user, org));
+}
+
+TYPED_TEST_P(subject_facts_conformance, skipped_and_unknown_lookups_answer_nothing) {
+    const auto user = unique_key("user"), org = unique_key("org");
+    this->factory_.put_ban({user, "abuse", std::nullopt});
+    this->factory_.put_subscription({org, clients::plan_tier::enterprise, "active", 1, std::nullopt});
+    this->factory_.put_usage(org, "2026-11-01", {5, 5});
+    this->factory_.put_member({org, user, "member", std::nullopt, 0});
+
+    const auto none = this->load(clients::subject_facts_query{});
+    EXPECT_FALSE(none.active_ban || none.highest_subscription || none.membership);
+    EXPECT_EQ(none.period_usage.requests, 0u);
+
+    auto q = this->query(user, org);
+    q.ban_subjects.clear();
+    q.usage_subject.clear();
+    q.usage_period.clear();
+    q.membership = false;
+    const auto f = this->load(q);
+    EXPECT_FALSE(f.active_ban.has_value());
+    EXPECT_FALSE(f.membership.has_value());
+    EXPECT_EQ(f.period_usage.requests, 0u);
+    ASSERT_TRUE(f.highest_subscription.has_value());
+    EXPECT_EQ(f.highest_subscription->plan, clients::plan_tier::enterprise);
+
+    const auto stranger = unique_key("stranger"), nowhere = unique_key("nowhere");
+    this->expect_like_single_stores(this->query(stranger, nowhere));
+    this->expect_like_single_stores(this->query(user, ""));  // no org: no membership, personal subscription only
+    this->expect_like_single_stores(this->query("", org));
+}
+
+TYPED_TEST_P(subject_facts_conformance, keys_are_matched_exactly) {
+    const auto base = unique_key("k");
+    const auto keys = this->tricky_keys(base);
+    this->factory_.put_ban({keys[3], "tricky", std::nullopt});
+    this->factory_.put_subscription({keys[4], clients::plan_tier::pro, "active", 1, std::nullopt});
+    this->factory_.put_usage(keys[5], "2026-11-01", {7, 0});
+    this->factory_.put_member({keys[5], keys[6], "member", 1, 0});
+    for (const auto& user : keys) {
+        for (const auto& org : {keys[4], keys[5], keys[0]}) this->expect_like_single_stores(this->query(user, org));
+    }
+}
+
+REGISTER_TYPED_TEST_SUITE_P(
+    subject_facts_conformance,
+    answers_every_lookup_at_once,
+    skipped_and_unknown_lookups_answer_nothing,
+    keys_are_matched_exactly
+);
+
 }  // namespace preflight::conformance
 
-/// Instantiates the five fact store suites for `Factory` under `prefix`.
+/// Instantiates the six fact suites for `Factory` under `prefix`.
 #define PREFLIGHT_INSTANTIATE_FACT_CONFORMANCE(prefix, Factory)                      \
     INSTANTIATE_TYPED_TEST_SUITE_P(prefix, ban_store_conformance, Factory);          \
     INSTANTIATE_TYPED_TEST_SUITE_P(prefix, subscription_store_conformance, Factory); \
     INSTANTIATE_TYPED_TEST_SUITE_P(prefix, usage_store_conformance, Factory);        \
     INSTANTIATE_TYPED_TEST_SUITE_P(prefix, member_store_conformance, Factory);       \
-    INSTANTIATE_TYPED_TEST_SUITE_P(prefix, balance_source_conformance, Factory)
+    INSTANTIATE_TYPED_TEST_SUITE_P(prefix, balance_source_conformance, Factory);     \
+    INSTANTIATE_TYPED_TEST_SUITE_P(prefix, subject_facts_conformance, Factory)

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <preflight/clients/facts/memory_fact_stores.hpp>
+#include <preflight/clients/facts/subject_facts.hpp>
 
 #include <boost/asio/io_context.hpp>
 
@@ -17,12 +18,16 @@ struct memory_fact_factory {
 
     void set_up(boost::asio::io_context&) {
         stores_.bans = std::make_shared<clients::memory_ban_store>([this] { return now_; });
+        combined_ = std::make_shared<clients::composed_subject_facts>(
+            stores_.bans, stores_.subscriptions, stores_.usage, stores_.members
+        );
     }
     clients::ban_store& bans() { return *stores_.bans; }
     clients::subscription_store& subscriptions() { return *stores_.subscriptions; }
     clients::usage_store& usage() { return *stores_.usage; }
     clients::member_store& members() { return *stores_.members; }
     clients::balance_source& balances() { return *stores_.balances; }
+    clients::subject_facts_source& subject_facts() { return *combined_; }
     std::chrono::system_clock::time_point now() const { return now_; }
     void advance(std::chrono::milliseconds d) { now_ += d; }
 
@@ -36,6 +41,7 @@ struct memory_fact_factory {
 
     std::chrono::system_clock::time_point now_ = std::chrono::system_clock::from_time_t(1'800'000'000);
     clients::memory_fact_stores stores_;
+    std::shared_ptr<clients::composed_subject_facts> combined_;
 };
 
 }  // namespace preflight::conformance

@@ -33,6 +33,7 @@ struct pg_fact_factory {
         usage_store = std::make_unique<clients::pg_usage_store>(*pool);
         member_store = std::make_unique<clients::pg_member_store>(*pool);
         balance_source = std::make_unique<clients::pg_balance_source>(*pool);
+        combined = std::make_unique<clients::pg_subject_facts_source>(*pool);
         writer = std::make_unique<clients::pg_fact_writer>(*pool);
     }
     clients::ban_store& bans() { return *ban_store; }
@@ -40,6 +41,7 @@ struct pg_fact_factory {
     clients::usage_store& usage() { return *usage_store; }
     clients::member_store& members() { return *member_store; }
     clients::balance_source& balances() { return *balance_source; }
+    clients::subject_facts_source& subject_facts() { return *combined; }
     std::chrono::system_clock::time_point now() const { return std::chrono::system_clock::now(); }
     void advance(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
 
@@ -65,6 +67,7 @@ struct pg_fact_factory {
     std::unique_ptr<clients::pg_usage_store> usage_store;
     std::unique_ptr<clients::pg_member_store> member_store;
     std::unique_ptr<clients::pg_balance_source> balance_source;
+    std::unique_ptr<clients::pg_subject_facts_source> combined;
     std::unique_ptr<clients::pg_fact_writer> writer;
 };
 

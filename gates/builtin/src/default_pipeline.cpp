@@ -34,6 +34,15 @@ struct usage_fact {
     clients::usage used;
 };
 
+/// The read-only facts of a run in one lookup (`store_set::subject_facts`): what the ban, usage and member-cap
+/// gates and the subscription would otherwise look up one by one.
+struct read_facts {
+    std::optional<clients::ban> ban;
+    sub_fact subscription;
+    usage_fact usage;  ///< empty subject: usage not looked up
+    std::optional<clients::member> membership;
+};
+
 /// Everything the gates share for the lifetime of the pipeline.
 struct state {
     clients::store_set stores;
@@ -43,6 +52,9 @@ struct state {
     std::optional<fact_key<sub_fact>> sub_key;
     /// Registered only when some plan tier has a usage limit (otherwise the usage gate never reads usage).
     std::optional<fact_key<usage_fact>> usage_key;
+    /// Registered instead of `sub_key` and `usage_key` when the store set has a `subject_facts` source.
+    std::optional<fact_key<read_facts>> reads_key;
+    bool reads_usage = false;                          // some plan tier has a usage limit
     clients::memory_usage_store* mem_usage = nullptr;  // synchronous usage fast path (null unless in-memory)
     std::unique_ptr<cache::outcome_cache<clients::balance_outcome>> balance_cache;
     /// The fallback limiter used while the shared rate-limit store fails (limit ÷ fleet.size).
@@ -98,10 +110,80 @@ asio::awaitable<result<sub_fact>> load_subscription(state_ptr st, std::string us
     co_return f;
 }
 
-denial subscription_unavailable(const boost::system::error_code& ec) {
+denial subscription_unavailable(const std::string& fact, const boost::system::error_code& ec) {
     return make_denial(
-        503, "gate_unavailable", "subscription unavailable: fact 'subscription' failed (" + ec.message() + ")"
+        503, "gate_unavailable", "subscription unavailable: fact '" + fact + "' failed (" + ec.message() + ")"
     );
+}
+
+/// The run's subscription fact, from the combined read when there is one. Throws `fact_error` when it failed.
+asio::awaitable<const sub_fact*> subscription_of(const state& st, gate_context& c) {
+    if (st.reads_key) {
+        const read_facts& f = co_await c.fact(*st.reads_key);
+        co_return &f.subscription;
+    }
+    const sub_fact& f = co_await c.fact(*st.sub_key);
+    co_return &f;
+}
+
+/// `subscription_of` for `try_check`: nullptr while the fact is still loading.
+const sub_fact* try_subscription(const state& st, gate_context& c) {
+    if (st.reads_key) {
+        const read_facts* f = c.try_fact(*st.reads_key);
+        return f == nullptr ? nullptr : &f->subscription;
+    }
+    return c.try_fact(*st.sub_key);
+}
+
+// ---- combined read ----------------------------------------------------------------------------------------------
+
+bool ban_applies(operation op) noexcept {
+    return op == operation::execute || op == operation::execute_with_pause || op == operation::read;
+}
+
+bool is_execution(operation op) noexcept {
+    return op == operation::execute || op == operation::execute_with_pause;
+}
+
+/// The usage subject of a request: its org, else its user ("" = nothing to check).
+const std::string& usage_subject(const request& r) noexcept {
+    return r.subject.org.empty() ? r.subject.user : r.subject.org;
+}
+
+asio::awaitable<result<read_facts>> load_read_facts(state_ptr st, clients::subject_facts_query q) {
+    std::string subject = q.usage_subject;
+    std::string period = q.usage_period;
+    auto r = co_await st->stores.subject_facts->load(std::move(q));
+    if (!r) co_return r.error();
+    read_facts f;
+    f.ban = std::move(r->active_ban);
+    f.subscription = std::move(r->highest_subscription);
+    f.usage.subject = std::move(subject);
+    f.usage.period = std::move(period);
+    f.usage.used = r->period_usage;
+    f.membership = std::move(r->membership);
+    co_return f;
+}
+
+/// What the gates that apply to `r` read, as one query.
+clients::subject_facts_query read_query(const state& st, const request& r) {
+    clients::subject_facts_query q;
+    const auto& s = r.subject;
+    if (ban_applies(r.op)) {
+        for (const std::string* id : {&s.user, &s.org, &s.ip, &s.api_key_id}) {
+            if (!id->empty()) q.ban_subjects.push_back(*id);
+        }
+    }
+    q.user_id = s.user;
+    q.org_id = s.org;
+    if (is_execution(r.op)) {
+        if (st.reads_usage && !usage_subject(r).empty()) {
+            q.usage_subject = usage_subject(r);
+            q.usage_period = usage_period_start(st.wall_now());
+        }
+        q.membership = !s.org.empty() && !s.user.empty();
+    }
+    return q;
 }
 
 // ---- ban --------------------------------------------------------------------------------------------------------
@@ -113,21 +195,23 @@ asio::awaitable<result<verdict>> ban_check(state_ptr st, gate_context& c) {
         if (!id->empty()) ids.push_back(*id);
     }
     if (ids.empty()) co_return verdict::pass();
-    auto r = co_await st->stores.bans->find_active(std::move(ids));
-    if (!r) co_return r.error();
-    if (!*r) co_return verdict::pass();
-    const clients::ban& b = **r;
+    std::optional<clients::ban> found;
+    if (st->reads_key) {
+        const read_facts& f = co_await c.fact(*st->reads_key);
+        found = f.ban;
+    } else {
+        auto r = co_await st->stores.bans->find_active(std::move(ids));
+        if (!r) co_return r.error();
+        found = std::move(*r);
+    }
+    if (!found) co_return verdict::pass();
+    const clients::ban& b = *found;
     denial d = make_denial(403, "banned", "subject '" + b.subject_id + "' is banned");
     if (b.until) d.retry_after = ceil_ms(*b.until - st->wall_now());
     co_return verdict::deny(std::move(d));
 }
 
 // ---- usage ------------------------------------------------------------------------------------------------------
-
-/// The usage subject of a request: its org, else its user ("" = nothing to check).
-const std::string& usage_subject(const request& r) noexcept {
-    return r.subject.org.empty() ? r.subject.user : r.subject.org;
-}
 
 asio::awaitable<result<usage_fact>> load_usage(state_ptr st, std::string subject) {
     usage_fact f;
@@ -155,17 +239,26 @@ std::optional<result<usage_fact>> load_usage_now(const state& st, const request&
 asio::awaitable<result<verdict>> usage_check(state_ptr st, gate_context& c) {
     std::optional<plan_tier> tier;
     boost::system::error_code fact_failure;
+    std::string failed_fact;
     try {
-        const sub_fact& f = co_await c.fact(*st->sub_key);
-        tier = tier_of(f);
+        tier = tier_of(*co_await subscription_of(*st, c));
     } catch (const fact_error& e) {
         fact_failure = e.code();
+        failed_fact = e.fact();
     }
-    if (!tier) co_return verdict::deny(subscription_unavailable(fact_failure));
+    if (!tier) co_return verdict::deny(subscription_unavailable(failed_fact, fact_failure));
     const std::uint64_t limit = st->s.usage_limits[tier_index(*tier)];
-    if (limit == 0 || !st->usage_key) co_return verdict::pass();  // unlimited
+    if (limit == 0 || !st->reads_usage) co_return verdict::pass();  // unlimited
     // The usage fact started with the run (its failure is this gate's error: the gate's policy applies).
-    const usage_fact& u = co_await c.fact(*st->usage_key);
+    const usage_fact* used = nullptr;
+    if (st->reads_key) {
+        const read_facts& f = co_await c.fact(*st->reads_key);
+        used = &f.usage;
+    } else {
+        const usage_fact& f = co_await c.fact(*st->usage_key);
+        used = &f;
+    }
+    const usage_fact& u = *used;
     if (u.subject.empty()) co_return verdict::pass();
     if (u.used.requests < limit) co_return verdict::pass();
     co_return verdict::deny(make_denial(
@@ -181,12 +274,19 @@ asio::awaitable<result<verdict>> usage_check(state_ptr st, gate_context& c) {
 asio::awaitable<result<verdict>> member_cap_check(state_ptr st, gate_context& c) {
     const auto& s = c.req().subject;
     if (s.org.empty() || s.user.empty()) co_return verdict::pass();
-    std::string org = s.org;
-    std::string user = s.user;
-    auto r = co_await st->stores.members->find(std::move(org), std::move(user));
-    if (!r) co_return r.error();
-    if (!*r || !(*r)->usage_cap) co_return verdict::pass();  // not a member, or uncapped
-    const clients::member& m = **r;
+    std::optional<clients::member> found;
+    if (st->reads_key) {
+        const read_facts& f = co_await c.fact(*st->reads_key);
+        found = f.membership;
+    } else {
+        std::string org = s.org;
+        std::string user = s.user;
+        auto r = co_await st->stores.members->find(std::move(org), std::move(user));
+        if (!r) co_return r.error();
+        found = std::move(*r);
+    }
+    if (!found || !found->usage_cap) co_return verdict::pass();  // not a member, or uncapped
+    const clients::member& m = *found;
     if (m.used < *m.usage_cap) co_return verdict::pass();
     co_return verdict::deny(make_denial(
         402,
@@ -336,8 +436,7 @@ asio::awaitable<result<verdict>> rate_limit_check(state_ptr st, gate_context& c)
     if (key.empty()) co_return verdict::pass();
     plan_tier tier = plan_tier::free;
     try {
-        const sub_fact& f = co_await c.fact(*st->sub_key);
-        tier = tier_of(f);
+        tier = tier_of(*co_await subscription_of(*st, c));
     } catch (const fact_error&) {
         // Only reachable for operations the usage gate does not cover (read, cancel): the usage gate fails
         // closed on it otherwise. Use the free tier, the strictest limits.
@@ -358,7 +457,7 @@ std::optional<result<verdict>> rate_limit_try(const state& st, gate_context& c) 
     if (key.empty()) return verdict::pass();
     plan_tier tier = plan_tier::free;
     try {
-        const sub_fact* f = c.try_fact(*st.sub_key);
+        const sub_fact* f = try_subscription(st, c);
         if (f == nullptr) return std::nullopt;
         tier = tier_of(*f);
     } catch (const fact_error&) {
@@ -491,12 +590,23 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     pc.speculative_stateful = st->s.speculative_stateful == speculation::on ||
                               (st->s.speculative_stateful == speculation::automatic && !memory_limits);
     pipeline_builder b{std::move(pc)};
-    st->sub_key = b.add_fact<sub_fact>("subscription", [st](const request& r) {
-        return load_subscription(st, r.subject.user, r.subject.org);
-    });
-    const bool reads_usage =
+    st->reads_usage =
         std::any_of(st->s.usage_limits.begin(), st->s.usage_limits.end(), [](std::uint64_t l) { return l != 0; });
-    if (reads_usage) {
+    // The read-only lookups: one combined fact when the store set can answer them at once, else a subscription
+    // fact, a usage fact and the ban and member lookups of their gates (all started when the run begins).
+    const char* sub_fact_name = "subscription";
+    const auto& fs = st->stores;
+    if (fs.subject_facts && fs.subject_facts->answers_for(*fs.bans, *fs.subscriptions, *fs.usage, *fs.members)) {
+        sub_fact_name = "subject_facts";
+        st->reads_key = b.add_fact<read_facts>(sub_fact_name, [st](const request& r) {
+            return load_read_facts(st, read_query(*st, r));
+        });
+    } else {
+        st->sub_key = b.add_fact<sub_fact>(sub_fact_name, [st](const request& r) {
+            return load_subscription(st, r.subject.user, r.subject.org);
+        });
+    }
+    if (st->reads_usage && !st->reads_key) {
         fact_try_loader<usage_fact> usage_now;
         if (st->mem_usage != nullptr) usage_now = [st](const request& r) { return load_usage_now(*st, r); };
         st->usage_key = b.add_fact<usage_fact>(
@@ -512,6 +622,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     ban.operations = {operation::execute, operation::execute_with_pause, operation::read};
     ban.budget = s.ban_budget;
     ban.on_failure = policy(s.ban_fail_open);
+    if (st->reads_key) ban.facts = {sub_fact_name};
     ban.check = [st](gate_context& c) { return ban_check(st, c); };
     b.add_gate(std::move(ban));
 
@@ -520,7 +631,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     usage.operations = exec_ops;
     usage.budget = s.usage_budget;
     usage.on_failure = policy(s.usage_fail_open);
-    usage.facts = {"subscription"};
+    usage.facts = {sub_fact_name};
     if (st->usage_key) usage.facts.emplace_back("period_usage");
     usage.check = [st](gate_context& c) { return usage_check(st, c); };
     b.add_gate(std::move(usage));
@@ -530,6 +641,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     member_cap.operations = exec_ops;
     member_cap.budget = s.member_cap_budget;
     member_cap.on_failure = policy(s.member_cap_fail_open);
+    if (st->reads_key) member_cap.facts = {sub_fact_name};
     member_cap.check = [st](gate_context& c) { return member_cap_check(st, c); };
     b.add_gate(std::move(member_cap));
 
@@ -562,7 +674,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     if (!s.cancel_exempt) rate.operations.push_back(operation::cancel);
     rate.budget = s.rate_limit_budget;
     rate.on_failure = failure_policy::fail_open;
-    rate.facts = {"subscription"};
+    rate.facts = {sub_fact_name};
     rate.check = [st](gate_context& c) { return rate_limit_check(st, c); };
     if (st->mem_rate != nullptr) rate.try_check = [st](gate_context& c) { return rate_limit_try(*st, c); };
     rate.compensate = [st](const request& r) { return rate_limit_refund(st, r); };

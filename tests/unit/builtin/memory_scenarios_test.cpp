@@ -1,6 +1,7 @@
 // The issue 7 seed scenarios on the in-memory stores (the embedded default).
 #include "scenario_suite.hpp"
 #include <preflight/clients/facts/memory_fact_stores.hpp>
+#include <preflight/clients/facts/subject_facts.hpp>
 
 namespace preflight::builtin_test {
 namespace {
@@ -24,6 +25,18 @@ struct memory_speculative_factory : memory_scenario_factory {
     static constexpr const char* speculative = "on";
 };
 INSTANTIATE_TYPED_TEST_SUITE_P(memory_speculative, builtin_scenarios, memory_speculative_factory);
+
+/// The same with the read-only gates reading through one combined lookup (`store_set::subject_facts`), as on
+/// Postgres.
+struct memory_combined_reads_factory : memory_scenario_factory {
+    void set_up(asio::io_context& io, const preflight::clock& clk) {
+        memory_scenario_factory::set_up(io, clk);
+        stores_.subject_facts = std::make_shared<clients::composed_subject_facts>(
+            stores_.bans, stores_.subscriptions, stores_.usage, stores_.members
+        );
+    }
+};
+INSTANTIATE_TYPED_TEST_SUITE_P(memory_combined_reads, builtin_scenarios, memory_combined_reads_factory);
 
 }  // namespace
 }  // namespace preflight::builtin_test

@@ -465,6 +465,33 @@ TYPED_TEST_P(builtin_scenarios, FailingSubscriptionLookupIsA503NamingTheFact) {
     EXPECT_EQ(b.status, 403);
 }
 
+TYPED_TEST_P(builtin_scenarios, FailingCombinedReadIsA503AtTheFirstFailClosedReadGate) {
+    auto stores = this->factory_.stores();
+    auto failing = std::make_shared<failing_subject_facts>();
+    stores.subject_facts = failing;
+    auto p = this->build({}, &stores);
+    // Every read-only lookup failed at once: the ban gate (first, fail-closed) decides, nothing is consumed.
+    auto d = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_FALSE(d.allowed);
+    EXPECT_EQ(d.status, 503);
+    EXPECT_EQ(d.code, "gate_unavailable");
+    EXPECT_EQ(d.gate, "ban");
+    EXPECT_EQ(d.find("rate_limit")->outcome, g::gate_outcome::skipped);
+    EXPECT_EQ(failing->calls.load(), 1);  // one lookup for every read-only gate
+    // With the ban gate fail-open, the usage gate names the failed fact.
+    boost::json::object o;
+    o["ban.fail_open"] = true;
+    auto open_ban = this->build(o, &stores);
+    auto u = this->decide(open_ban, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_EQ(u.status, 503);
+    EXPECT_EQ(u.gate, "usage");
+    EXPECT_NE(u.message.find("subject_facts"), std::string::npos) << u.message;
+    // Resume is never gated, so it never reads.
+    auto r = this->decide(p, this->req(g::operation::resume, "org_ok", "user_ok"));
+    EXPECT_TRUE(r.allowed);
+    EXPECT_EQ(failing->calls.load(), 2);
+}
+
 TYPED_TEST_P(builtin_scenarios, UnreachableRateLimitStoreDegradesToTheLocalShare) {
     auto stores = this->factory_.stores();
     auto failing = std::make_shared<failing_rate_limits>();
@@ -533,6 +560,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     RateLimitedRunKeepsNoBackstopCountWhereRefundable,
     FailingUsageLookupIsA503FromTheUsageGate,
     FailingSubscriptionLookupIsA503NamingTheFact,
+    FailingCombinedReadIsA503AtTheFirstFailClosedReadGate,
     UnreachableRateLimitStoreDegradesToTheLocalShare,
     HangingRateLimitStoreAlsoDegrades
 );

@@ -3,6 +3,7 @@
 // Helpers of the built-in gate tests: a run helper, a resolved configuration, a fixed wall clock, and
 // scripted/failing stores.
 
+#include <preflight/clients/facts/subject_facts.hpp>
 #include <preflight/clients/store_set.hpp>
 #include <preflight/core/config.hpp>
 #include <preflight/gates/builtin/default_pipeline.hpp>
@@ -114,6 +115,21 @@ public:
     asio::awaitable<result<clients::usage>> get(std::string, std::string) override {
         co_return make_error_code(errc::store_unavailable);
     }
+};
+
+/// A combined read (`store_set::subject_facts`) that always fails and claims to answer for any stores.
+class failing_subject_facts final : public clients::subject_facts_source {
+public:
+    asio::awaitable<result<clients::subject_facts>> load(clients::subject_facts_query) override {
+        calls.fetch_add(1);
+        co_return make_error_code(errc::store_unavailable);
+    }
+    bool
+    answers_for(const clients::ban_store&, const clients::subscription_store&, const clients::usage_store&, const clients::member_store&)
+        const noexcept override {
+        return true;
+    }
+    std::atomic<int> calls{0};
 };
 
 /// A rate-limit store that always fails (the shared store is unreachable), at once or after hanging for

@@ -3,6 +3,7 @@
 #include <preflight/clients/facts/balance_source.hpp>
 #include <preflight/clients/facts/ban_store.hpp>
 #include <preflight/clients/facts/member_store.hpp>
+#include <preflight/clients/facts/subject_facts.hpp>
 #include <preflight/clients/facts/subscription_store.hpp>
 #include <preflight/clients/facts/usage_store.hpp>
 #include <preflight/clients/pg_pool.hpp>
@@ -31,6 +32,9 @@ class pg_ban_store final : public ban_store {
 public:
     explicit pg_ban_store(pg_pool& pool) noexcept : pool_(pool) {}
 
+    /// The pool it reads through.
+    [[nodiscard]] const pg_pool& pool() const noexcept { return pool_; }
+
     /// The first active ban among `subject_ids` in the given order (one statement for all of them; an empty
     /// list answers nullopt without a statement). When a subject has several active rows, the one that lasts
     /// longest is returned (a permanent one first).
@@ -48,6 +52,9 @@ class pg_subscription_store final : public subscription_store {
 public:
     explicit pg_subscription_store(pg_pool& pool) noexcept : pool_(pool) {}
 
+    /// The pool it reads through.
+    [[nodiscard]] const pg_pool& pool() const noexcept { return pool_; }
+
     /// One statement for both owners.
     boost::asio::awaitable<result<std::optional<subscription>>> find_highest_priority(
         std::string user_id, std::string org_id
@@ -63,6 +70,9 @@ class pg_usage_store final : public usage_store {
 public:
     explicit pg_usage_store(pg_pool& pool) noexcept : pool_(pool) {}
 
+    /// The pool it reads through.
+    [[nodiscard]] const pg_pool& pool() const noexcept { return pool_; }
+
     boost::asio::awaitable<result<usage>> get(std::string subject_id, std::string period_start) override;
 
 private:
@@ -73,6 +83,9 @@ private:
 class pg_member_store final : public member_store {
 public:
     explicit pg_member_store(pg_pool& pool) noexcept : pool_(pool) {}
+
+    /// The pool it reads through.
+    [[nodiscard]] const pg_pool& pool() const noexcept { return pool_; }
 
     boost::asio::awaitable<result<std::optional<member>>> find(std::string org_id, std::string user_id) override;
 
@@ -88,6 +101,29 @@ public:
     explicit pg_balance_source(pg_pool& pool) noexcept : pool_(pool) {}
 
     boost::asio::awaitable<result<balance_outcome>> check(std::string org_id) override;
+
+private:
+    pg_pool& pool_;
+};
+
+/// The read-only facts of one request in ONE statement (one round trip): the lookups of `pg_ban_store`,
+/// `pg_subscription_store`, `pg_usage_store` and `pg_member_store` with exactly their semantics, as lateral
+/// subqueries of a single prepared statement. `make_pg_store_set` sets it as `store_set::subject_facts`.
+class pg_subject_facts_source final : public subject_facts_source {
+public:
+    explicit pg_subject_facts_source(pg_pool& pool) noexcept : pool_(pool) {}
+
+    /// A key longer than `max_key_bytes` or containing NUL is `bad_input` before any statement; a usage period
+    /// that is not a date is `bad_input` from the server.
+    boost::asio::awaitable<result<subject_facts>> load(subject_facts_query q) override;
+
+    /// True when the four are the Postgres fact stores on this source's pool.
+    [[nodiscard]] bool answers_for(
+        const ban_store& bans,
+        const subscription_store& subscriptions,
+        const usage_store& usage,
+        const member_store& members
+    ) const noexcept override;
 
 private:
     pg_pool& pool_;

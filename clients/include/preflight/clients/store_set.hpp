@@ -4,6 +4,7 @@
 #include <preflight/clients/facts/ban_store.hpp>
 #include <preflight/clients/facts/member_store.hpp>
 #include <preflight/clients/facts/memory_fact_stores.hpp>
+#include <preflight/clients/facts/subject_facts.hpp>
 #include <preflight/clients/facts/subscription_store.hpp>
 #include <preflight/clients/facts/usage_store.hpp>
 #include <preflight/core/clock.hpp>
@@ -26,6 +27,10 @@ struct store_set {
     std::shared_ptr<limits::rate_limit_store> rate_limits;
     std::shared_ptr<limits::fixed_window_store> windows;
     std::shared_ptr<limits::admission_store> admissions;
+    /// Optional: the four read-only lookups (ban, subscription, usage, membership) of a request in one call. The
+    /// built-in read-only gates read through it when it `answers_for` the four stores above (so replacing one of
+    /// them falls back to four lookups). `make_pg_store_set` sets it (one statement instead of four).
+    std::shared_ptr<subject_facts_source> subject_facts;
 };
 
 /// The embedded default: in-memory stores over `facts` (shared, so callers can keep editing them) and
