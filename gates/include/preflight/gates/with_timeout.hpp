@@ -2,59 +2,76 @@
 
 #include <preflight/core/errc.hpp>
 
-#include <boost/asio/as_tuple.hpp>
 #include <boost/asio/awaitable.hpp>
-#include <boost/asio/error.hpp>
-#include <boost/asio/experimental/awaitable_operators.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <chrono>
 #include <exception>
+#include <memory>
 #include <optional>
 #include <utility>
-#include <variant>
 
 namespace preflight::gates {
 namespace detail {
 
-/// Runs `op` and returns its exception as a value: `||` waits for the first *successful* operand, so an
-/// exception inside it would otherwise be dropped in favour of the timer.
-template <class T>
-boost::asio::awaitable<std::pair<std::exception_ptr, std::optional<result<T>>>> capture(
-    boost::asio::awaitable<result<T>> op
-) {
-    try {
-        co_return std::pair<std::exception_ptr, std::optional<result<T>>>{nullptr, co_await std::move(op)};
-    } catch (...) {
-        co_return std::pair<std::exception_ptr, std::optional<result<T>>>{std::current_exception(), std::nullopt};
-    }
-}
+/// What one `with_timeout` call shares with its timer's handler, which may run after the call returned.
+struct timeout_race {
+    explicit timeout_race(const boost::asio::any_io_executor& ex) : timer(ex) {}
+    boost::asio::steady_timer timer;
+    boost::asio::cancellation_signal cancel_op;  // the operation's cancellation slot
+    bool expired = false;
+    bool caller_cancelled = false;
+};
 
 }  // namespace detail
 
 /// Awaits `op` for at most `budget` (Boost 1.81 has no cancel_after). When the budget runs out first, `op`
 /// receives terminal cancellation, is awaited until it stops, and the result is `errc::timeout`.
-/// Cancellation: terminal cancellation of the caller cancels both and yields `errc::cancelled`.
-/// An exception thrown by `op` propagates (it is never dropped).
+/// Cancellation: the caller's cancellation is forwarded to `op`; after a terminal one the result is
+/// `errc::cancelled`. An exception thrown by `op` propagates (it is never dropped).
+/// Cost: one shared state, one timer wait and one coroutine for `op` (no parallel group).
 template <class T>
 boost::asio::awaitable<result<T>> with_timeout(
     boost::asio::awaitable<result<T>> op, std::chrono::steady_clock::duration budget
 ) {
-    using namespace boost::asio::experimental::awaitable_operators;
-    boost::asio::steady_timer timer(co_await boost::asio::this_coro::executor, budget);
-    auto winner = co_await (
-        detail::capture(std::move(op)) || timer.async_wait(boost::asio::as_tuple(boost::asio::use_awaitable))
-    );
-    if (winner.index() == 0) {
-        auto& [ep, value] = std::get<0>(winner);
-        if (ep) std::rethrow_exception(ep);
-        co_return std::move(*value);
+    namespace asio = boost::asio;
+    const auto ex = co_await asio::this_coro::executor;
+    auto race = std::make_shared<detail::timeout_race>(ex);
+    race->timer.expires_after(budget);
+    race->timer.async_wait([race](const boost::system::error_code& ec) {
+        if (ec) return;  // cancelled: `op` finished first
+        race->expired = true;
+        race->cancel_op.emit(asio::cancellation_type::terminal);
+    });
+    const asio::cancellation_state state = co_await asio::this_coro::cancellation_state;
+    asio::cancellation_slot caller = state.slot();
+    if (caller.is_connected()) {
+        caller.assign([race](asio::cancellation_type type) {
+            if ((type & asio::cancellation_type::terminal) != asio::cancellation_type::none) {
+                race->caller_cancelled = true;
+            }
+            race->cancel_op.emit(type);
+        });
     }
-    auto [ec] = std::get<1>(winner);
-    if (ec == boost::asio::error::operation_aborted) co_return make_error_code(errc::cancelled);
-    co_return make_error_code(errc::timeout);
+    std::exception_ptr ep;
+    std::optional<result<T>> value;
+    try {
+        auto token = asio::bind_cancellation_slot(race->cancel_op.slot(), asio::use_awaitable);
+        value.emplace(co_await asio::co_spawn(ex, std::move(op), token));
+    } catch (...) {
+        ep = std::current_exception();
+    }
+    if (caller.is_connected()) caller.clear();
+    race->timer.cancel();
+    if (race->caller_cancelled) co_return make_error_code(errc::cancelled);
+    if (race->expired) co_return make_error_code(errc::timeout);
+    if (ep) std::rethrow_exception(ep);
+    co_return std::move(*value);
 }
 
 }  // namespace preflight::gates
