@@ -12,7 +12,7 @@ namespace {
 // $1 key, $2 max slots, $3 ttl (ms): the new lease id (NULL when full) and the live leases after the call.
 // preflight_admit (sql/003_admission.sql) replaces preflight_reserve (001); both take the same per-key lock.
 const pg_statement reserve_stmt{
-    "preflight_adm_admit", "SELECT o_lease_id, o_in_use FROM preflight_admit($1::text, $2::integer, $3::bigint)"};
+    "preflight_adm_reserve", "SELECT o_lease_id, o_in_use FROM preflight_admit($1::text, $2::integer, $3::bigint)"};
 
 // $1 lease id. Deletes the lease (expired ones too); true only when it was live.
 const pg_statement release_stmt{
