@@ -16,7 +16,8 @@ class pg_admission_store final : public limits::admission_store {
 public:
     explicit pg_admission_store(pg_pool& pool) noexcept : pool_(pool) {}
 
-    /// See `limits::admission_store::reserve`. One statement.
+    /// See `limits::admission_store::reserve`. One statement; needs migration 003 (`migrate`). An answer that is
+    /// not `preflight_admit`'s is `errc::protocol_error`.
     boost::asio::awaitable<result<limits::lease_grant>> reserve(
         std::string key, std::uint32_t max_slots, std::chrono::milliseconds ttl
     ) override;
