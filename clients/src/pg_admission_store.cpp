@@ -2,6 +2,11 @@
 #include <preflight/clients/pg_admission_store.hpp>
 
 #include <cctype>
+#include <charconv>
+#include <optional>
+#include <string_view>
+#include <system_error>
+#include <utility>
 
 namespace preflight::clients {
 
@@ -9,9 +14,10 @@ namespace asio = boost::asio;
 
 namespace {
 
-// $1 key, $2 max slots, $3 ttl (ms): the new lease id (NULL when full) and the live leases after the call.
-const pg_statement reserve_stmt{
-    "preflight_adm_reserve", "SELECT o_lease_id, o_in_use FROM preflight_reserve($1::text, $2::integer, $3::bigint)"};
+// $1 key, $2 max slots, $3 ttl (ms): one composite "(lease_id,in_use)", the new lease id empty (NULL) when full and
+// the live leases after the call. preflight_admit (sql/003_admission.sql) replaces preflight_reserve (001); both
+// take the same per-key lock. Called as a scalar: cheaper on the server than `SELECT * FROM` (no function scan).
+const pg_statement reserve_stmt{"preflight_adm_reserve", "SELECT preflight_admit($1::text, $2::integer, $3::bigint)"};
 
 // $1 lease id. Deletes the lease (expired ones too); true only when it was live.
 const pg_statement release_stmt{
@@ -44,6 +50,21 @@ bool is_uuid(std::string_view s) {
     return true;
 }
 
+// Parses preflight_admit's composite "(<uuid or empty>,<integer>)" (neither field ever needs quoting).
+std::optional<std::pair<std::string_view, std::uint32_t>> parse_admit(std::string_view s) {
+    if (s.size() < 4 || s.front() != '(' || s.back() != ')') return std::nullopt;
+    s = s.substr(1, s.size() - 2);
+    const auto comma = s.find(',');
+    if (comma == std::string_view::npos) return std::nullopt;
+    const auto id = s.substr(0, comma);
+    const auto num = s.substr(comma + 1);
+    if (!id.empty() && !is_uuid(id)) return std::nullopt;
+    std::uint32_t in_use = 0;
+    const auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), in_use);
+    if (ec != std::errc{} || end != num.data() + num.size()) return std::nullopt;
+    return std::pair{id, in_use};
+}
+
 }  // namespace
 
 asio::awaitable<result<limits::lease_grant>> pg_admission_store::reserve(
@@ -54,10 +75,12 @@ asio::awaitable<result<limits::lease_grant>> pg_admission_store::reserve(
     auto params = detail::params(std::move(key), std::to_string(max_slots), std::to_string(ttl.count()));
     auto rows = co_await pool_.exec(reserve_stmt, std::move(params));
     if (!rows) co_return rows.error();
+    const auto parsed = rows->size() != 1 || rows->is_null(0, 0) ? std::nullopt : parse_admit(rows->text(0, 0));
+    if (!parsed) co_return errc::protocol_error;  // not what preflight_admit returns: a schema mismatch
     limits::lease_grant out;
-    out.admitted = !rows->is_null(0, 0);
-    if (out.admitted) out.lease_id = std::string(rows->text(0, 0));
-    out.in_use = static_cast<std::uint32_t>(rows->as_int64(0, 1));
+    out.admitted = !parsed->first.empty();
+    out.lease_id = std::string(parsed->first);
+    out.in_use = parsed->second;
     out.max = max_slots;
     co_return out;
 }

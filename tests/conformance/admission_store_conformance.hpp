@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <chrono>
+#include <future>
 #include <set>
 #include <string>
+#include <vector>
 
 // Conformance suite of `preflight::limits::admission_store`. See conformance_support.hpp for the Factory
 // contract. Short ttls (200 ms) where expiry is the point, long ones (1 h) elsewhere.
@@ -123,6 +125,47 @@ TYPED_TEST_P(admission_store_conformance, keys_are_independent_and_matched_exact
     for (const auto& k : keys) EXPECT_FALSE(this->reserve(k, 1).admitted) << k;
 }
 
+// Many reservations of one key in flight at once (over every connection of a pooled store): exactly max are
+// admitted, and the admitted ones report 1..max in use, each once (each count saw every earlier lease).
+TYPED_TEST_P(admission_store_conformance, concurrent_reservations_never_exceed_max) {
+    const auto k = unique_key("c");
+    constexpr int calls = 24;
+    constexpr std::uint32_t max = 5;
+    std::vector<std::future<result<limits::lease_grant>>> futures;
+    for (int i = 0; i < calls; ++i) {
+        futures.push_back(
+            boost::asio::co_spawn(this->io_, this->factory_.store().reserve(k, max, 1h), boost::asio::use_future)
+        );
+    }
+    const auto all_ready = [&] {
+        for (auto& f : futures) {
+            if (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) return false;
+        }
+        return true;
+    };
+    this->io_.restart();
+    while (!all_ready()) {
+        ASSERT_FALSE(this->io_.run_one() == 0 && !all_ready()) << "a reservation did not complete";
+    }
+    std::set<std::string> ids;
+    std::multiset<std::uint32_t> admitted_in_use;
+    for (auto& f : futures) {
+        auto r = f.get();
+        ASSERT_TRUE(r.has_value()) << r.error().message();
+        EXPECT_EQ(r->max, max);
+        EXPECT_LE(r->in_use, max);
+        if (r->admitted) {
+            ids.insert(r->lease_id);
+            admitted_in_use.insert(r->in_use);
+        } else {
+            EXPECT_EQ(r->in_use, max);
+        }
+    }
+    EXPECT_EQ(ids.size(), std::size_t{max});
+    EXPECT_EQ(admitted_in_use, (std::multiset<std::uint32_t>{1, 2, 3, 4, 5}));
+    EXPECT_FALSE(this->reserve(k, max).admitted);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     admission_store_conformance,
     reserves_up_to_max_slots,
@@ -130,7 +173,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     expired_lease_returns_its_slot,
     renew_extends_a_live_lease,
     lease_ids_are_unique,
-    keys_are_independent_and_matched_exactly
+    keys_are_independent_and_matched_exactly,
+    concurrent_reservations_never_exceed_max
 );
 
 }  // namespace preflight::conformance

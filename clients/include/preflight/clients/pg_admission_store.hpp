@@ -5,17 +5,19 @@
 
 namespace preflight::clients {
 
-/// Concurrency slots shared through Postgres (table `preflight_leases`, function `preflight_reserve`).
-/// reserve is one statement calling `preflight_reserve`, which takes a per-key transaction advisory lock,
-/// so the slot limit holds across every process. Lease ids are server-generated UUIDs. Expiry uses the
-/// server clock: a dead holder's slot comes back after its ttl. Semantics equal
-/// `limits::memory_admission_store`.
+/// Concurrency slots shared through Postgres (table `preflight_leases`, function `preflight_admit` of
+/// sql/003_admission.sql). reserve is one statement calling `preflight_admit`, which takes a per-key
+/// transaction advisory lock (the same lock as the older `preflight_reserve`), so the slot limit holds across
+/// every process, old binaries included. Lease ids are server-generated UUIDs. Expiry uses the server clock: a
+/// dead holder's slot comes back after its ttl; reserve deletes the expired leases of its key when it meets
+/// some, `purge_expired` those of keys no longer reserved. Semantics equal `limits::memory_admission_store`.
 /// Lifetime: `pool` must outlive the store and every call. Thread safety: fully thread-safe.
 class pg_admission_store final : public limits::admission_store {
 public:
     explicit pg_admission_store(pg_pool& pool) noexcept : pool_(pool) {}
 
-    /// See `limits::admission_store::reserve`. One statement.
+    /// See `limits::admission_store::reserve`. One statement; needs migration 003 (`migrate`). An answer that is
+    /// not `preflight_admit`'s is `errc::protocol_error`.
     boost::asio::awaitable<result<limits::lease_grant>> reserve(
         std::string key, std::uint32_t max_slots, std::chrono::milliseconds ttl
     ) override;
@@ -26,8 +28,9 @@ public:
     /// See `limits::admission_store::renew`. One statement; a malformed lease id is unknown (false).
     boost::asio::awaitable<result<bool>> renew(std::string lease_id, std::chrono::milliseconds ttl) override;
 
-    /// Deletes expired leases of every key (reserve already cleans the key it touches); bounds the table when
-    /// keys stop being used. Returns how many rows were removed. One statement; run it periodically.
+    /// Deletes expired leases of every key (reserve already deletes those of the key it touches when it finds
+    /// any); bounds the table when keys stop being used. Returns how many rows were removed. One statement; run it
+    /// periodically.
     boost::asio::awaitable<result<std::uint64_t>> purge_expired();
 
 private:
