@@ -665,12 +665,16 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         batching = l;
         if (!l->flush_posted) {
             l->flush_posted = true;
-            asio::post(strand, [w = weak_from_this(), l] {
+            // Queued behind whatever is already queued on the io_context (not on the strand, which would then stay
+            // busy and queue the next callers' submissions behind this flush): callers queued meanwhile join the turn.
+            asio::post(strand.get_inner_executor(), [w = weak_from_this(), l] {
                 auto self = w.lock();
                 if (!self) return;
-                l->flush_posted = false;
-                if (self->batching == l) self->batching.reset();
-                if (l->alive) self->flush(l);
+                asio::dispatch(self->strand, [self, l] {
+                    l->flush_posted = false;
+                    if (self->batching == l) self->batching.reset();
+                    if (l->alive) self->flush(l);
+                });
             });
         }
     }
@@ -759,14 +763,8 @@ struct exec_initiation {
             });
         }
         // Straight onto the pool's strand: inline when it is free and we are on its io_context's thread (the usual
-        // case), queued otherwise. Answers are never handed back inline from here (see `complete`). With `coalesce`,
-        // queued: the statements of several callers then meet in one turn of the strand and share a connection.
-        auto fn = [impl = impl, r = request_ptr(std::move(r))] { impl->submit(r); };
-        if (impl->params.coalesce) {
-            asio::post(impl->strand, std::move(fn));
-        } else {
-            asio::dispatch(impl->strand, std::move(fn));
-        }
+        // case), queued otherwise. Answers are never handed back inline from here (see `complete`).
+        asio::dispatch(impl->strand, [impl = impl, r = request_ptr(std::move(r))] { impl->submit(r); });
     }
 };
 
