@@ -134,7 +134,8 @@ public:
     struct child {
         gate_context ctx;
         asio::cancellation_signal signal;
-        std::unique_ptr<asio::steady_timer> timer;  // budget timer, only for checks that suspend
+        asio::steady_timer::time_point deadline{};  // end of the budget of a check that suspended
+        bool timed = false;                         // `deadline` counts (the check suspended and is not finished)
         clock::time_point start{};
         bool started = false;
         bool finished = false;  // result recorded (done, timed out, or cancelled by the run)
@@ -242,7 +243,7 @@ private:
             child& c = *children_[i];  // c.ctx points into this state and the pipeline: stays valid
             if (!c.started) continue;  // untouched by the run
             c.signal.slot().clear();   // drops the handler of a spawned check, if any
-            c.timer.reset();           // bound to the run's executor
+            c.timed = false;
             c.start = {};
             c.started = false;
             c.finished = false;
@@ -260,6 +261,9 @@ private:
             f.waiters.reset();
         }
         wake_.reset();
+        budget_.reset();  // bound to the run's executor
+        budget_armed_ = false;
+        timed_ = 0;
         trace_.clear();
         result_.reset();
         req_ = request{};
@@ -282,8 +286,7 @@ private:
 
     struct budget_expired {
         std::shared_ptr<run_state> st;
-        std::size_t gi;
-        void operator()(boost::system::error_code ec) const { st->on_budget_expired(gi, ec); }
+        void operator()(boost::system::error_code ec) const { st->on_budget_timer(ec); }
     };
 
     /// Completion of a spawned check/loader. Holds the run until the spawned coroutine has fully ended: its
@@ -300,7 +303,12 @@ private:
 
     void launch(std::size_t gi);
     void on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict>& r);
-    void on_budget_expired(std::size_t gi, boost::system::error_code ec);
+    void time_check(child& c, asio::steady_timer::time_point deadline);
+    void untime_check(child& c);
+    void stop_budget();
+    void arm_budget(asio::steady_timer::time_point at);
+    void on_budget_timer(boost::system::error_code ec);
+    void on_budget_expired(std::size_t gi);
     void on_fact_done(std::size_t fi, std::exception_ptr ep, fact_box box);
     void finish_gate(std::size_t gi, gate_outcome o, std::string reason, boost::system::error_code ec, verdict* v);
     void cancel_running(std::string_view why);
@@ -336,6 +344,10 @@ private:
     std::optional<std::size_t> decider_;
     std::optional<decision> result_;  // the decision of a run decided by step()
     std::unique_ptr<asio::steady_timer> wake_;
+    std::unique_ptr<asio::steady_timer> budget_;  // the run's budget timer (see time_check)
+    asio::steady_timer::time_point budget_at_{};  // its expiry while armed
+    bool budget_armed_ = false;
+    std::size_t timed_ = 0;  // checks with a running budget
     enum class stage { read_only, stateful, commit, done } stage_ = stage::read_only;
     std::size_t next_stateful_ = 0;
     bool spec_started_ = false;          // speculative phase: every stateful gate and the commit were launched
@@ -489,15 +501,13 @@ void run_state::launch(std::size_t gi) {
         asio::bind_cancellation_slot(c.signal.slot(), keep_alive{shared_from_this()})
     );
     if (!c.finished) {
-        if (!c.timer) c.timer = std::make_unique<asio::steady_timer>(ex_);
-        c.timer->expires_after(spec.budget);
-        c.timer->async_wait(budget_expired{shared_from_this(), gi});
+        time_check(c, asio::steady_timer::clock_type::now() + spec.budget);
     }
 }
 
 void run_state::on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict>& r) {
     auto& c = *children_[gi];
-    if (c.timer) c.timer->cancel();
+    untime_check(c);
     if (c.finished) return;  // timed out or cancelled by the run: already recorded
     if (ep) {
         auto fl = classify(ep);
@@ -511,9 +521,58 @@ void run_state::on_check_done(std::size_t gi, std::exception_ptr ep, result<verd
     }
 }
 
-void run_state::on_budget_expired(std::size_t gi, boost::system::error_code ec) {
+// Budgets: one timer per run, armed for the earliest deadline of the checks that suspended (instead of one timer per
+// check: fewer timer operations and timerfd updates per run). It stays armed between phases (a later phase's deadlines
+// are later: no re-arm; firing early only re-arms it) and is cancelled when the run ends (`stop_budget`), so a pending
+// wait never keeps a finished run alive for long.
+void run_state::time_check(child& c, asio::steady_timer::time_point deadline) {
+    c.deadline = deadline;
+    c.timed = true;
+    ++timed_;
+    if (!budget_armed_ || deadline < budget_at_) arm_budget(deadline);
+}
+
+void run_state::untime_check(child& c) {
+    if (!c.timed) return;
+    c.timed = false;
+    --timed_;
+}
+
+void run_state::stop_budget() {
+    if (!budget_armed_) return;
+    budget_armed_ = false;
+    budget_->cancel();
+}
+
+void run_state::arm_budget(asio::steady_timer::time_point at) {
+    if (!budget_) budget_ = std::make_unique<asio::steady_timer>(ex_);
+    budget_armed_ = true;
+    budget_at_ = at;
+    budget_->expires_at(at);  // a pending wait ends with operation_aborted
+    budget_->async_wait(budget_expired{shared_from_this()});
+}
+
+void run_state::on_budget_timer(boost::system::error_code ec) {
+    if (ec || result_) return;  // cancelled, re-armed, or the run has ended
+    budget_armed_ = false;
+    const auto now = asio::steady_timer::clock_type::now();
+    for (std::size_t gi = 0; gi < n_gates_; ++gi) {
+        auto& c = *children_[gi];
+        if (c.timed && c.deadline <= now) on_budget_expired(gi);
+    }
+    if (timed_ == 0 || budget_armed_) return;
+    auto next = asio::steady_timer::time_point::max();
+    for (std::size_t gi = 0; gi < n_gates_; ++gi) {
+        const auto& c = *children_[gi];
+        if (c.timed && c.deadline < next) next = c.deadline;
+    }
+    arm_budget(next);
+}
+
+void run_state::on_budget_expired(std::size_t gi) {
     auto& c = *children_[gi];
-    if (ec || c.finished) return;
+    untime_check(c);
+    if (c.finished) return;
     const auto& spec = impl_->gates[gi].spec;
     finish_gate(
         gi,
@@ -597,7 +656,7 @@ void run_state::cancel_running(std::string_view why) {
         trace_[gi].outcome = gate_outcome::cancelled;
         trace_[gi].duration = clock_->now() - c.start;
         trace_[gi].reason = std::string(why);
-        if (c.timer) c.timer->cancel();
+        untime_check(c);
         c.signal.emit(asio::cancellation_type::terminal);
     }
 }
@@ -688,6 +747,7 @@ asio::awaitable<void> run_state::compensate(std::string why) {
 }
 
 void run_state::finish(std::optional<std::size_t> decider, lease l) {
+    stop_budget();
     cancel_facts();
     const std::string_view op = to_string(req_.op);
     for (std::size_t gi = 0; gi < impl_->gates.size(); ++gi) {
@@ -844,6 +904,7 @@ asio::awaitable<decision> run_state::drive_slow() {
         if (!woken && !ready()) {
             cancel_running("run cancelled by its caller");
             cancel_facts();
+            stop_budget();
             // The refunds must run although the caller cancelled: with the cancellation state left as it is,
             // every co_await below would throw operation_aborted before starting.
             co_await asio::this_coro::reset_cancellation_state();
