@@ -2,7 +2,10 @@
 #include <preflight/gates/precedence.hpp>
 #include <preflight/gates/with_timeout.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/io_context.hpp>
@@ -260,7 +263,7 @@ private:
             f.signal.slot().clear();
             f.waiters.reset();
         }
-        wake_.reset();
+        waker_.reset();
         budget_.reset();  // bound to the run's executor
         budget_armed_ = false;
         timed_ = 0;
@@ -315,7 +318,9 @@ private:
     void cancel_facts();
     void notify();
     [[nodiscard]] bool ready() const noexcept;
+    struct wake_initiation;
     asio::awaitable<bool> wait_wake();
+    void resume_driver(bool queued);
     asio::awaitable<void> compensate(std::string why);
     asio::awaitable<void> release_commit(const std::string& why);
     bool advance_speculative();
@@ -342,10 +347,10 @@ private:
     precedence_fsm fsm_;
     bool ro_decided_ = false;
     std::optional<std::size_t> decider_;
-    std::optional<decision> result_;  // the decision of a run decided by step()
-    std::unique_ptr<asio::steady_timer> wake_;
-    std::unique_ptr<asio::steady_timer> budget_;  // the run's budget timer (see time_check)
-    asio::steady_timer::time_point budget_at_{};  // its expiry while armed
+    std::optional<decision> result_;                             // the decision of a run decided by step()
+    std::optional<asio::any_completion_handler<void()>> waker_;  // the driver waiting in wait_wake
+    std::unique_ptr<asio::steady_timer> budget_;                 // the run's budget timer (see time_check)
+    asio::steady_timer::time_point budget_at_{};                 // its expiry while armed
     bool budget_armed_ = false;
     std::size_t timed_ = 0;  // checks with a running budget
     enum class stage { read_only, stateful, commit, done } stage_ = stage::read_only;
@@ -670,18 +675,43 @@ void run_state::cancel_facts() {
 void run_state::notify() {
     if (driver_waiting_ && !notified_) {
         notified_ = true;
-        wake_->cancel();
+        resume_driver(false);
     }
 }
 
+// The driver (drive_slow) waits here until notify(): its handler is kept in `waker_` and resumed by notify() right
+// away, on the run's strand (no timer, no pass through the event loop). A cancellation of the caller resumes it
+// queued, with `notified_` false. Every member is touched on the run's strand only.
+struct run_state::wake_initiation {
+    run_state* st;
+    template <class Handler>
+    void operator()(Handler&& h) const {
+        auto slot = asio::get_associated_cancellation_slot(h);
+        st->waker_.emplace(std::forward<Handler>(h));  // constructed in place (see the any_completion_handler note)
+        if (slot.is_connected()) {
+            slot.assign([st = st](asio::cancellation_type) { st->resume_driver(true); });
+        }
+    }
+};
+
 asio::awaitable<bool> run_state::wait_wake() {
-    if (!wake_) wake_ = std::make_unique<asio::steady_timer>(ex_, asio::steady_timer::time_point::max());
     notified_ = false;
     driver_waiting_ = true;
     cursor_valid_ = false;
-    co_await wake_->async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(wake_initiation{this}, asio::use_awaitable);
     driver_waiting_ = false;
     co_return notified_;
+}
+
+void run_state::resume_driver(bool queued) {
+    if (!waker_) return;
+    asio::any_completion_handler<void()> h(std::move(*waker_));
+    waker_.reset();
+    if (queued) {
+        asio::post(ex_, [h = std::move(h)]() mutable { std::move(h)(); });
+    } else {
+        std::move(h)();
+    }
 }
 
 bool run_state::ready() const noexcept {
