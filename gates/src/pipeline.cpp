@@ -8,8 +8,11 @@
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/execution_context.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -23,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <vector>
 
 namespace asio = boost::asio;
 
@@ -89,6 +93,7 @@ struct plan {
 };
 
 class run_state;
+class wake_registry;
 
 /// Recycled run states (with their per-gate and per-fact blocks), so that a run costs no allocation for them.
 /// Sharded by thread to keep lock contention low; bounded (`cap` per shard, the rest is freed).
@@ -264,6 +269,8 @@ private:
             f.waiters.reset();
         }
         waker_.reset();
+        park_ctx_ = nullptr;  // the next run may be on another context (possibly at the same address)
+        park_reg_ = nullptr;
         budget_.reset();  // bound to the run's executor
         budget_armed_ = false;
         timed_ = 0;
@@ -349,8 +356,15 @@ private:
     std::optional<std::size_t> decider_;
     std::optional<decision> result_;                             // the decision of a run decided by step()
     std::optional<asio::any_completion_handler<void()>> waker_;  // the driver waiting in wait_wake
-    std::unique_ptr<asio::steady_timer> budget_;                 // the run's budget timer (see time_check)
-    asio::steady_timer::time_point budget_at_{};                 // its expiry while armed
+    // Parking (wake_registry): the registry of the context of `ex_`, and this run's links in its list while parked.
+    friend class wake_registry;
+    asio::execution_context* park_ctx_ = nullptr;
+    wake_registry* park_reg_ = nullptr;
+    run_state* park_prev_ = nullptr;
+    run_state* park_next_ = nullptr;
+    bool parked_ = false;
+    std::unique_ptr<asio::steady_timer> budget_;  // the run's budget timer (see time_check)
+    asio::steady_timer::time_point budget_at_{};  // its expiry while armed
     bool budget_armed_ = false;
     std::size_t timed_ = 0;  // checks with a running budget
     enum class stage { read_only, stateful, commit, done } stage_ = stage::read_only;
@@ -679,15 +693,74 @@ void run_state::notify() {
     }
 }
 
+/// Keeps track of the run drivers parked in wait_wake on one execution context. A parked driver's handler owns its
+/// coroutine, which owns the run that holds the handler: when the context shuts down with a run still waiting (its
+/// checks' operations are destroyed, never completed), this service destroys the parked handlers so that the pair does
+/// not keep itself alive. Park/unpark are O(1) under a mutex (runs of several threads share the context).
+class wake_registry final : public asio::execution_context::service {
+public:
+    using key_type = wake_registry;
+    explicit wake_registry(asio::execution_context& ctx) : asio::execution_context::service(ctx) {}
+
+    void park(run_state* st) {
+        std::lock_guard lock(m_);
+        st->park_prev_ = nullptr;
+        st->park_next_ = head_;
+        if (head_ != nullptr) head_->park_prev_ = st;
+        head_ = st;
+        st->parked_ = true;
+    }
+
+    void unpark(run_state* st) {
+        std::lock_guard lock(m_);
+        if (!st->parked_) return;
+        if (st->park_prev_ != nullptr) {
+            st->park_prev_->park_next_ = st->park_next_;
+        } else {
+            head_ = st->park_next_;
+        }
+        if (st->park_next_ != nullptr) st->park_next_->park_prev_ = st->park_prev_;
+        st->park_prev_ = st->park_next_ = nullptr;
+        st->parked_ = false;
+    }
+
+private:
+    void shutdown() override {
+        std::vector<asio::any_completion_handler<void()>> drop;
+        {
+            std::lock_guard lock(m_);
+            for (run_state* st = head_; st != nullptr;) {
+                run_state* next = st->park_next_;
+                if (st->waker_) drop.emplace_back(std::move(*st->waker_));
+                st->waker_.reset();
+                st->park_prev_ = st->park_next_ = nullptr;
+                st->parked_ = false;
+                st = next;
+            }
+            head_ = nullptr;
+        }
+        drop.clear();  // destroys the drivers' coroutines, and with them their runs (outside the lock)
+    }
+
+    std::mutex m_;
+    run_state* head_ = nullptr;
+};
+
 // The driver (drive_slow) waits here until notify(): its handler is kept in `waker_` and resumed by notify() right
 // away, on the run's strand (no timer, no pass through the event loop). A cancellation of the caller resumes it
-// queued, with `notified_` false. Every member is touched on the run's strand only.
+// queued, with `notified_` false. Every member is touched on the run's strand only (the registry has its own lock).
 struct run_state::wake_initiation {
     run_state* st;
     template <class Handler>
     void operator()(Handler&& h) const {
         auto slot = asio::get_associated_cancellation_slot(h);
+        auto& ctx = asio::query(st->ex_, asio::execution::context);
+        if (st->park_ctx_ != &ctx) {
+            st->park_reg_ = &asio::use_service<wake_registry>(ctx);
+            st->park_ctx_ = &ctx;
+        }
         st->waker_.emplace(std::forward<Handler>(h));  // constructed in place (see the any_completion_handler note)
+        st->park_reg_->park(st);
         if (slot.is_connected()) {
             slot.assign([st = st](asio::cancellation_type) { st->resume_driver(true); });
         }
@@ -705,6 +778,7 @@ asio::awaitable<bool> run_state::wait_wake() {
 
 void run_state::resume_driver(bool queued) {
     if (!waker_) return;
+    park_reg_->unpark(this);
     asio::any_completion_handler<void()> h(std::move(*waker_));
     waker_.reset();
     if (queued) {
