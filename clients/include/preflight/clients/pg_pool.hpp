@@ -65,17 +65,19 @@ struct pool_params {
     /// empty costs nothing.
     std::function<void(const pg_statement_event&)> on_statement;
     /// Connection affinity: statements submitted in the same turn (e.g. the reads a preflight starts together in one
-    /// handler; a turn ends when its flush, queued on the io_context, runs) go to ONE connection, back to back, each
-    /// still with its own sync (its own implicit transaction: an error in one never aborts another), so one server
-    /// backend serves them in one wake-up instead of several backends each woken for one statement. (libpq 15's
+    /// handler; a turn ends when its flush, queued on the io_context, runs) go to one connection (at most
+    /// `coalesce_max` of them, then the next connection), back to back, each still with its own sync (its own implicit
+    /// transaction: an error in one never aborts another), so fewer server backends are woken per turn. (libpq 15's
     /// PQpipelineSync writes each statement to the socket at once; with libpq >= 17 one socket write could carry them
-    /// all.) Off (the default): every statement goes to the least loaded connection, so the reads of one preflight run
-    /// on several backends in parallel. On a quiet 2-core machine W6 at c=1 was ~10% faster off (p50 292-325 µs vs
-    /// 327-342 µs) and c=32 the same within noise (6.7k vs 6.9k/s); on a loaded machine neither showed a difference.
-    bool coalesce = false;
+    /// all.) Off: every statement goes to the least loaded connection, one backend per statement. On by default with
+    /// `coalesce_max` 2 (the four reads of a W6 preflight on two backends, i.e. one per core of the 2-core machine):
+    /// W6 at c=1, six interleaved runs on the shared 2-core machine (load ~1.5-3), p50 median ~262 µs vs ~300 µs off,
+    /// client CPU ~8% lower; c=32 the same within noise (5.0-7.0k/s vs 5.1-5.8k/s). All four reads on one backend
+    /// (`coalesce_max` 8) was no better than off (p50 283 vs 290 µs; ~10% slower on the quiet machine earlier).
+    bool coalesce = true;
     /// At most this many statements of one turn on one connection (then the next connection takes the rest), so
     /// that a burst is still spread over several backends.
-    std::size_t coalesce_max = 8;
+    std::size_t coalesce_max = 2;
     /// With `coalesce` on a TCP connection: hold the segments of a turn's second and later statements (TCP_CORK)
     /// until the turn's flush, so that they leave in one segment (libpq 15 writes each statement at once). Costs
     /// two setsockopt calls per coalesced turn; saves a segment per statement. Off by default: W6 on the shared
