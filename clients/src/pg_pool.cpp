@@ -408,7 +408,23 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         dispatch_waiters();
     }
 
+    // Ends with the reader, however it ends. When its io_context shuts down with statements in flight, the reader's
+    // frame is destroyed without resuming: nothing will read their answers any more, so they are dropped with it
+    // (their handlers destroyed uncalled, as Asio does with every pending handler at shutdown). Otherwise a caller's
+    // handler in flight that owns, through its coroutine, the owner of this pool would keep both alive.
+    struct reader_exit {
+        explicit reader_exit(link_ptr link) : l(std::move(link)) {}
+        reader_exit(const reader_exit&) = delete;
+        reader_exit& operator=(const reader_exit&) = delete;
+        ~reader_exit() {
+            auto dropped = std::move(l->inflight);
+            l->inflight.clear();
+        }
+        link_ptr l;
+    };
+
     static asio::awaitable<void> reader(std::shared_ptr<pool_impl> self, link_ptr l) {
+        const reader_exit on_exit{l};
         std::vector<request_ptr> later;  // answers of one wake-up, delivered once the link's state is settled
         while (l->alive) {
             auto [ec] = co_await l->sd->async_wait(

@@ -69,12 +69,13 @@ struct pool_params {
     /// `coalesce_max` of them, then the next connection), back to back, each still with its own sync (its own implicit
     /// transaction: an error in one never aborts another), so fewer server backends are woken per turn. (libpq 15's
     /// PQpipelineSync writes each statement to the socket at once; with libpq >= 17 one socket write could carry them
-    /// all.) Off: every statement goes to the least loaded connection, one backend per statement. On by default with
-    /// `coalesce_max` 2 (the four reads of a W6 preflight on two backends, i.e. one per core of the 2-core machine):
-    /// W6 at c=1, six interleaved runs on the shared 2-core machine (load ~1.5-3), p50 median ~262 µs vs ~300 µs off,
-    /// client CPU ~8% lower; c=32 the same within noise (5.0-7.0k/s vs 5.1-5.8k/s). All four reads on one backend
-    /// (`coalesce_max` 8) was no better than off (p50 283 vs 290 µs; ~10% slower on the quiet machine earlier).
-    bool coalesce = true;
+    /// all.) Off (the default): every statement goes to the least loaded connection, one backend per statement.
+    /// Measured on the shared 2-core machine with this branch: W6 c=1 with `coalesce_max` 2 (the four reads on two
+    /// backends, one per core) had a lower p50 in 5 of 6 interleaved runs of one session (median ~262 vs ~300 µs) but
+    /// not in a later one (304 vs 277 µs), and ~10% less client CPU; c=32 the same within noise; all reads on one
+    /// backend (`coalesce_max` 8) was no better than off (~10% slower on the quiet machine earlier). Off by default
+    /// until a quiet-machine measurement settles it.
+    bool coalesce = false;
     /// At most this many statements of one turn on one connection (then the next connection takes the rest), so
     /// that a burst is still spread over several backends.
     std::size_t coalesce_max = 2;
