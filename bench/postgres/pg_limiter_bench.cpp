@@ -4,7 +4,8 @@
 // cleared and warmed up (hot: 1,000 consumes; 10k: one consume per key); then 20,000 measured consumes, capped at
 // 7 s. One JSON object per case on stdout.
 //
-//   bench_pg_limiter [--url URL] [--pool N] [--depth N] [--ops N] [--cap-s S]
+//   bench_pg_limiter [--url URL] [--pool N] [--depth N] [--ops N] [--cap-s S] [--case hot_1|distinct_10k|all]
+//                    [--concurrency 1,16,64]
 //   (URL defaults to $PREFLIGHT_BENCH_PG_URL, then $PREFLIGHT_TEST_PG_URL)
 #include "workload.hpp"
 #include <preflight/clients/migrations.hpp>
@@ -36,7 +37,21 @@ struct options {
     std::size_t depth = 32;
     std::uint64_t ops = 20000;
     double cap_s = 7.0;
+    std::string cases = "all";
+    std::vector<int> concurrency{1, 16, 64};
 };
+
+std::vector<int> parse_list(const std::string& s) {
+    std::vector<int> out;
+    std::size_t pos = 0;
+    while (pos < s.size()) {
+        const auto comma = s.find(',', pos);
+        out.push_back(std::stoi(s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos)));
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+    return out;
+}
 
 struct phase_result {
     std::uint64_t done = 0;
@@ -118,6 +133,10 @@ int main(int argc, char** argv) {
             o.ops = std::stoull(v);
         else if (k == "--cap-s")
             o.cap_s = std::stod(v);
+        else if (k == "--case")
+            o.cases = v;
+        else if (k == "--concurrency")
+            o.concurrency = parse_list(v);
         else {
             std::cerr << "unknown option " << k << "\n";
             return 2;
@@ -153,7 +172,8 @@ int main(int argc, char** argv) {
 
     int failures = 0;
     for (const bool hot : {true, false}) {
-        for (const int c : {1, 16, 64}) {
+        if (o.cases != "all" && o.cases != (hot ? "hot_1" : "distinct_10k")) continue;
+        for (const int c : o.concurrency) {
             {
                 pqxx::nontransaction tx{admin};
                 tx.exec("TRUNCATE preflight_rate_limits");

@@ -1,7 +1,6 @@
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/redact.hpp>
 
-#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
 #include <boost/asio/associated_executor.hpp>
@@ -9,16 +8,16 @@
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
-#include <boost/asio/execution/outstanding_work.hpp>
+#include <boost/asio/dispatch.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
-#include <boost/asio/prefer.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
+#include <array>
 #include <atomic>
 #include <charconv>
 #include <deque>
@@ -128,17 +127,24 @@ std::uint64_t pg_rows::affected() const noexcept {
 
 namespace detail {
 
-using handler_t = asio::any_completion_handler<void(error_code, pg_rows)>;
 struct link;
+struct request;
+using request_ptr = std::shared_ptr<request>;
 
+// One statement of a caller (or a PREPARE of the pool itself). The caller's completion handler lives in the derived
+// `caller_request<Handler>` (one allocation for both; no type-erased handler).
 struct request {
-    explicit request(pg_statement s, std::vector<std::string> p = {}, handler_t h = {})
-        : st(std::move(s)), params(std::move(p)), handler(std::move(h)) {}
+    explicit request(pg_statement s, std::vector<std::string> p = {}) : st(std::move(s)), params(std::move(p)) {}
+    request(const request&) = delete;
+    request& operator=(const request&) = delete;
+    virtual ~request() = default;
+
+    // Hands the outcome (`ec`, `rows`) to the caller on its executor: run inline when `inline_ok` and the caller's
+    // executor allows it (dispatch), otherwise queued (post). Called once, on the pool's strand; `self` is this.
+    virtual void deliver(const request_ptr& self, bool inline_ok) = 0;
 
     pg_statement st;
     std::vector<std::string> params;
-    handler_t handler;
-    asio::any_io_executor work;  // the caller's executor, tracking work until completion
     asio::cancellation_slot slot;
     std::optional<std::size_t> pinned;  // connect_all: this connection only
     bool internal = false;              // a PREPARE sent by the pool itself
@@ -147,12 +153,46 @@ struct request {
     std::uint64_t seq = 0;       // send order (statement events)
     std::size_t conn_index = 0;  // where it was sent
     std::weak_ptr<link> on;
-    std::unique_ptr<asio::steady_timer> wait_timer;
+    std::unique_ptr<asio::steady_timer> wait_timer;  // only while waiting for capacity
     error_code ec;
     std::string message;
     pg_rows rows;
 };
-using request_ptr = std::shared_ptr<request>;
+
+// A PREPARE sent by the pool: nobody waits for it.
+struct internal_request final : request {
+    explicit internal_request(pg_statement s) : request(std::move(s)) { internal = true; }
+    void deliver(const request_ptr&, bool) override {}
+};
+
+// A caller's statement with its completion handler. The handler's coroutine keeps its executor's work counted
+// (co_spawn does), and the pool's socket waits count as work too, so no extra work guard is held here.
+template <class Handler>
+struct caller_request final : request {
+    using executor_type = asio::associated_executor_t<Handler, asio::any_io_executor>;
+
+    caller_request(pg_statement s, std::vector<std::string> p, Handler&& h, const asio::any_io_executor& fallback)
+        : request(std::move(s), std::move(p)), ex(asio::get_associated_executor(h, fallback)), handler(std::move(h)) {}
+
+    void deliver(const request_ptr& self, bool inline_ok) override {
+        auto fn = [me = std::static_pointer_cast<caller_request>(self)]() mutable {
+            me->slot.clear();
+            const error_code e = me->ec;
+            pg_rows out = e ? pg_rows{} : std::move(me->rows);
+            Handler h = std::move(me->handler);
+            me.reset();
+            std::move(h)(e, std::move(out));
+        };
+        if (inline_ok) {
+            asio::dispatch(ex, std::move(fn));
+        } else {
+            asio::post(ex, std::move(fn));
+        }
+    }
+
+    executor_type ex;
+    Handler handler;
+};
 
 struct pg_conn_deleter {
     void operator()(PGconn* c) const noexcept { PQfinish(c); }
@@ -242,7 +282,9 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
 
     // ---- completion ------------------------------------------------------------------------------------------
 
-    void complete(const request_ptr& r, error_code ec, std::string message) {
+    // Records the outcome of `r` and hands it to its caller: queued on the caller's executor, or, with `later`,
+    // collected there for `deliver_later` (the reader delivers a batch of answers once its state is consistent).
+    void complete(const request_ptr& r, error_code ec, std::string message, std::vector<request_ptr>* later = nullptr) {
         if (r->done) return;
         r->done = true;
         if (r->wait_timer) r->wait_timer->cancel();
@@ -252,12 +294,20 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
             if (params.on_error && ec != errc::cancelled) params.on_error(r->st.name(), ec, message);
         }
         if (r->internal) return;
-        pg_rows rows = ec ? pg_rows{} : std::move(r->rows);
-        auto work = r->work;
-        asio::post(work, [r, ec, rows = std::move(rows)]() mutable {
-            r->slot.clear();
-            std::move(r->handler)(ec, std::move(rows));
-        });
+        r->ec = ec;
+        if (later != nullptr) {
+            later->push_back(r);
+        } else {
+            r->deliver(r, false);
+        }
+    }
+
+    // Delivers answers collected by `complete(..., later)`. Each caller resumes at once when its executor lets it
+    // run here (dispatch): no extra pass through the event loop. A caller that resumes may submit statements (they
+    // are sent inline) before this returns.
+    static void deliver_later(std::vector<request_ptr>& later) {
+        for (auto& r : later) r->deliver(r, true);
+        later.clear();
     }
 
     // ---- connection management -------------------------------------------------------------------------------
@@ -358,8 +408,25 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         dispatch_waiters();
     }
 
+    // Ends with the reader, however it ends. When its io_context shuts down with statements in flight, the reader's
+    // frame is destroyed without resuming: nothing will read their answers any more, so they are dropped with it
+    // (their handlers destroyed uncalled, as Asio does with every pending handler at shutdown). Otherwise a caller's
+    // handler in flight that owns, through its coroutine, the owner of this pool would keep both alive.
+    struct reader_exit {
+        explicit reader_exit(link_ptr link) : l(std::move(link)) {}
+        reader_exit(const reader_exit&) = delete;
+        reader_exit& operator=(const reader_exit&) = delete;
+        ~reader_exit() {
+            auto dropped = std::move(l->inflight);
+            l->inflight.clear();
+        }
+        link_ptr l;
+    };
+
     static asio::awaitable<void> reader(std::shared_ptr<pool_impl> self, link_ptr l) {
-        for (;;) {
+        const reader_exit on_exit{l};
+        std::vector<request_ptr> later;  // answers of one wake-up, delivered once the link's state is settled
+        while (l->alive) {
             auto [ec] = co_await l->sd->async_wait(
                 asio::posix::stream_descriptor::wait_read, asio::as_tuple(asio::use_awaitable)
             );
@@ -372,13 +439,13 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
                 self->break_link(l, errc::connection_broken, trim(PQerrorMessage(l->pg.get())));
                 co_return;
             }
-            self->process_results(l);
-            if (!l->alive) co_return;
-            if (PQstatus(l->pg.get()) == CONNECTION_BAD) {
+            self->process_results(l, later);
+            if (l->alive && PQstatus(l->pg.get()) == CONNECTION_BAD) {
                 self->break_link(l, errc::connection_broken, trim(PQerrorMessage(l->pg.get())));
-                co_return;
+            } else if (l->alive && !l->flushing && PQflush(l->pg.get()) == 1) {
+                self->start_flusher(l);
             }
-            if (!l->flushing && PQflush(l->pg.get()) == 1) self->start_flusher(l);
+            deliver_later(later);
         }
     }
 
@@ -408,7 +475,8 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         l->flushing = false;
     }
 
-    void process_results(const link_ptr& l) {
+    // Takes every complete result off the connection; the answered statements go to `later`.
+    void process_results(const link_ptr& l, std::vector<request_ptr>& later) {
         PGconn* pg = l->pg.get();
         int nulls = 0;
         while (l->alive && !l->inflight.empty() && PQisBusy(pg) == 0) {
@@ -425,7 +493,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
                     PQclear(res);
                     l->inflight.pop_front();
                     if (r->internal && r->ec) l->prepared.erase(r->st.name());
-                    complete(r, r->ec, std::move(r->message));
+                    complete(r, r->ec, std::move(r->message), &later);
                     if (l->draining && r->done && l->cancel_call_done) {
                         l->draining = false;
                     }
@@ -563,8 +631,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         if (params.coalesce && params.tcp_cork && l->tcp && l->flush_posted && !l->corked) l->cork(true);
         const auto& name = r->st.name();
         if (!l->prepared.contains(name)) {
-            auto prep = std::make_shared<request>(r->st);
-            prep->internal = true;
+            auto prep = std::make_shared<internal_request>(r->st);
             if (PQsendPrepare(pg, name.c_str(), r->st.sql().c_str(), 0, nullptr) != 1 || PQpipelineSync(pg) != 1) {
                 complete(r, errc::connection_broken, "statement " + name + ": " + trim(PQerrorMessage(pg)));
                 break_link(l, errc::connection_broken, trim(PQerrorMessage(pg)));
@@ -579,12 +646,18 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
             l->inflight.push_back(std::move(prep));
             l->prepared.insert(name);
         }
-        std::vector<const char*> values;
-        values.reserve(r->params.size());
-        for (const auto& p : r->params) values.push_back(p.c_str());
-        if (PQsendQueryPrepared(
-                pg, name.c_str(), static_cast<int>(values.size()), values.data(), nullptr, nullptr, 0
-            ) != 1 ||
+        // Parameter pointers on the stack for the usual handful of parameters.
+        constexpr std::size_t inline_params = 16;
+        std::array<const char*, inline_params> small{};
+        std::vector<const char*> large;
+        const char** values = small.data();
+        if (r->params.size() > inline_params) {
+            large.resize(r->params.size());
+            values = large.data();
+        }
+        for (std::size_t i = 0; i < r->params.size(); ++i) values[i] = r->params[i].c_str();
+        if (PQsendQueryPrepared(pg, name.c_str(), static_cast<int>(r->params.size()), values, nullptr, nullptr, 0) !=
+                1 ||
             PQpipelineSync(pg) != 1) {
             const std::string msg = trim(PQerrorMessage(pg));
             complete(r, errc::connection_broken, "statement " + name + ": " + msg);
@@ -608,12 +681,16 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         batching = l;
         if (!l->flush_posted) {
             l->flush_posted = true;
-            asio::post(strand, [w = weak_from_this(), l] {
+            // Queued behind whatever is already queued on the io_context (not on the strand, which would then stay
+            // busy and queue the next callers' submissions behind this flush): callers queued meanwhile join the turn.
+            asio::post(strand.get_inner_executor(), [w = weak_from_this(), l] {
                 auto self = w.lock();
                 if (!self) return;
-                l->flush_posted = false;
-                if (self->batching == l) self->batching.reset();
-                if (l->alive) self->flush(l);
+                asio::dispatch(self->strand, [self, l] {
+                    l->flush_posted = false;
+                    if (self->batching == l) self->batching.reset();
+                    if (l->alive) self->flush(l);
+                });
             });
         }
     }
@@ -683,14 +760,10 @@ struct exec_initiation {
 
     template <class Handler>
     void operator()(Handler&& h) {
-        // (any_completion_handler's move assignment recurses in Boost 1.81: construct it in place instead.)
-        auto work =
-            asio::prefer(asio::get_associated_executor(h, impl->strand), asio::execution::outstanding_work.tracked);
-        auto slot = asio::get_associated_cancellation_slot(h);
-        auto r = std::make_shared<request>(std::move(st), std::move(params), handler_t(std::forward<Handler>(h)));
+        using req_t = caller_request<std::decay_t<Handler>>;
+        auto r = std::make_shared<req_t>(std::move(st), std::move(params), std::forward<Handler>(h), impl->strand);
         r->pinned = pinned;
-        r->work = std::move(work);
-        r->slot = slot;
+        r->slot = asio::get_associated_cancellation_slot(r->handler);
         if (r->slot.is_connected()) {
             r->slot.assign([w = std::weak_ptr<pool_impl>(impl),
                             wr = std::weak_ptr<request>(r)](asio::cancellation_type t) {
@@ -705,7 +778,9 @@ struct exec_initiation {
                 });
             });
         }
-        asio::post(impl->strand, [impl = impl, r] { impl->submit(r); });
+        // Straight onto the pool's strand: inline when it is free and we are on its io_context's thread (the usual
+        // case), queued otherwise. Answers are never handed back inline from here (see `complete`).
+        asio::dispatch(impl->strand, [impl = impl, r = request_ptr(std::move(r))] { impl->submit(r); });
     }
 };
 

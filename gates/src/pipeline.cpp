@@ -2,11 +2,17 @@
 #include <preflight/gates/precedence.hpp>
 #include <preflight/gates/with_timeout.hpp>
 
+#include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/associated_cancellation_slot.hpp>
+#include <boost/asio/async_result.hpp>
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/execution_context.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -20,6 +26,7 @@
 #include <mutex>
 #include <optional>
 #include <stdexcept>
+#include <vector>
 
 namespace asio = boost::asio;
 
@@ -86,6 +93,7 @@ struct plan {
 };
 
 class run_state;
+class wake_registry;
 
 /// Recycled run states (with their per-gate and per-fact blocks), so that a run costs no allocation for them.
 /// Sharded by thread to keep lock contention low; bounded (`cap` per shard, the rest is freed).
@@ -134,7 +142,8 @@ public:
     struct child {
         gate_context ctx;
         asio::cancellation_signal signal;
-        std::unique_ptr<asio::steady_timer> timer;  // budget timer, only for checks that suspend
+        asio::steady_timer::time_point deadline{};  // end of the budget of a check that suspended
+        bool timed = false;                         // `deadline` counts (the check suspended and is not finished)
         clock::time_point start{};
         bool started = false;
         bool finished = false;  // result recorded (done, timed out, or cancelled by the run)
@@ -242,7 +251,7 @@ private:
             child& c = *children_[i];  // c.ctx points into this state and the pipeline: stays valid
             if (!c.started) continue;  // untouched by the run
             c.signal.slot().clear();   // drops the handler of a spawned check, if any
-            c.timer.reset();           // bound to the run's executor
+            c.timed = false;
             c.start = {};
             c.started = false;
             c.finished = false;
@@ -259,7 +268,12 @@ private:
             f.signal.slot().clear();
             f.waiters.reset();
         }
-        wake_.reset();
+        waker_.reset();
+        park_ctx_ = nullptr;  // the next run may be on another context (possibly at the same address)
+        park_reg_ = nullptr;
+        budget_.reset();  // bound to the run's executor
+        budget_armed_ = false;
+        timed_ = 0;
         trace_.clear();
         result_.reset();
         req_ = request{};
@@ -282,8 +296,7 @@ private:
 
     struct budget_expired {
         std::shared_ptr<run_state> st;
-        std::size_t gi;
-        void operator()(boost::system::error_code ec) const { st->on_budget_expired(gi, ec); }
+        void operator()(boost::system::error_code ec) const { st->on_budget_timer(ec); }
     };
 
     /// Completion of a spawned check/loader. Holds the run until the spawned coroutine has fully ended: its
@@ -300,14 +313,21 @@ private:
 
     void launch(std::size_t gi);
     void on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict>& r);
-    void on_budget_expired(std::size_t gi, boost::system::error_code ec);
+    void time_check(child& c, asio::steady_timer::time_point deadline);
+    void untime_check(child& c);
+    void stop_budget();
+    void arm_budget(asio::steady_timer::time_point at);
+    void on_budget_timer(boost::system::error_code ec);
+    void on_budget_expired(std::size_t gi);
     void on_fact_done(std::size_t fi, std::exception_ptr ep, fact_box box);
     void finish_gate(std::size_t gi, gate_outcome o, std::string reason, boost::system::error_code ec, verdict* v);
     void cancel_running(std::string_view why);
     void cancel_facts();
     void notify();
     [[nodiscard]] bool ready() const noexcept;
+    struct wake_initiation;
     asio::awaitable<bool> wait_wake();
+    void resume_driver(bool queued);
     asio::awaitable<void> compensate(std::string why);
     asio::awaitable<void> release_commit(const std::string& why);
     bool advance_speculative();
@@ -334,8 +354,19 @@ private:
     precedence_fsm fsm_;
     bool ro_decided_ = false;
     std::optional<std::size_t> decider_;
-    std::optional<decision> result_;  // the decision of a run decided by step()
-    std::unique_ptr<asio::steady_timer> wake_;
+    std::optional<decision> result_;                             // the decision of a run decided by step()
+    std::optional<asio::any_completion_handler<void()>> waker_;  // the driver waiting in wait_wake
+    // Parking (wake_registry): the registry of the context of `ex_`, and this run's links in its list while parked.
+    friend class wake_registry;
+    asio::execution_context* park_ctx_ = nullptr;
+    wake_registry* park_reg_ = nullptr;
+    run_state* park_prev_ = nullptr;
+    run_state* park_next_ = nullptr;
+    bool parked_ = false;
+    std::unique_ptr<asio::steady_timer> budget_;  // the run's budget timer (see time_check)
+    asio::steady_timer::time_point budget_at_{};  // its expiry while armed
+    bool budget_armed_ = false;
+    std::size_t timed_ = 0;  // checks with a running budget
     enum class stage { read_only, stateful, commit, done } stage_ = stage::read_only;
     std::size_t next_stateful_ = 0;
     bool spec_started_ = false;          // speculative phase: every stateful gate and the commit were launched
@@ -489,15 +520,13 @@ void run_state::launch(std::size_t gi) {
         asio::bind_cancellation_slot(c.signal.slot(), keep_alive{shared_from_this()})
     );
     if (!c.finished) {
-        if (!c.timer) c.timer = std::make_unique<asio::steady_timer>(ex_);
-        c.timer->expires_after(spec.budget);
-        c.timer->async_wait(budget_expired{shared_from_this(), gi});
+        time_check(c, asio::steady_timer::clock_type::now() + spec.budget);
     }
 }
 
 void run_state::on_check_done(std::size_t gi, std::exception_ptr ep, result<verdict>& r) {
     auto& c = *children_[gi];
-    if (c.timer) c.timer->cancel();
+    untime_check(c);
     if (c.finished) return;  // timed out or cancelled by the run: already recorded
     if (ep) {
         auto fl = classify(ep);
@@ -511,9 +540,58 @@ void run_state::on_check_done(std::size_t gi, std::exception_ptr ep, result<verd
     }
 }
 
-void run_state::on_budget_expired(std::size_t gi, boost::system::error_code ec) {
+// Budgets: one timer per run, armed for the earliest deadline of the checks that suspended (instead of one timer per
+// check: fewer timer operations and timerfd updates per run). It stays armed between phases (a later phase's deadlines
+// are later: no re-arm; firing early only re-arms it) and is cancelled when the run ends (`stop_budget`), so a pending
+// wait never keeps a finished run alive for long.
+void run_state::time_check(child& c, asio::steady_timer::time_point deadline) {
+    c.deadline = deadline;
+    c.timed = true;
+    ++timed_;
+    if (!budget_armed_ || deadline < budget_at_) arm_budget(deadline);
+}
+
+void run_state::untime_check(child& c) {
+    if (!c.timed) return;
+    c.timed = false;
+    --timed_;
+}
+
+void run_state::stop_budget() {
+    if (!budget_armed_) return;
+    budget_armed_ = false;
+    budget_->cancel();
+}
+
+void run_state::arm_budget(asio::steady_timer::time_point at) {
+    if (!budget_) budget_ = std::make_unique<asio::steady_timer>(ex_);
+    budget_armed_ = true;
+    budget_at_ = at;
+    budget_->expires_at(at);  // a pending wait ends with operation_aborted
+    budget_->async_wait(budget_expired{shared_from_this()});
+}
+
+void run_state::on_budget_timer(boost::system::error_code ec) {
+    if (ec || result_) return;  // cancelled, re-armed, or the run has ended
+    budget_armed_ = false;
+    const auto now = asio::steady_timer::clock_type::now();
+    for (std::size_t gi = 0; gi < n_gates_; ++gi) {
+        auto& c = *children_[gi];
+        if (c.timed && c.deadline <= now) on_budget_expired(gi);
+    }
+    if (timed_ == 0 || budget_armed_) return;
+    auto next = asio::steady_timer::time_point::max();
+    for (std::size_t gi = 0; gi < n_gates_; ++gi) {
+        const auto& c = *children_[gi];
+        if (c.timed && c.deadline < next) next = c.deadline;
+    }
+    arm_budget(next);
+}
+
+void run_state::on_budget_expired(std::size_t gi) {
     auto& c = *children_[gi];
-    if (ec || c.finished) return;
+    untime_check(c);
+    if (c.finished) return;
     const auto& spec = impl_->gates[gi].spec;
     finish_gate(
         gi,
@@ -597,7 +675,7 @@ void run_state::cancel_running(std::string_view why) {
         trace_[gi].outcome = gate_outcome::cancelled;
         trace_[gi].duration = clock_->now() - c.start;
         trace_[gi].reason = std::string(why);
-        if (c.timer) c.timer->cancel();
+        untime_check(c);
         c.signal.emit(asio::cancellation_type::terminal);
     }
 }
@@ -611,18 +689,103 @@ void run_state::cancel_facts() {
 void run_state::notify() {
     if (driver_waiting_ && !notified_) {
         notified_ = true;
-        wake_->cancel();
+        resume_driver(false);
     }
 }
 
+/// Keeps track of the run drivers parked in wait_wake on one execution context. A parked driver's handler owns its
+/// coroutine, which owns the run that holds the handler: when the context shuts down with a run still waiting (its
+/// checks' operations are destroyed, never completed), this service destroys the parked handlers so that the pair does
+/// not keep itself alive. Park/unpark are O(1) under a mutex (runs of several threads share the context).
+class wake_registry final : public asio::execution_context::service {
+public:
+    using key_type = wake_registry;
+    explicit wake_registry(asio::execution_context& ctx) : asio::execution_context::service(ctx) {}
+
+    void park(run_state* st) {
+        std::lock_guard lock(m_);
+        st->park_prev_ = nullptr;
+        st->park_next_ = head_;
+        if (head_ != nullptr) head_->park_prev_ = st;
+        head_ = st;
+        st->parked_ = true;
+    }
+
+    void unpark(run_state* st) {
+        std::lock_guard lock(m_);
+        if (!st->parked_) return;
+        if (st->park_prev_ != nullptr) {
+            st->park_prev_->park_next_ = st->park_next_;
+        } else {
+            head_ = st->park_next_;
+        }
+        if (st->park_next_ != nullptr) st->park_next_->park_prev_ = st->park_prev_;
+        st->park_prev_ = st->park_next_ = nullptr;
+        st->parked_ = false;
+    }
+
+private:
+    void shutdown() override {
+        std::vector<asio::any_completion_handler<void()>> drop;
+        {
+            std::lock_guard lock(m_);
+            for (run_state* st = head_; st != nullptr;) {
+                run_state* next = st->park_next_;
+                if (st->waker_) drop.emplace_back(std::move(*st->waker_));
+                st->waker_.reset();
+                st->park_prev_ = st->park_next_ = nullptr;
+                st->parked_ = false;
+                st = next;
+            }
+            head_ = nullptr;
+        }
+        drop.clear();  // destroys the drivers' coroutines, and with them their runs (outside the lock)
+    }
+
+    std::mutex m_;
+    run_state* head_ = nullptr;
+};
+
+// The driver (drive_slow) waits here until notify(): its handler is kept in `waker_` and resumed by notify() right
+// away, on the run's strand (no timer, no pass through the event loop). A cancellation of the caller resumes it
+// queued, with `notified_` false. Every member is touched on the run's strand only (the registry has its own lock).
+struct run_state::wake_initiation {
+    run_state* st;
+    template <class Handler>
+    void operator()(Handler&& h) const {
+        auto slot = asio::get_associated_cancellation_slot(h);
+        auto& ctx = asio::query(st->ex_, asio::execution::context);
+        if (st->park_ctx_ != &ctx) {
+            st->park_reg_ = &asio::use_service<wake_registry>(ctx);
+            st->park_ctx_ = &ctx;
+        }
+        st->waker_.emplace(std::forward<Handler>(h));  // constructed in place (see the any_completion_handler note)
+        st->park_reg_->park(st);
+        if (slot.is_connected()) {
+            slot.assign([st = st](asio::cancellation_type) { st->resume_driver(true); });
+        }
+    }
+};
+
 asio::awaitable<bool> run_state::wait_wake() {
-    if (!wake_) wake_ = std::make_unique<asio::steady_timer>(ex_, asio::steady_timer::time_point::max());
     notified_ = false;
     driver_waiting_ = true;
     cursor_valid_ = false;
-    co_await wake_->async_wait(asio::as_tuple(asio::use_awaitable));
+    co_await asio::async_initiate<const asio::use_awaitable_t<>&, void()>(wake_initiation{this}, asio::use_awaitable);
     driver_waiting_ = false;
     co_return notified_;
+}
+
+void run_state::resume_driver(bool queued) {
+    if (!waker_) return;
+    park_reg_->unpark(this);
+    asio::any_completion_handler<void()> h(std::move(*waker_));
+    waker_.reset();
+    if (queued) {
+        asio::post(ex_, [h = std::move(h)]() mutable { std::move(h)(); });
+    } else {
+        std::move(h)();
+    }
 }
 
 bool run_state::ready() const noexcept {
@@ -688,6 +851,7 @@ asio::awaitable<void> run_state::compensate(std::string why) {
 }
 
 void run_state::finish(std::optional<std::size_t> decider, lease l) {
+    stop_budget();
     cancel_facts();
     const std::string_view op = to_string(req_.op);
     for (std::size_t gi = 0; gi < impl_->gates.size(); ++gi) {
@@ -844,6 +1008,7 @@ asio::awaitable<decision> run_state::drive_slow() {
         if (!woken && !ready()) {
             cancel_running("run cancelled by its caller");
             cancel_facts();
+            stop_budget();
             // The refunds must run although the caller cancelled: with the cancellation state left as it is,
             // every co_await below would throw operation_aborted before starting.
             co_await asio::this_coro::reset_cancellation_state();

@@ -119,15 +119,24 @@ TEST(pg_pool, many_concurrent_statements_pipeline_over_few_connections) {
     EXPECT_LE(pool.stats().connects, 2u);
 }
 
-// Statements submitted together (one strand turn) share a connection (affinity), each with its own sync: an error
-// in one never aborts the others. The statement hook sees each statement sent once and completed once.
+// Statements submitted together (one turn) share a connection (affinity; coalesce_max of them per connection), each
+// with its own sync: an error in one never aborts the others. The statement hook sees each statement sent once and
+// completed once.
 TEST(pg_pool, statements_submitted_together_share_a_connection_and_fail_independently) {
     PREFLIGHT_REQUIRE_PG(url);
-    for (const bool coalesce : {true, false}) {
-        SCOPED_TRACE(coalesce ? "coalesce" : "spread");
+    struct variant {
+        bool coalesce;
+        std::size_t coalesce_max;
+        const char* name;
+    };
+    for (const variant v :
+         {variant{true, 8, "coalesce"}, variant{true, 2, "coalesce by two"}, variant{false, 8, "spread"}}) {
+        SCOPED_TRACE(v.name);
+        const bool coalesce = v.coalesce;
         asio::io_context io;
         auto pp = make_params(url, 4);
         pp.coalesce = coalesce;
+        pp.coalesce_max = v.coalesce_max;
         std::vector<preflight::clients::pg_statement_event> events;
         pp.on_statement = [&events](const preflight::clients::pg_statement_event& e) {
             if (e.internal) return;  // PREPAREs of first use on a connection
@@ -177,7 +186,8 @@ TEST(pg_pool, statements_submitted_together_share_a_connection_and_fail_independ
         // Every statement was sent before the first one completed (one round trip for all four).
         EXPECT_EQ(events[3].what, preflight::clients::pg_statement_event::kind::sent);
         if (coalesce) {
-            EXPECT_EQ(conns.size(), 1u) << "one connection for the statements of one turn";
+            EXPECT_EQ(conns.size(), (4 + v.coalesce_max - 1) / v.coalesce_max)
+                << "one connection per coalesce_max statements of one turn";
         } else {
             EXPECT_GT(conns.size(), 1u) << "spread over idle connections";
         }

@@ -707,3 +707,26 @@ TEST(pipeline, fast_path_on_a_callers_strand_leaves_no_work_behind) {
     EXPECT_EQ(allowed, 100);
     EXPECT_EQ(a->calls, 100);  // only the second gate ran its coroutine
 }
+
+// The driver of a run waits on a handler parked in the run itself (no timer); when the io_context goes away with the
+// run still waiting, the parked handler must be destroyed with it, or the run and its coroutine keep each other (and
+// the pipeline) alive.
+TEST(pipeline, run_left_waiting_when_its_io_context_goes_away_is_freed) {
+    auto sentinel = std::make_shared<int>(0);
+    std::weak_ptr<int> watch = sentinel;
+    auto a = std::make_shared<probe>();
+    {
+        g::pipeline_config cfg;
+        cfg.on_event = [sentinel](const g::gate_event&) {};
+        auto spec = scripted_gate("ban", a, 0ms, act::hang);
+        spec.budget = std::chrono::seconds(60);
+        auto p = g::pipeline_builder{cfg}.add_gate(spec).build();
+        asio::io_context ctx;
+        asio::co_spawn(ctx, p.run(exec_request()), asio::detached);
+        ctx.run_for(20ms);  // the check hangs; the run's driver waits for it
+        EXPECT_EQ(a->calls, 1);
+        EXPECT_EQ(a->finished, 0);
+    }  // the io_context goes first, then the pipeline
+    sentinel.reset();
+    EXPECT_TRUE(watch.expired()) << "a run left waiting kept its pipeline alive";
+}

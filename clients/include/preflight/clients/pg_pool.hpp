@@ -64,18 +64,21 @@ struct pool_params {
     /// and benchmarks (statements and sequential round trips of a code path). Must not block and must not throw;
     /// empty costs nothing.
     std::function<void(const pg_statement_event&)> on_statement;
-    /// Connection affinity: statements submitted in the same turn of the pool's strand (e.g. the reads a
-    /// preflight starts together) go to ONE connection, back to back, each still with its own sync (its own
-    /// implicit transaction: an error in one never aborts another), so one server backend serves them in one
-    /// wake-up instead of several backends each woken for one statement. (libpq 15's PQpipelineSync writes each
-    /// statement to the socket at once; with libpq >= 17 one socket write could carry them all.) Off (the default):
-    /// every statement goes to the least loaded connection, so the reads of one preflight run on several backends
-    /// in parallel. On a quiet 2-core machine W6 at c=1 was ~10% faster off (p50 292-325 µs vs 327-342 µs) and
-    /// c=32 the same within noise (6.7k vs 6.9k/s); on a loaded machine neither showed a difference.
+    /// Connection affinity: statements submitted in the same turn (e.g. the reads a preflight starts together in one
+    /// handler; a turn ends when its flush, queued on the io_context, runs) go to one connection (at most
+    /// `coalesce_max` of them, then the next connection), back to back, each still with its own sync (its own implicit
+    /// transaction: an error in one never aborts another), so fewer server backends are woken per turn. (libpq 15's
+    /// PQpipelineSync writes each statement to the socket at once; with libpq >= 17 one socket write could carry them
+    /// all.) Off (the default): every statement goes to the least loaded connection, one backend per statement.
+    /// Measured on the shared 2-core machine with this branch: W6 c=1 with `coalesce_max` 2 (the four reads on two
+    /// backends, one per core) had a lower p50 in 5 of 6 interleaved runs of one session (median ~262 vs ~300 µs) but
+    /// not in a later one (304 vs 277 µs), and ~10% less client CPU; c=32 the same within noise; all reads on one
+    /// backend (`coalesce_max` 8) was no better than off (~10% slower on the quiet machine earlier). Off by default
+    /// until a quiet-machine measurement settles it.
     bool coalesce = false;
     /// At most this many statements of one turn on one connection (then the next connection takes the rest), so
     /// that a burst is still spread over several backends.
-    std::size_t coalesce_max = 8;
+    std::size_t coalesce_max = 2;
     /// With `coalesce` on a TCP connection: hold the segments of a turn's second and later statements (TCP_CORK)
     /// until the turn's flush, so that they leave in one segment (libpq 15 writes each statement at once). Costs
     /// two setsockopt calls per coalesced turn; saves a segment per statement. Off by default: W6 on the shared
@@ -154,7 +157,10 @@ public:
     pg_pool& operator=(const pg_pool&) = delete;
 
     /// Runs prepared statement `st` with text parameters `params` (never interpolated into SQL) and returns
-    /// its rows. The coroutine resumes on its own executor.
+    /// its rows. The statement is sent inline (dispatch onto the pool's strand) when the strand is free and the caller
+    /// runs on the pool's io_context, queued otherwise. The coroutine resumes on its own executor: inline from the
+    /// pool's socket reader when that executor allows it (dispatch), so a caller's continuation may run while the
+    /// pool's strand is held (it may call `exec` again; it must not block).
     /// Errors: `store_unavailable` (cannot connect, server error), `connection_broken` (the connection broke
     /// while the statement was in flight: its effect is unknown, it is never retried), `timeout`
     /// (statement_timeout), `pool_exhausted` (no capacity within wait_timeout), `bad_input` (the server
