@@ -24,8 +24,8 @@
 // server (pg_stat_database.xact_commit delta of the case: each autocommitted statement is one transaction).
 // Sequential round trips of the preflight mode come from the pool's statement hook: after each case, 100 probe
 // preflights run one at a time and the longest chain of statements each sent after the previous one completed
-// is averaged (the lease release excluded). W6_TRACE=1 prints the timeline of every 20th probe to stderr: "+d@t" a
-// statement of depth d sent at t µs after the run began, "-d@t" one completed, "end@t" the decision.
+// is averaged (the lease release excluded). W6_TRACE=1 prints the timeline of every 20th probe to stderr: "+d@t:name" a
+// statement of depth d sent at t µs after the run began, "-d@t:name" one completed, "end@t" the decision.
 //
 //   bench_e2e_w6 [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N] [--warmup N]
 //                [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1] [--speculative auto|on|off]
@@ -81,8 +81,8 @@ struct options {
     double cap_s = 8.0;
     std::size_t pool = 8;
     bool coalesce = preflight::clients::pool_params{}.coalesce;
-    bool cork = false;             // pool_params default
-    std::size_t coalesce_max = 8;  // pool_params default
+    bool cork = false;  // pool_params default
+    std::size_t coalesce_max = preflight::clients::pool_params{}.coalesce_max;
     std::string speculative = "auto";
     bool balance = false;          // the workload has no billing provider; --balance 1 adds the balance gate
     std::string release = "held";  // held: leases released after the measured phase; background: at once
@@ -412,12 +412,19 @@ struct roundtrip_probe {
         max_done = 0;
         max_sent = 0;
     }
-    std::vector<std::pair<int, clock_type::time_point>> marks;  // (+depth sent / -depth completed, time)
+    struct mark {
+        int depth;  // +depth sent / -depth completed
+        clock_type::time_point at;
+        std::string statement;
+    };
+    std::vector<mark> marks;
     void event(const preflight::clients::pg_statement_event& e) {
         if (!on) return;
         if (trace) {
             const int d = e.what == preflight::clients::pg_statement_event::kind::sent ? max_done + 1 : -depth[e.id];
-            marks.emplace_back(d, clock_type::now());
+            std::string name(e.statement);
+            if (name.starts_with("preflight_")) name.erase(0, 10);
+            marks.push_back(mark{d, clock_type::now(), std::move(name)});
         }
         if (e.what == preflight::clients::pg_statement_event::kind::sent) {
             depth[e.id] = max_done + 1;
@@ -534,8 +541,14 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
         probe.on = false;
         if (probe.trace && i % 20 == 0) {
             std::fprintf(stderr, "probe %llu:", static_cast<unsigned long long>(i));
-            for (const auto& [d, t] : probe.marks) {
-                std::fprintf(stderr, " %+d@%.0f", d, std::chrono::duration<double, std::micro>(t - pt0).count());
+            for (const auto& m : probe.marks) {
+                std::fprintf(
+                    stderr,
+                    " %+d@%.0f:%s",
+                    m.depth,
+                    std::chrono::duration<double, std::micro>(m.at - pt0).count(),
+                    m.statement.c_str()
+                );
             }
             std::fprintf(
                 stderr, " end@%.0f\n", std::chrono::duration<double, std::micro>(clock_type::now() - pt0).count()
