@@ -616,18 +616,6 @@ bool run_preflight_case(const options&, pqxx::connection&, pqxx::connection&, in
 }
 #endif
 
-std::vector<int> parse_list(const std::string& s) {
-    std::vector<int> out;
-    std::size_t pos = 0;
-    while (pos < s.size()) {
-        const auto comma = s.find(',', pos);
-        out.push_back(std::stoi(s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos)));
-        if (comma == std::string::npos) break;
-        pos = comma + 1;
-    }
-    return out;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -644,7 +632,7 @@ int main(int argc, char** argv) {
         } else if (k == "--mode") {
             o.mode = v;
         } else if (k == "--concurrency") {
-            o.concurrency = parse_list(v);
+            o.concurrency = preflight::bench::parse_int_list(v);
         } else if (k == "--ops") {
             o.ops = std::stoull(v);
         } else if (k == "--warmup") {

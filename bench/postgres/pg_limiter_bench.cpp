@@ -41,18 +41,6 @@ struct options {
     std::vector<int> concurrency{1, 16, 64};
 };
 
-std::vector<int> parse_list(const std::string& s) {
-    std::vector<int> out;
-    std::size_t pos = 0;
-    while (pos < s.size()) {
-        const auto comma = s.find(',', pos);
-        out.push_back(std::stoi(s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos)));
-        if (comma == std::string::npos) break;
-        pos = comma + 1;
-    }
-    return out;
-}
-
 struct phase_result {
     std::uint64_t done = 0;
     std::uint64_t denied = 0;
@@ -136,7 +124,7 @@ int main(int argc, char** argv) {
         else if (k == "--case")
             o.cases = v;
         else if (k == "--concurrency")
-            o.concurrency = parse_list(v);
+            o.concurrency = preflight::bench::parse_int_list(v);
         else {
             std::cerr << "unknown option " << k << "\n";
             return 2;

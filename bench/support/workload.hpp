@@ -24,4 +24,18 @@ inline double percentile(std::vector<double>& v, double p) {
     return v[std::max<std::size_t>(rank, 1) - 1];
 }
 
+/// A comma-separated list of integers ("1,16,64"), as the benchmarks' --concurrency flags take it. Throws
+/// std::invalid_argument / std::out_of_range (from std::stoi) for anything else.
+inline std::vector<int> parse_int_list(const std::string& s) {
+    std::vector<int> out;
+    std::size_t pos = 0;
+    while (pos < s.size()) {
+        const auto comma = s.find(',', pos);
+        out.push_back(std::stoi(s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos)));
+        if (comma == std::string::npos) break;
+        pos = comma + 1;
+    }
+    return out;
+}
+
 }  // namespace preflight::bench

@@ -283,6 +283,9 @@ asio::awaitable<result<subject_facts>> pg_subject_facts_source::load(subject_fac
     }
     if (auto ok = check_keys(q.user_id, q.org_id, q.usage_subject, q.usage_period); !ok) co_return ok.error();
     const bool membership = q.membership && !q.org_id.empty() && !q.user_id.empty();
+    if (q.ban_subjects.empty() && q.user_id.empty() && q.org_id.empty() && q.usage_subject.empty()) {
+        co_return subject_facts{};  // nothing to look up: no statement
+    }
     if (q.usage_subject.empty()) q.usage_period.clear();
     auto params = detail::params(
         text_array_literal(q.ban_subjects),

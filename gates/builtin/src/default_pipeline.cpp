@@ -150,6 +150,16 @@ const std::string& usage_subject(const request& r) noexcept {
     return r.subject.org.empty() ? r.subject.user : r.subject.org;
 }
 
+/// The subjects the ban gate checks, in order: user, org, IP, API key (the empty ones left out).
+std::vector<std::string> ban_subjects(const request& r) {
+    const auto& s = r.subject;
+    std::vector<std::string> ids;
+    for (const std::string* id : {&s.user, &s.org, &s.ip, &s.api_key_id}) {
+        if (!id->empty()) ids.push_back(*id);
+    }
+    return ids;
+}
+
 asio::awaitable<result<read_facts>> load_read_facts(state_ptr st, clients::subject_facts_query q) {
     std::string subject = q.usage_subject;
     std::string period = q.usage_period;
@@ -169,11 +179,7 @@ asio::awaitable<result<read_facts>> load_read_facts(state_ptr st, clients::subje
 clients::subject_facts_query read_query(const state& st, const request& r) {
     clients::subject_facts_query q;
     const auto& s = r.subject;
-    if (ban_applies(r.op)) {
-        for (const std::string* id : {&s.user, &s.org, &s.ip, &s.api_key_id}) {
-            if (!id->empty()) q.ban_subjects.push_back(*id);
-        }
-    }
+    if (ban_applies(r.op)) q.ban_subjects = ban_subjects(r);
     q.user_id = s.user;
     q.org_id = s.org;
     if (is_execution(r.op)) {
@@ -190,16 +196,13 @@ clients::subject_facts_query read_query(const state& st, const request& r) {
 
 asio::awaitable<result<verdict>> ban_check(state_ptr st, gate_context& c) {
     const auto& s = c.req().subject;
-    std::vector<std::string> ids;
-    for (const std::string* id : {&s.user, &s.org, &s.ip, &s.api_key_id}) {
-        if (!id->empty()) ids.push_back(*id);
-    }
-    if (ids.empty()) co_return verdict::pass();
+    if (s.user.empty() && s.org.empty() && s.ip.empty() && s.api_key_id.empty()) co_return verdict::pass();
     std::optional<clients::ban> found;
     if (st->reads_key) {
         const read_facts& f = co_await c.fact(*st->reads_key);
         found = f.ban;
     } else {
+        std::vector<std::string> ids = ban_subjects(c.req());
         auto r = co_await st->stores.bans->find_active(std::move(ids));
         if (!r) co_return r.error();
         found = std::move(*r);

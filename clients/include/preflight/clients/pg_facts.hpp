@@ -114,7 +114,7 @@ public:
     explicit pg_subject_facts_source(pg_pool& pool) noexcept : pool_(pool) {}
 
     /// A key longer than `max_key_bytes` or containing NUL is `bad_input` before any statement; a usage period
-    /// that is not a date is `bad_input` from the server.
+    /// that is not a date is `bad_input` from the server. A query with nothing to look up sends no statement.
     boost::asio::awaitable<result<subject_facts>> load(subject_facts_query q) override;
 
     /// True when the four are the Postgres fact stores on this source's pool.
