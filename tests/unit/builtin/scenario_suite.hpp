@@ -68,6 +68,14 @@ protected:
 
     g::decision decide(const g::pipeline& p, g::request r) { return run(io_, p.run(std::move(r))); }
 
+    /// A fail-closed 503 `gate_unavailable` decided by `gate`.
+    static void expect_unavailable(const g::decision& d, const std::string& gate) {
+        EXPECT_FALSE(d.allowed);
+        EXPECT_EQ(d.status, 503);
+        EXPECT_EQ(d.code, "gate_unavailable");
+        EXPECT_EQ(d.gate, gate);
+    }
+
     void release(g::decision& d) {
         auto r = run(io_, d.lease.release());
         ASSERT_TRUE(r) << r.error().message();
@@ -435,10 +443,7 @@ TYPED_TEST_P(builtin_scenarios, FailingUsageLookupIsA503FromTheUsageGate) {
     stores.usage = std::make_shared<failing_usage>();
     auto p = this->build({}, &stores);
     auto d = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
-    EXPECT_FALSE(d.allowed);
-    EXPECT_EQ(d.status, 503);
-    EXPECT_EQ(d.code, "gate_unavailable");
-    EXPECT_EQ(d.gate, "usage");
+    this->expect_unavailable(d, "usage");
     EXPECT_EQ(d.find("rate_limit")->outcome, g::gate_outcome::skipped);
     // A ban still wins; an unlimited tier never needs the usage row.
     EXPECT_EQ(this->decide(p, this->req(g::operation::execute, "org_ok", "user_banned")).status, 403);
@@ -455,10 +460,7 @@ TYPED_TEST_P(builtin_scenarios, FailingSubscriptionLookupIsA503NamingTheFact) {
     stores.subscriptions = std::make_shared<failing_subscriptions>();
     auto p = this->build({}, &stores);
     auto d = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
-    EXPECT_FALSE(d.allowed);
-    EXPECT_EQ(d.status, 503);
-    EXPECT_EQ(d.code, "gate_unavailable");
-    EXPECT_EQ(d.gate, "usage");
+    this->expect_unavailable(d, "usage");
     EXPECT_NE(d.message.find("subscription"), std::string::npos) << d.message;
     // A ban still wins (precedence).
     auto b = this->decide(p, this->req(g::operation::execute, "org_ok", "user_banned"));
@@ -472,10 +474,7 @@ TYPED_TEST_P(builtin_scenarios, FailingCombinedReadIsA503AtTheFirstFailClosedRea
     auto p = this->build({}, &stores);
     // Every read-only lookup failed at once: the ban gate (first, fail-closed) decides, nothing is consumed.
     auto d = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
-    EXPECT_FALSE(d.allowed);
-    EXPECT_EQ(d.status, 503);
-    EXPECT_EQ(d.code, "gate_unavailable");
-    EXPECT_EQ(d.gate, "ban");
+    this->expect_unavailable(d, "ban");
     EXPECT_EQ(d.find("rate_limit")->outcome, g::gate_outcome::skipped);
     EXPECT_EQ(failing->calls.load(), 1);  // one lookup for every read-only gate
     // With the ban gate fail-open, the usage gate names the failed fact.

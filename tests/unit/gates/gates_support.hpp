@@ -5,12 +5,17 @@
 #include <preflight/gates/pipeline.hpp>
 
 #include <boost/asio/as_tuple.hpp>
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
+#include <boost/asio/co_spawn.hpp>
+#include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/this_coro.hpp>
 #include <boost/asio/use_awaitable.hpp>
 
 #include <atomic>
 #include <chrono>
+#include <exception>
 #include <memory>
 #include <string>
 
@@ -69,6 +74,30 @@ inline g::gate_spec scripted_gate(
     s.on_failure = policy;
     s.check = [p, latency, a, status](g::gate_context&) { return scripted(p, latency, a, status); };
     return s;
+}
+
+/// How a run started by `spawn_cancellable` ended.
+struct spawned_run {
+    bool completed = false;
+    std::exception_ptr error;
+};
+
+/// Starts `p.run(r)` on `ctx` with `sig` as its cancellation slot; `out` records its completion. `p`, `sig` and
+/// `out` must outlive the run.
+inline void spawn_cancellable(
+    asio::io_context& ctx, const g::pipeline& p, g::request r, asio::cancellation_signal& sig, spawned_run& out
+) {
+    asio::co_spawn(
+        ctx,
+        p.run(std::move(r)),
+        asio::bind_cancellation_slot(
+            sig.slot(),
+            [&out](std::exception_ptr ep, g::decision) {
+                out.error = ep;
+                out.completed = true;
+            }
+        )
+    );
 }
 
 }  // namespace preflight::test

@@ -1,7 +1,6 @@
 #include "gates_support.hpp"
 #include <preflight/gates/pipeline.hpp>
 
-#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/detached.hpp>
@@ -472,25 +471,14 @@ TEST(pipeline, caller_cancellation_cancels_running_gates) {
     auto a = std::make_shared<probe>();
     auto p = g::pipeline_builder{}.add_gate(scripted_gate("ban", a, 0ms, act::hang)).build();
     asio::cancellation_signal sig;
-    std::exception_ptr got;
-    bool completed = false;
-    asio::co_spawn(
-        ctx,
-        p.run(exec_request()),
-        asio::bind_cancellation_slot(
-            sig.slot(),
-            [&](std::exception_ptr ep, g::decision) {
-                got = ep;
-                completed = true;
-            }
-        )
-    );
+    spawned_run run;
+    spawn_cancellable(ctx, p, exec_request(), sig, run);
     asio::steady_timer t(ctx, 5ms);
     t.async_wait([&](boost::system::error_code) { sig.emit(asio::cancellation_type::terminal); });
     ctx.run();
-    ASSERT_TRUE(completed);
-    ASSERT_TRUE(got);
-    EXPECT_THROW(std::rethrow_exception(got), boost::system::system_error);
+    ASSERT_TRUE(run.completed);
+    ASSERT_TRUE(run.error);
+    EXPECT_THROW(std::rethrow_exception(run.error), boost::system::system_error);
     EXPECT_EQ(a->cancelled, 1);
 }
 

@@ -3,7 +3,6 @@
 #include "gates_support.hpp"
 #include <preflight/gates/pipeline.hpp>
 
-#include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
@@ -368,19 +367,8 @@ void cancel_while_a_stateful_gate_hangs(bool speculative) {
                  .add_gate(consuming_gate(store, "admission", pass_now, true))
                  .build();
     asio::cancellation_signal sig;
-    std::exception_ptr got;
-    bool completed = false;
-    asio::co_spawn(
-        ctx,
-        p.run(exec_request()),
-        asio::bind_cancellation_slot(
-            sig.slot(),
-            [&](std::exception_ptr ep, g::decision) {
-                got = ep;
-                completed = true;
-            }
-        )
-    );
+    spawned_run run;
+    spawn_cancellable(ctx, p, exec_request(), sig, run);
     // Cancel once both passing gates have answered and the hanging one waits.
     asio::steady_timer t(ctx, 5ms);
     t.async_wait([&](boost::system::error_code) {
@@ -389,9 +377,9 @@ void cancel_while_a_stateful_gate_hangs(bool speculative) {
         sig.emit(asio::cancellation_type::terminal);
     });
     ctx.run();
-    ASSERT_TRUE(completed);
-    ASSERT_TRUE(got);
-    EXPECT_THROW(std::rethrow_exception(got), boost::system::system_error);
+    ASSERT_TRUE(run.completed);
+    ASSERT_TRUE(run.error);
+    EXPECT_THROW(std::rethrow_exception(run.error), boost::system::system_error);
     EXPECT_EQ(store->net["backstop"], 0);
     EXPECT_EQ(store->net["window"], 0);
     EXPECT_EQ(store->leases_held, 0);
