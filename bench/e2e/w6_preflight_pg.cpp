@@ -29,7 +29,7 @@
 //
 //   bench_e2e_w6 [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N] [--warmup N]
 //                [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1] [--speculative auto|on|off]
-//                [--balance 0|1] [--release held|background]
+//                [--balance 0|1] [--release held|background] [--batch-writes 0|1]
 //   (URL defaults to $PREFLIGHT_BENCH_PG_URL, then $PREFLIGHT_TEST_PG_URL)
 #include "workload.hpp"
 #include <preflight/clients/migrations.hpp>
@@ -84,6 +84,7 @@ struct options {
     bool cork = false;  // pool_params default
     std::size_t coalesce_max = preflight::clients::pool_params{}.coalesce_max;
     std::string speculative = "auto";
+    bool batch_writes = preflight::clients::pg_store_options{}.batch_limit_writes;
     bool balance = false;          // the workload has no billing provider; --balance 1 adds the balance gate
     std::string release = "held";  // held: leases released after the measured phase; background: at once
 };
@@ -396,7 +397,9 @@ preflight::config w6_config(const options& o) {
 
 preflight::gates::pipeline make_default_pipeline(const options& o, std::shared_ptr<preflight::clients::pg_pool> pool) {
     preflight::gates::default_pipeline_deps deps;
-    deps.stores = preflight::clients::make_pg_store_set(std::move(pool));
+    preflight::clients::pg_store_options so;
+    so.batch_limit_writes = o.batch_writes;
+    deps.stores = preflight::clients::make_pg_store_set(std::move(pool), so);
     return preflight::gates::default_pipeline(w6_config(o), std::move(deps));
 }
 
@@ -568,12 +571,12 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
     const double n = static_cast<double>(r.done);
     const double all = static_cast<double>(r.done + warm.done);
     const double server = all > 0 ? static_cast<double>(x1 - x0) / all : 0;
-    char extra[400];
+    char extra[512];
     std::snprintf(
         extra,
         sizeof extra,
         ",\"client_threads\":1,\"connections\":%zu,\"coalesce\":%s,\"coalesce_max\":%zu,\"tcp_cork\":%s,"
-        "\"speculative\":\"%s\","
+        "\"speculative\":\"%s\",\"batch_writes\":%s,"
         "\"statements_counted_by\":\"pool stats+pg_stat_database\",\"round_trips_counted_by\":\"statement hook, "
         "%d probe preflights at c=1\",\"balance_gate\":%s,\"lease_release\":\"%s\"",
         o.pool,
@@ -581,6 +584,7 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
         o.coalesce_max,
         o.cork ? "true" : "false",
         o.speculative.c_str(),
+        o.batch_writes ? "true" : "false",
         probe_n,
         o.balance ? "true" : "false",
         o.release == "held" ? "after the measured phase (untimed)" : "background, after each decision"
@@ -653,11 +657,14 @@ int main(int argc, char** argv) {
             o.release = v;
         } else if (k == "--speculative") {
             o.speculative = v;
+        } else if (k == "--batch-writes") {
+            o.batch_writes = v != "0";
         } else {
-            std::cerr << "usage: " << argv[0]
-                      << " [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N]"
-                         " [--warmup N] [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1]"
-                         " [--speculative auto|on|off] [--balance 0|1] [--release held|background]\n";
+            std::cerr
+                << "usage: " << argv[0]
+                << " [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N]"
+                   " [--warmup N] [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1]"
+                   " [--speculative auto|on|off] [--balance 0|1] [--release held|background] [--batch-writes 0|1]\n";
             return 2;
         }
     }

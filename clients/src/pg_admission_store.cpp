@@ -3,6 +3,9 @@
 
 #include <cctype>
 #include <charconv>
+#include <cstdint>
+#include <limits>
+#include <memory>
 #include <optional>
 #include <string_view>
 #include <system_error>
@@ -73,9 +76,25 @@ asio::awaitable<result<limits::lease_grant>> pg_admission_store::reserve(
     if (auto ok = detail::check_key(key); !ok) co_return ok.error();
     if (max_slots > static_cast<std::uint32_t>(std::numeric_limits<std::int32_t>::max())) co_return errc::bad_input;
     auto params = detail::params(std::move(key), std::to_string(max_slots), std::to_string(ttl.count()));
-    auto rows = co_await pool_.exec(reserve_stmt, std::move(params));
-    if (!rows) co_return rows.error();
-    const auto parsed = rows->size() != 1 || rows->is_null(0, 0) ? std::nullopt : parse_admit(rows->text(0, 0));
+    std::optional<std::pair<std::string_view, std::uint32_t>> parsed;
+    pg_rows own;
+    std::shared_ptr<const pg_rows> shared;
+    if (batch_ != nullptr) {
+        // preflight_limit_batch's (lease id or NULL, in_use) from column `first`.
+        auto got = co_await batch_->submit(pg_limit_batch::part::admission, std::move(params));
+        if (!got) co_return got.error();
+        shared = std::move(got->rows);
+        const auto id = shared->text(0, got->first);
+        const auto in_use = shared->as_int64(0, got->first + 1);
+        if ((id.empty() || is_uuid(id)) && in_use >= 0 && in_use <= std::numeric_limits<std::int32_t>::max()) {
+            parsed.emplace(id, static_cast<std::uint32_t>(in_use));
+        }
+    } else {
+        auto rows = co_await pool_.exec(reserve_stmt, std::move(params));
+        if (!rows) co_return rows.error();
+        own = std::move(*rows);
+        if (own.size() == 1 && !own.is_null(0, 0)) parsed = parse_admit(own.text(0, 0));
+    }
     if (!parsed) co_return errc::protocol_error;  // not what preflight_admit returns: a schema mismatch
     limits::lease_grant out;
     out.admitted = !parsed->first.empty();

@@ -12,19 +12,21 @@ namespace {
 
 // One allocation holding the pool's owner and every store; the set's pointers alias into it.
 struct pg_stores {
-    explicit pg_stores(std::shared_ptr<pg_pool> p)
+    pg_stores(std::shared_ptr<pg_pool> p, const pg_store_options& o)
         : pool(std::move(p)),
+          batch(*pool),
           bans(*pool),
           subscriptions(*pool),
           usage(*pool),
           members(*pool),
           balance(*pool),
-          rate_limits(*pool),
-          windows(*pool),
-          admissions(*pool),
+          rate_limits(*pool, o.batch_limit_writes ? &batch : nullptr),
+          windows(*pool, o.batch_limit_writes ? &batch : nullptr),
+          admissions(*pool, o.batch_limit_writes ? &batch : nullptr),
           subject_facts(*pool) {}
 
     std::shared_ptr<pg_pool> pool;
+    pg_limit_batch batch;  // before the stores that use it: destroyed after them
     pg_ban_store bans;
     pg_subscription_store subscriptions;
     pg_usage_store usage;
@@ -38,9 +40,9 @@ struct pg_stores {
 
 }  // namespace
 
-store_set make_pg_store_set(std::shared_ptr<pg_pool> pool) {
+store_set make_pg_store_set(std::shared_ptr<pg_pool> pool, pg_store_options options) {
     if (!pool) throw std::invalid_argument("make_pg_store_set: null pool");
-    auto all = std::make_shared<pg_stores>(std::move(pool));
+    auto all = std::make_shared<pg_stores>(std::move(pool), options);
     store_set s;
     s.bans = std::shared_ptr<ban_store>(all, &all->bans);
     s.subscriptions = std::shared_ptr<subscription_store>(all, &all->subscriptions);

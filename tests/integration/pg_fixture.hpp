@@ -4,6 +4,7 @@
 #include <preflight/clients/migrations.hpp>
 #include <preflight/clients/pg_admission_store.hpp>
 #include <preflight/clients/pg_fixed_window_store.hpp>
+#include <preflight/clients/pg_limit_batch.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
 
@@ -50,6 +51,30 @@ struct pg_store_factory {
     void advance(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
 
     std::unique_ptr<clients::pg_pool> pool;
+    std::unique_ptr<Store> st;
+};
+
+/// As `pg_store_factory`, with the store's limiter writes sent through a `pg_limit_batch` (the default of
+/// `make_pg_store_set`): the batched path must keep every store semantic.
+template <class Store>
+struct pg_batched_store_factory {
+    static constexpr std::chrono::milliseconds tolerance{100};
+
+    void set_up(boost::asio::io_context& io) {
+        PREFLIGHT_REQUIRE_PG(url);
+        if (!ensure_migrated(url)) return;
+        clients::pool_params p;
+        p.url = url;
+        p.size = 2;
+        pool = std::make_unique<clients::pg_pool>(io.get_executor(), p);
+        batch = std::make_unique<clients::pg_limit_batch>(*pool);
+        st = std::make_unique<Store>(*pool, batch.get());
+    }
+    Store& store() { return *st; }
+    void advance(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
+
+    std::unique_ptr<clients::pg_pool> pool;
+    std::unique_ptr<clients::pg_limit_batch> batch;
     std::unique_ptr<Store> st;
 };
 

@@ -153,11 +153,20 @@ protected:
         pp.on_statement = [this](const clients::pg_statement_event& e) { log.on(e); };
         pool = std::make_shared<clients::pg_pool>(io.get_executor(), pp);
         ASSERT_TRUE(run(io, pool->connect_all()).has_value());
-        g::default_pipeline_deps deps;
-        deps.stores = clients::make_pg_store_set(pool);
-        pipe.emplace(g::default_pipeline(make_config(), std::move(deps)));
+        build({});
         ready = true;
     }
+
+    // (Re)builds the pipeline on the pool with store options `o`.
+    void build(clients::pg_store_options o) {
+        g::default_pipeline_deps deps;
+        deps.stores = clients::make_pg_store_set(pool, o);
+        pipe.reset();
+        pipe.emplace(g::default_pipeline(make_config(), std::move(deps)));
+    }
+
+    // The allowed path: every read at depth 1, the stateful phase's `writes` together at depth 2.
+    void expect_allowed_path(const std::vector<std::string>& writes);
 
     g::decision preflight(const std::string& o, const std::string& u) {
         g::request r;
@@ -191,10 +200,13 @@ protected:
 // The ban, subscription, usage and membership lookups are one statement (`pg_subject_facts_source`); the balance is
 // its own source (it may be another backend, and its outcome is cached per org).
 const std::vector<std::string> reads{"preflight_balance_get", "preflight_subject_facts"};
-const std::vector<std::string> writes{"preflight_adm_reserve", "preflight_fw_consume", "preflight_rl_acquire"};
+// The backstop consume, rate-limit acquire and admission reserve: one batched call by default (pg_limit_batch),
+// three statements in parallel without batching.
+const std::vector<std::string> batched_writes{"preflight_limit_batch"};
+const std::vector<std::string> unbatched_writes{
+    "preflight_adm_reserve", "preflight_fw_consume", "preflight_rl_acquire"};
 
-TEST_F(pg_preflight_roundtrips, AllowedPathHasAtMostTwoSequentialRoundTrips) {
-    if (!ready) return;
+void pg_preflight_roundtrips::expect_allowed_path(const std::vector<std::string>& writes) {
     {
         auto warm = preflight(warm_org, user);  // prepares every statement on first use (another org: no cache hit)
         ASSERT_TRUE(warm.allowed) << warm.message;
@@ -222,20 +234,31 @@ TEST_F(pg_preflight_roundtrips, AllowedPathHasAtMostTwoSequentialRoundTrips) {
     ASSERT_TRUE(run(io, again.lease.release()).has_value());
 }
 
+TEST_F(pg_preflight_roundtrips, AllowedPathHasTwoSequentialRoundTripsAndOneWriteStatement) {
+    if (!ready) return;
+    expect_allowed_path(batched_writes);
+}
+
+TEST_F(pg_preflight_roundtrips, AllowedPathWithoutWriteBatchingSendsTheThreeWritesTogether) {
+    if (!ready) return;
+    build({.batch_limit_writes = false});
+    expect_allowed_path(unbatched_writes);
+}
+
 TEST_F(pg_preflight_roundtrips, DeniedByAReadWritesNothing) {
     if (!ready) return;
     auto banned_d = preflight(over_org, banned);
     EXPECT_EQ(banned_d.status, 403);
     settle();
     EXPECT_EQ(log.critical_path(), 1);
-    for (const auto& n : log.names()) EXPECT_TRUE(std::find(writes.begin(), writes.end(), n) == writes.end()) << n;
+    for (const auto& n : log.names()) EXPECT_NE(n, batched_writes[0]);
 
     auto over = preflight(over_org, user);
     EXPECT_EQ(over.status, 402);
     EXPECT_EQ(over.code, "usage_limit_exceeded");
     settle();
     EXPECT_EQ(log.critical_path(), 1) << "the usage read started with the subscription's";
-    for (const auto& n : log.names()) EXPECT_TRUE(std::find(writes.begin(), writes.end(), n) == writes.end()) << n;
+    for (const auto& n : log.names()) EXPECT_NE(n, batched_writes[0]);
 }
 
 }  // namespace

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <preflight/clients/pg_limit_batch.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/limits/admission_store.hpp>
 
@@ -14,7 +15,9 @@ namespace preflight::clients {
 /// Lifetime: `pool` must outlive the store and every call. Thread safety: fully thread-safe.
 class pg_admission_store final : public limits::admission_store {
 public:
-    explicit pg_admission_store(pg_pool& pool) noexcept : pool_(pool) {}
+    /// With `batch` (optional; it must outlive the store), each reserve goes through it: one call shared with the
+    /// other limiter writes of the same turn instead of a statement of its own (`pg_limit_batch`).
+    explicit pg_admission_store(pg_pool& pool, pg_limit_batch* batch = nullptr) noexcept : pool_(pool), batch_(batch) {}
 
     /// See `limits::admission_store::reserve`. One statement; needs migration 003 (`migrate`). An answer that is
     /// not `preflight_admit`'s is `errc::protocol_error`.
@@ -35,6 +38,7 @@ public:
 
 private:
     pg_pool& pool_;
+    pg_limit_batch* batch_;
 };
 
 }  // namespace preflight::clients

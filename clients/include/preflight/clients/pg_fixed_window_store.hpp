@@ -1,5 +1,6 @@
 #pragma once
 
+#include <preflight/clients/pg_limit_batch.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/limits/fixed_window_store.hpp>
 #include <preflight/limits/window_refund.hpp>
@@ -12,7 +13,10 @@ namespace preflight::clients {
 /// Lifetime: `pool` must outlive the store and every call. Thread safety: fully thread-safe.
 class pg_fixed_window_store final : public limits::fixed_window_store, public limits::window_refund {
 public:
-    explicit pg_fixed_window_store(pg_pool& pool) noexcept : pool_(pool) {}
+    /// With `batch` (optional; it must outlive the store), each consume goes through it: one call shared with the
+    /// other limiter writes of the same turn instead of a statement of its own (`pg_limit_batch`).
+    explicit pg_fixed_window_store(pg_pool& pool, pg_limit_batch* batch = nullptr) noexcept
+        : pool_(pool), batch_(batch) {}
 
     /// See `limits::fixed_window_store::consume`. One statement. Throws `std::invalid_argument` for a period
     /// below one second.
@@ -30,6 +34,7 @@ public:
 
 private:
     pg_pool& pool_;
+    pg_limit_batch* batch_;
 };
 
 }  // namespace preflight::clients

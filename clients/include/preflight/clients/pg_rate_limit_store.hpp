@@ -1,5 +1,6 @@
 #pragma once
 
+#include <preflight/clients/pg_limit_batch.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/limits/rate_limit_store.hpp>
 
@@ -17,7 +18,10 @@ inline constexpr std::size_t max_key_bytes = 1024;
 /// Lifetime: `pool` must outlive the store and every call. Thread safety: fully thread-safe.
 class pg_rate_limit_store final : public limits::rate_limit_store {
 public:
-    explicit pg_rate_limit_store(pg_pool& pool) noexcept : pool_(pool) {}
+    /// With `batch` (optional; it must outlive the store), each acquire (quantity above 0) goes through it: one call
+    /// shared with the other limiter writes of the same turn instead of a statement of its own (`pg_limit_batch`).
+    explicit pg_rate_limit_store(pg_pool& pool, pg_limit_batch* batch = nullptr) noexcept
+        : pool_(pool), batch_(batch) {}
 
     /// See `limits::rate_limit_store::acquire`. One statement, one round trip. Cancellation as `pg_pool::exec`
     /// (a cancelled acquire may still have consumed).
@@ -36,6 +40,7 @@ public:
 
 private:
     pg_pool& pool_;
+    pg_limit_batch* batch_;
 };
 
 }  // namespace preflight::clients

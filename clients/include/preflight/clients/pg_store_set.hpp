@@ -7,6 +7,14 @@
 
 namespace preflight::clients {
 
+/// Choices of `make_pg_store_set`.
+struct pg_store_options {
+    /// The three limit stores share one `pg_limit_batch`: the window consume, bucket acquire and admission reserve
+    /// that a preflight starts together travel as one statement (one backend, one commit) instead of three. Needs
+    /// migration 004. Off: one statement each, sent in parallel (docs/postgres.md compares the two).
+    bool batch_limit_writes = true;
+};
+
 /// Every store the built-in gates use, on Postgres: the five fact stores (`pg_ban_store`, `pg_subscription_store`,
 /// `pg_usage_store`, `pg_member_store`, `pg_balance_source`) and the three limit stores (`pg_rate_limit_store`,
 /// `pg_fixed_window_store`, `pg_admission_store`), plus `pg_subject_facts_source` (the four read-only lookups of a
@@ -15,6 +23,6 @@ namespace preflight::clients {
 /// Lifetime: every store in the set shares ownership of `pool` (and of the others), so the pool lives as long as
 /// any store of the set; it must still be destroyed before its io_context. Throws `std::invalid_argument` for a
 /// null pool. Thread safety: the stores are fully thread-safe.
-[[nodiscard]] store_set make_pg_store_set(std::shared_ptr<pg_pool> pool);
+[[nodiscard]] store_set make_pg_store_set(std::shared_ptr<pg_pool> pool, pg_store_options options = {});
 
 }  // namespace preflight::clients
