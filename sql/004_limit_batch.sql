@@ -40,8 +40,17 @@ BEGIN
     IF p_fw_key IS NOT NULL THEN
         now_s := extract(epoch FROM clock_timestamp());
         ws := floor(now_s / p_fw_period)::bigint * p_fw_period;
-        fw_count := NULL;
-        IF p_fw_n <= p_fw_max THEN
+        -- The common case first: the key's row exists and the attempt fits (a plain UPDATE, cheaper than the upsert's
+        -- speculative insertion). It re-checks its WHERE on the newest row version, so a success is exact. Anything
+        -- else (no row yet, a full window) falls through to the standalone statement's upsert, which decides.
+        UPDATE preflight_windows AS f SET
+            count = CASE WHEN f.window_start = ws AND f.period_s = p_fw_period THEN f.count + p_fw_n ELSE p_fw_n END,
+            window_start = ws, period_s = p_fw_period, idle_after = ws + 2 * p_fw_period
+        WHERE f.key = p_fw_key
+          AND CASE WHEN f.window_start = ws AND f.period_s = p_fw_period THEN f.count + p_fw_n ELSE p_fw_n END
+              <= p_fw_max
+        RETURNING f.count INTO fw_count;
+        IF fw_count IS NULL AND p_fw_n <= p_fw_max THEN
             INSERT INTO preflight_windows AS f (key, window_start, period_s, count, idle_after)
             VALUES (p_fw_key, ws, p_fw_period, p_fw_n, ws + 2 * p_fw_period)
             ON CONFLICT (key) DO UPDATE SET
@@ -64,8 +73,11 @@ BEGIN
     IF p_rl_key IS NOT NULL THEN
         rl_now := extract(epoch FROM clock_timestamp()) * 1e6;
         cost := p_rl_q * p_rl_t;
-        rl_tat := NULL;
-        IF cost <= p_rl_tau THEN
+        -- As for the window: the UPDATE of an existing row first, the standalone upsert when it matched nothing.
+        UPDATE preflight_rate_limits AS r SET tat = greatest(r.tat + cost, rl_now + cost)
+        WHERE r.key = p_rl_key AND greatest(r.tat + cost, rl_now + cost) <= rl_now + p_rl_tau
+        RETURNING r.tat INTO rl_tat;
+        IF rl_tat IS NULL AND cost <= p_rl_tau THEN
             INSERT INTO preflight_rate_limits AS r (key, tat) VALUES (p_rl_key, rl_now + cost)
             ON CONFLICT (key) DO UPDATE SET tat = greatest(r.tat + cost, EXCLUDED.tat)
             WHERE greatest(r.tat + cost, EXCLUDED.tat) <= EXCLUDED.tat - cost + p_rl_tau
