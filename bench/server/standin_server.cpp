@@ -117,7 +117,9 @@ int main(int argc, char** argv) {
         r.add(k);
     };
     parts.make_pipeline = standin_pipeline;
-    parts.make_pg_stores = [](std::shared_ptr<preflight::clients::pg_pool> pool) {
+    // The limit stores one statement per write (no pg_limit_batch): the stand-in's workload is W7's.
+    parts.make_pg_stores = [](std::shared_ptr<preflight::clients::pg_pool> pool,
+                              const preflight::clients::pg_store_options&) {
         auto set = preflight::clients::make_memory_store_set(pg_mode_facts(), preflight::clock::steady());
         set.rate_limits = pool_store<preflight::clients::pg_rate_limit_store>(pool);
         set.admissions = pool_store<preflight::clients::pg_admission_store>(pool);

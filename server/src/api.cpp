@@ -581,6 +581,10 @@ void register_server_config(preflight::config_registry& registry) {
         {},
         true);
     add("server.pool_size", config_type::integer, 8, "Postgres connections", 1, 1000);
+    add("server.pg_batch_writes",
+        config_type::boolean,
+        true,
+        "send a preflight's backstop, rate-limit and admission writes as one Postgres call (clients::pg_limit_batch)");
     add("server.lease_ttl_ms", config_type::integer, 300000, "how long an unreleased lease is kept", 1, {});
     add("server.max_leases", config_type::integer, 100000, "bound of the lease registry", 1, {});
     add("server.drain_timeout_ms", config_type::integer, 10000, "how long SIGTERM waits for in-flight requests", 0, {});

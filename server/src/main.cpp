@@ -14,8 +14,9 @@ int main(int argc, char** argv) {
         deps.on_event = std::move(hook);
         return g::default_pipeline(cfg, std::move(deps));
     };
-    parts.make_pg_stores = [](std::shared_ptr<preflight::clients::pg_pool> pool) {
-        return preflight::clients::make_pg_store_set(std::move(pool));
+    parts.make_pg_stores = [](std::shared_ptr<preflight::clients::pg_pool> pool,
+                              const preflight::clients::pg_store_options& options) {
+        return preflight::clients::make_pg_store_set(std::move(pool), options);
     };
     // A captureless coroutine lambda: its parameters live in the coroutine frame.
     parts.load_pg_data = [](std::shared_ptr<preflight::clients::pg_pool> pool,

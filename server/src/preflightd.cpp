@@ -169,7 +169,9 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
                 pool = std::make_shared<clients::pg_pool>(ctx.get_executor(), pp);
                 auto connected = asio::co_spawn(ctx, pool->connect_all(), asio::use_future).get();
                 if (!connected) throw std::runtime_error("cannot connect to Postgres: " + connected.error().message());
-                stores = parts.make_pg_stores(pool);
+                clients::pg_store_options so;
+                so.batch_limit_writes = cfg.get_bool("server.pg_batch_writes");
+                stores = parts.make_pg_stores(pool, so);
                 if (data) {
                     if (!parts.load_pg_data) throw std::runtime_error("this build cannot load data into Postgres");
                     asio::co_spawn(ctx, parts.load_pg_data(pool, *data), asio::use_future).get();

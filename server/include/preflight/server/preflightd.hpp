@@ -1,6 +1,7 @@
 #pragma once
 
 #include <preflight/clients/pg_pool.hpp>
+#include <preflight/clients/pg_store_set.hpp>
 #include <preflight/clients/store_set.hpp>
 #include <preflight/core/clock.hpp>
 #include <preflight/core/config.hpp>
@@ -22,8 +23,10 @@ struct preflightd_parts {
     std::function<void(preflight::config_registry&)> register_config;
     /// Builds the pipeline from the effective configuration over `stores`.
     std::function<gates::pipeline(const preflight::config&, clients::store_set, gates::event_hook)> make_pipeline;
-    /// The Postgres store set over `pool` (with `--postgres`); empty: Postgres is not supported.
-    std::function<clients::store_set(std::shared_ptr<clients::pg_pool>)> make_pg_stores;
+    /// The Postgres store set over `pool` (with `--postgres`) with the options of the configuration
+    /// (`server.pg_batch_writes`); empty: Postgres is not supported.
+    std::function<clients::store_set(std::shared_ptr<clients::pg_pool>, const clients::pg_store_options&)>
+        make_pg_stores;
     /// Loads a fact data document into Postgres (with `--postgres` and `--data`); throws on bad data.
     std::function<boost::asio::awaitable<void>(std::shared_ptr<clients::pg_pool>, boost::json::value)> load_pg_data;
 };
