@@ -93,7 +93,10 @@ struct limit_batch_state : std::enable_shared_from_this<limit_batch_state> {
 
     std::mutex mu;
     pg_pool* pool;  // null once the batch is destroyed
-    call_ptr open;  // the current turn's call: takes writes until its flush runs
+    // The current turn's call: takes writes until its flush runs. Owned by its queued send (weak here): a call whose
+    // send is dropped with the io_context goes with it, its waiting writes too (a strong pointer would close a cycle
+    // through the writes' coroutines, which own the stores, which own this state).
+    std::weak_ptr<call> open;
 
     void add(std::size_t part, std::vector<std::string> params, write_handler h, asio::any_io_executor ex) {
         auto w = std::make_shared<write>(part, std::move(params), std::move(h), std::move(ex));
@@ -113,12 +116,14 @@ struct limit_batch_state : std::enable_shared_from_this<limit_batch_state> {
         {
             std::lock_guard lk(mu);
             if (pool != nullptr) {
-                if (!open || open->parts[part]) {
-                    open = std::make_shared<call>();
-                    fresh = open;
+                auto c = open.lock();
+                if (!c || c->parts[part]) {
+                    c = std::make_shared<call>();
+                    open = c;
+                    fresh = c;
                 }
-                open->parts[part] = w;
-                w->in = open;
+                c->parts[part] = w;
+                w->in = c;
             } else {
                 w->done = true;
             }
@@ -159,7 +164,7 @@ struct limit_batch_state : std::enable_shared_from_this<limit_batch_state> {
         pg_pool* pool = nullptr;
         {
             std::lock_guard lk(s->mu);
-            if (s->open == c) s->open.reset();
+            if (s->open.lock() == c) s->open.reset();
             c->sent = true;
             pool = s->pool;
             for (std::size_t i = 0; i < n_parts; ++i) {
