@@ -4,6 +4,7 @@
 #include <preflight/clients/pg_rate_limit_store.hpp>
 #include <preflight/clients/pg_store_set.hpp>
 
+#include <optional>
 #include <stdexcept>
 
 namespace preflight::clients {
@@ -38,6 +39,24 @@ struct pg_stores {
     pg_subject_facts_source subject_facts;
 };
 
+// The three limit stores' purges one after the other; every one runs, the first error is the answer.
+boost::asio::awaitable<result<std::uint64_t>> purge_all(std::shared_ptr<pg_stores> all) {
+    std::uint64_t removed = 0;
+    std::optional<boost::system::error_code> first;
+    const auto count = [&](const result<std::uint64_t>& r) {
+        if (r) {
+            removed += *r;
+        } else if (!first) {
+            first = r.error();
+        }
+    };
+    count(co_await all->windows.purge_idle());
+    count(co_await all->rate_limits.purge_idle());
+    count(co_await all->admissions.purge_expired());
+    if (first) co_return *first;
+    co_return removed;
+}
+
 }  // namespace
 
 store_set make_pg_store_set(std::shared_ptr<pg_pool> pool, pg_store_options options) {
@@ -53,6 +72,7 @@ store_set make_pg_store_set(std::shared_ptr<pg_pool> pool, pg_store_options opti
     s.windows = std::shared_ptr<limits::fixed_window_store>(all, &all->windows);
     s.admissions = std::shared_ptr<limits::admission_store>(all, &all->admissions);
     s.subject_facts = std::shared_ptr<subject_facts_source>(all, &all->subject_facts);
+    s.purge = [all]() { return purge_all(all); };
     return s;
 }
 

@@ -581,6 +581,12 @@ void register_server_config(preflight::config_registry& registry) {
         {},
         true);
     add("server.pool_size", config_type::integer, 8, "Postgres connections", 1, 1000);
+    add("server.purge_interval_ms",
+        config_type::integer,
+        60000,
+        "with Postgres: how often idle windows and buckets and expired leases are deleted (0 = never)",
+        0,
+        {});
     add("server.pg_batch_writes",
         config_type::boolean,
         true,

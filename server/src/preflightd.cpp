@@ -1,6 +1,7 @@
 #include <preflight/clients/facts/memory_fact_stores.hpp>
 #include <preflight/clients/http_balance_source.hpp>
 #include <preflight/clients/migrations.hpp>
+#include <preflight/clients/periodic_purge.hpp>
 #include <preflight/limits/memory_admission_store.hpp>
 #include <preflight/limits/memory_fixed_window_store.hpp>
 #include <preflight/limits/memory_rate_limit_store.hpp>
@@ -53,6 +54,14 @@ std::string pool_metrics(const clients::pg_pool& pool) {
     metric_line(
         out, "preflight_pg_failures_total", "counter", "Failed statements and connection attempts.", s.failures
     );
+    return out;
+}
+
+std::string purge_metrics(const clients::purge_stats& s) {
+    std::string out;
+    metric_line(out, "preflight_pg_purge_runs_total", "counter", "Periodic purges of idle limiter rows.", s.runs);
+    metric_line(out, "preflight_pg_purged_rows_total", "counter", "Idle limiter rows removed by purges.", s.removed);
+    metric_line(out, "preflight_pg_purge_failures_total", "counter", "Periodic purges that failed.", s.failures);
     return out;
 }
 
@@ -136,6 +145,7 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
     asio::io_context ctx(one_thread ? 1 : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT);
     std::shared_ptr<clients::pg_pool> pool;
     std::unique_ptr<clients::http_balance_clients> balance_clients;
+    std::unique_ptr<clients::periodic_purge> purge;
     std::unique_ptr<api> the_api;
     int code = 0;
     {
@@ -183,7 +193,19 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
                     if (!r) co_return r.error();
                     co_return result<void>{};
                 };
-                params.extra_metrics = [p = pool.get()] { return pool_metrics(*p); };
+                if (const auto every = cfg.get_int("server.purge_interval_ms"); every > 0 && stores.purge) {
+                    purge = std::make_unique<clients::periodic_purge>(
+                        ctx.get_executor(),
+                        stores.purge,
+                        std::chrono::milliseconds(every),
+                        [](boost::system::error_code ec) {
+                            std::cerr << "preflightd: purge of idle limiter rows failed: " << ec.message() << std::endl;
+                        }
+                    );
+                }
+                params.extra_metrics = [p = pool.get(), pu = purge.get()] {
+                    return pool_metrics(*p) + (pu != nullptr ? purge_metrics(pu->stats()) : std::string());
+                };
             } else {
                 if (data) clients::load_fact_data(*data, facts);
                 stores = clients::make_memory_store_set(facts, preflight::clock::steady());
@@ -255,6 +277,7 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
         // The api (leases: their queued releases are dropped unrun) and the pool go before the io_context.
         the_api.reset();
         balance_clients.reset();
+        purge.reset();
         pool.reset();
     }
     return code;

@@ -194,6 +194,40 @@ TEST(preflightd_e2e, postgres_decisions_metrics_and_drain) {
     EXPECT_EQ(d.stop(SIGTERM), 0);
 }
 
+// The Postgres knobs of the server: limiter writes one statement each, and a purge every 20 ms that shows in the
+// metrics (runs counted, none failed).
+TEST(preflightd_e2e, postgres_unbatched_writes_and_periodic_purge) {
+    PREFLIGHT_REQUIRE_PG(url);
+    daemon_process d(
+        {"--port",
+         "0",
+         "--data",
+         "examples/data.json",
+         "--postgres",
+         url,
+         "--server-pg-batch-writes",
+         "false",
+         "--server-purge-interval-ms",
+         "20"}
+    );
+    auto port = d.wait_listening();
+    ASSERT_TRUE(port.has_value()) << "preflightd did not start (exit " << d.wait_exit() << ")";
+    play_scenario(*port, true);
+    client c(*port);
+    std::string t;
+    for (int i = 0; i < 250; ++i) {
+        t = "\n" + c.send(http::verb::get, "/metrics").body();
+        if (metric(t, "preflight_pg_purge_runs_total") >= 2) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+    EXPECT_GE(metric(t, "preflight_pg_purge_runs_total"), 2u) << t;
+    EXPECT_EQ(metric(t, "preflight_pg_purge_failures_total"), 0u) << t;
+    auto cfg = json::parse(c.send(http::verb::get, "/v1/config").body());
+    EXPECT_EQ(cfg.at("server.pg_batch_writes").at("value"), false);
+    EXPECT_EQ(cfg.at("server.purge_interval_ms").at("value"), 20);
+    EXPECT_EQ(d.stop(SIGTERM), 0);
+}
+
 TEST(preflightd_e2e, embedded_default_decisions_metrics_and_drain) {
     daemon_process d({"--port", "0", "--data", "examples/data.json"});
     auto port = d.wait_listening();

@@ -7,6 +7,7 @@
 #include <preflight/clients/facts/subject_facts.hpp>
 #include <preflight/clients/facts/subscription_store.hpp>
 #include <preflight/clients/facts/usage_store.hpp>
+#include <preflight/clients/periodic_purge.hpp>
 #include <preflight/core/clock.hpp>
 #include <preflight/limits/admission_store.hpp>
 #include <preflight/limits/fixed_window_store.hpp>
@@ -31,6 +32,10 @@ struct store_set {
     /// built-in read-only gates read through it when it `answers_for` the four stores above (so replacing one of
     /// them falls back to four lookups). `make_pg_store_set` sets it (one statement instead of four).
     std::shared_ptr<subject_facts_source> subject_facts;
+    /// Optional: removes limiter state that no longer matters (idle windows and buckets, expired leases) from stores
+    /// that keep it until told, and returns how many rows went. `make_pg_store_set` sets it (run it periodically:
+    /// `periodic_purge`); the in-memory set leaves it empty (its stores bound themselves).
+    purge_fn purge;
 };
 
 /// The embedded default: in-memory stores over `facts` (shared, so callers can keep editing them) and
