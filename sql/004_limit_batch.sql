@@ -11,8 +11,8 @@
 --   * bucket (p_rl_*): clients::pg_rate_limit_store's GCRA acquire upsert (T, tau in microseconds; a denied acquire
 --     writes nothing); outputs allowed, the TAT after the call (NULL for an unknown key that was denied), the
 --     server's now in microseconds;
---   * admission (p_adm_*): preflight_admit (003), the same per-key advisory lock and the same count; outputs the
---     new lease id (NULL when full) and the live leases of the key after the call.
+--   * admission (p_adm_*): a call of preflight_admit (003); outputs the new lease id (NULL when full) and the live
+--     leases of the key after the call.
 -- Every part runs with a fresh snapshot (separate statements of a VOLATILE function), so each re-reads what
 -- committed before its lock was granted, as the standalone statements do.
 --
@@ -33,9 +33,6 @@ DECLARE
     now_s float8;
     ws bigint;
     cost float8;
-    locked text;
-    t timestamptz;
-    total integer;
 BEGIN
     IF p_fw_key IS NOT NULL THEN
         now_s := extract(epoch FROM clock_timestamp());
@@ -90,20 +87,10 @@ BEGIN
     END IF;
 
     IF p_adm_key IS NOT NULL THEN
-        -- As preflight_admit (003): a void result cannot be assigned to a variable; its text form ('') can.
-        locked := pg_advisory_xact_lock(hashtextextended(p_adm_key, 7411))::text;
-        t := clock_timestamp();
-        SELECT count(*) FILTER (WHERE l.expires_at > t), count(*) INTO adm_in_use, total
-        FROM preflight_leases AS l
-        WHERE l.key = p_adm_key;
-        IF total > adm_in_use THEN
-            DELETE FROM preflight_leases AS l WHERE l.key = p_adm_key AND l.expires_at <= t;
-        END IF;
-        IF adm_in_use < p_adm_max THEN
-            adm_lease_id := gen_random_uuid();
-            INSERT INTO preflight_leases VALUES (adm_lease_id, p_adm_key, t + p_adm_ttl_ms * interval '1 millisecond');
-            adm_in_use := adm_in_use + 1;
-        END IF;
+        -- preflight_admit itself (003): the same lock and count as a standalone reservation, never a copy of them
+        -- (measured as cheap as an inlined copy).
+        SELECT a.o_lease_id, a.o_in_use INTO adm_lease_id, adm_in_use
+        FROM preflight_admit(p_adm_key, p_adm_max, p_adm_ttl_ms) AS a;
     END IF;
 END
 $fn$;

@@ -33,8 +33,9 @@ inline bool ensure_migrated(const std::string& url) {
 }
 
 /// Conformance factory for a Postgres store `Store`: a small pool on the test's io_context; time is the server's
-/// real clock, so `advance` waits.
-template <class Store>
+/// real clock, so `advance` waits. `Batched`: the store's limiter writes go through a `pg_limit_batch` (the default of
+/// `make_pg_store_set`), which must keep every store semantic.
+template <class Store, bool Batched = false>
 struct pg_store_factory {
     static constexpr std::chrono::milliseconds tolerance{100};
 
@@ -45,30 +46,12 @@ struct pg_store_factory {
         p.url = url;
         p.size = 2;
         pool = std::make_unique<clients::pg_pool>(io.get_executor(), p);
-        st = std::make_unique<Store>(*pool);
-    }
-    Store& store() { return *st; }
-    void advance(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
-
-    std::unique_ptr<clients::pg_pool> pool;
-    std::unique_ptr<Store> st;
-};
-
-/// As `pg_store_factory`, with the store's limiter writes sent through a `pg_limit_batch` (the default of
-/// `make_pg_store_set`): the batched path must keep every store semantic.
-template <class Store>
-struct pg_batched_store_factory {
-    static constexpr std::chrono::milliseconds tolerance{100};
-
-    void set_up(boost::asio::io_context& io) {
-        PREFLIGHT_REQUIRE_PG(url);
-        if (!ensure_migrated(url)) return;
-        clients::pool_params p;
-        p.url = url;
-        p.size = 2;
-        pool = std::make_unique<clients::pg_pool>(io.get_executor(), p);
-        batch = std::make_unique<clients::pg_limit_batch>(*pool);
-        st = std::make_unique<Store>(*pool, batch.get());
+        if constexpr (Batched) {
+            batch = std::make_unique<clients::pg_limit_batch>(*pool);
+            st = std::make_unique<Store>(*pool, batch.get());
+        } else {
+            st = std::make_unique<Store>(*pool);
+        }
     }
     Store& store() { return *st; }
     void advance(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
@@ -77,5 +60,8 @@ struct pg_batched_store_factory {
     std::unique_ptr<clients::pg_limit_batch> batch;
     std::unique_ptr<Store> st;
 };
+
+template <class Store>
+using pg_batched_store_factory = pg_store_factory<Store, true>;
 
 }  // namespace preflight::test
