@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <exception>
+#include <mutex>
 #include <stdexcept>
 #include <utility>
 
@@ -22,6 +23,9 @@ struct periodic_purge::state {
         : timer(asio::make_strand(std::move(ex))), purge(std::move(p)), interval(i), on_error(std::move(e)) {}
 
     asio::steady_timer timer;  // on a strand of the given executor: the loop and the destructor's cancel never race
+    std::mutex mu;
+    // Emptied by the destructor at once: whatever it owns (a store set, its pool) must not wait for the loop's end,
+    // which may come only when the io_context goes (the pool must go before it).
     purge_fn purge;
     std::chrono::milliseconds interval;
     std::function<void(error_code)> on_error;
@@ -42,8 +46,14 @@ struct periodic_purge::state {
             s->timer.expires_after(s->interval);
             auto [ec] = co_await s->timer.async_wait(asio::as_tuple(asio::use_awaitable));
             if (ec || s->stopped.load()) co_return;
+            purge_fn run;  // this run's copy: released when the run ends
+            {
+                std::lock_guard lk(s->mu);
+                run = s->purge;
+            }
+            if (!run) co_return;
             try {
-                auto r = co_await s->purge();
+                auto r = co_await run();
                 if (s->stopped.load()) co_return;
                 if (!r) {
                     s->failed(r.error());
@@ -77,6 +87,12 @@ periodic_purge::periodic_purge(
 
 periodic_purge::~periodic_purge() {
     state_->stopped.store(true);
+    purge_fn gone;
+    {
+        std::lock_guard lk(state_->mu);
+        gone = std::move(state_->purge);
+        state_->purge = nullptr;
+    }
     // Cancels the wait on the timer's executor (the timer is not thread-safe).
     asio::post(state_->timer.get_executor(), [s = state_] { s->timer.cancel(); });
 }

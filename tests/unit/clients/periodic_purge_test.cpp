@@ -89,6 +89,21 @@ TEST(periodic_purge, DestroyingItStopsTheRuns) {
     EXPECT_TRUE(io.stopped()) << "no timer or run left behind";
 }
 
+TEST(periodic_purge, DestroyingItReleasesWhatThePurgeOwnsAtOnce) {
+    // A store set (and its pool) captured by the purge must go when the purge object goes, even though the loop's
+    // wait is only cancelled when the io_context runs again (or is destroyed): the pool must go before its io_context.
+    asio::io_context io;
+    auto owned = std::make_shared<int>(0);
+    std::weak_ptr<int> watch = owned;
+    auto p = std::make_unique<clients::periodic_purge>(
+        io.get_executor(), [owned]() -> asio::awaitable<result<std::uint64_t>> { co_return std::uint64_t{0}; }, 1h
+    );
+    owned.reset();
+    EXPECT_FALSE(watch.expired()) << "held by the purge while it runs";
+    p.reset();
+    EXPECT_TRUE(watch.expired()) << "released by the destructor, before the io_context ran";
+}
+
 TEST(periodic_purge, RejectsAnEmptyFunctionAndAnIntervalBelowOneMillisecond) {
     asio::io_context io;
     const clients::purge_fn none;
