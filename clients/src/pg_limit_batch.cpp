@@ -51,9 +51,8 @@ const std::array<std::array<const char*, 4>, n_parts> placeholders{{
     {"", "0", "0", ""},
 }};
 
-struct call;
-
-// One write waiting for its call. `done` and `in` are guarded by the state's mutex.
+// One write waiting for its call. `done` is guarded by the state's mutex; a call never sends a write that is done
+// (cancelled), and never answers one.
 struct write {
     write(std::size_t p, std::vector<std::string> prm, write_handler h, asio::any_io_executor e)
         : part(p), params(std::move(prm)), handler(std::move(h)), ex(std::move(e)) {}
@@ -62,14 +61,12 @@ struct write {
     write_handler handler;
     asio::any_io_executor ex;  // the handler's (its coroutine's) executor
     bool done = false;
-    std::weak_ptr<call> in;
 };
 using write_ptr = std::shared_ptr<write>;
 
 // One statement's worth of writes: at most one per part.
 struct call {
     std::array<write_ptr, n_parts> parts;
-    bool sent = false;
 };
 using call_ptr = std::shared_ptr<call>;
 
@@ -123,7 +120,6 @@ struct limit_batch_state : std::enable_shared_from_this<limit_batch_state> {
                     fresh = c;
                 }
                 c->parts[part] = w;
-                w->in = c;
             } else {
                 w->done = true;
             }
@@ -144,8 +140,7 @@ struct limit_batch_state : std::enable_shared_from_this<limit_batch_state> {
         {
             std::lock_guard lk(mu);
             if (w->done) return;
-            w->done = true;
-            if (auto c = w->in.lock(); c && !c->sent) c->parts[w->part].reset();  // dropped: never sent
+            w->done = true;  // not sent yet: its call leaves it out; in flight: its result is discarded
         }
         complete(w, errc::cancelled, nullptr, false);
     }
@@ -165,7 +160,6 @@ struct limit_batch_state : std::enable_shared_from_this<limit_batch_state> {
         {
             std::lock_guard lk(s->mu);
             if (s->open.lock() == c) s->open.reset();
-            c->sent = true;
             pool = s->pool;
             for (std::size_t i = 0; i < n_parts; ++i) {
                 if (c->parts[i] && !c->parts[i]->done) {
