@@ -1,5 +1,6 @@
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/redact.hpp>
+#include <preflight/core/strand.hpp>
 
 #include <boost/asio/as_tuple.hpp>
 #include <boost/asio/associated_cancellation_slot.hpp>
@@ -252,9 +253,10 @@ std::string trim(std::string s) {
 
 struct pool_impl : std::enable_shared_from_this<pool_impl> {
     pool_impl(asio::any_io_executor ex, pool_params p, asio::thread_pool::executor_type blocking)
-        : strand(asio::make_strand(ex)), params(std::move(p)), blocking_ex(blocking), slots(params.size) {}
+        : inner(ex), strand(make_io_strand(ex)), params(std::move(p)), blocking_ex(blocking), slots(params.size) {}
 
-    asio::strand<asio::any_io_executor> strand;
+    asio::any_io_executor inner;   // the executor given at construction
+    asio::any_io_executor strand;  // a strand of `inner` (make_io_strand: no allocation per handler)
     pool_params params;
     asio::thread_pool::executor_type blocking_ex;
     std::vector<slot_state> slots;
@@ -683,7 +685,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
             l->flush_posted = true;
             // Queued behind whatever is already queued on the io_context (not on the strand, which would then stay
             // busy and queue the next callers' submissions behind this flush): callers queued meanwhile join the turn.
-            asio::post(strand.get_inner_executor(), [w = weak_from_this(), l] {
+            asio::post(inner, [w = weak_from_this(), l] {
                 auto self = w.lock();
                 if (!self) return;
                 asio::dispatch(self->strand, [self, l] {
@@ -754,7 +756,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
 
 struct exec_initiation {
     std::shared_ptr<pool_impl> impl;
-    pg_statement st{"", ""};
+    pg_statement st;
     std::vector<std::string> params;
     std::optional<std::size_t> pinned;
 
@@ -788,11 +790,8 @@ asio::awaitable<result<pg_rows>> exec_impl(
     std::shared_ptr<pool_impl> impl, pg_statement st, std::vector<std::string> params, std::optional<std::size_t> pin
 ) {
     auto token = asio::as_tuple(asio::use_awaitable);
-    exec_initiation init;
-    init.impl = std::move(impl);
-    init.st = std::move(st);
-    init.params = std::move(params);
-    init.pinned = pin;
+    // Aggregate-initialised: every member from the arguments, nothing built only to be replaced.
+    exec_initiation init{std::move(impl), std::move(st), std::move(params), pin};
     auto [ec, rows] = co_await asio::async_initiate<decltype(token), void(error_code, pg_rows)>(std::move(init), token);
     if (ec) co_return ec;
     co_return std::move(rows);

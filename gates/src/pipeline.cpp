@@ -1,6 +1,7 @@
 #include <preflight/gates/pipeline.hpp>
 #include <preflight/gates/precedence.hpp>
 #include <preflight/gates/with_timeout.hpp>
+#include <preflight/core/strand.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
@@ -1039,7 +1040,7 @@ asio::awaitable<decision> run_planned(std::shared_ptr<run_state> st) {
     auto ex = co_await asio::this_coro::executor;
     // A caller already on a strand of an io_context runs the whole run there (no hop); otherwise the run gets
     // its own strand so that its checks never run concurrently with each other.
-    if (ex.target<asio::strand<asio::io_context::executor_type>>() != nullptr) {
+    if (is_io_strand(ex)) {
         // Same as run_here, without a nested coroutine frame.
         st->set_executor(std::move(ex));
         st->start();
@@ -1047,7 +1048,7 @@ asio::awaitable<decision> run_planned(std::shared_ptr<run_state> st) {
         if (st->spawned()) co_await asio::post(st->executor(), asio::use_awaitable);
         co_return st->take_result();
     }
-    st->set_executor(asio::make_strand(ex));
+    st->set_executor(make_io_strand(ex));
     asio::any_io_executor strand = st->executor();
     co_return co_await asio::co_spawn(strand, run_here(std::move(st)), asio::use_awaitable);
 }
