@@ -1,7 +1,7 @@
+#include <preflight/core/strand.hpp>
 #include <preflight/gates/pipeline.hpp>
 #include <preflight/gates/precedence.hpp>
 #include <preflight/gates/with_timeout.hpp>
-#include <preflight/core/strand.hpp>
 
 #include <boost/asio/any_completion_handler.hpp>
 #include <boost/asio/as_tuple.hpp>
