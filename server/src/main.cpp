@@ -8,12 +8,18 @@ int main(int argc, char** argv) {
     namespace g = preflight::gates;
     preflight::server::preflightd_parts parts;
     parts.register_config = [](preflight::config_registry& r) { g::register_default_pipeline_config(r); };
-    parts.make_pipeline = [](const preflight::config& cfg, preflight::clients::store_set stores, g::event_hook hook) {
-        g::default_pipeline_deps deps;
-        deps.stores = std::move(stores);
-        deps.on_event = std::move(hook);
-        return g::default_pipeline(cfg, std::move(deps));
-    };
+    // The balance cache and the fallback rate limiter of the pipeline, on /metrics.
+    auto monitor = std::make_shared<g::default_pipeline_monitor>();
+    parts.make_pipeline =
+        [monitor](const preflight::config& cfg, preflight::clients::store_set stores, g::event_hook hook) {
+            g::default_pipeline_deps deps;
+            deps.stores = std::move(stores);
+            deps.on_event = std::move(hook);
+            g::default_pipeline_options opts;
+            opts.monitor = monitor;
+            return g::default_pipeline_with_options(cfg, std::move(deps), std::move(opts));
+        };
+    parts.pipeline_metrics = [monitor] { return g::default_pipeline_metrics(monitor->read()); };
     parts.make_pg_stores = [](std::shared_ptr<preflight::clients::pg_pool> pool,
                               const preflight::clients::pg_store_options& options) {
         return preflight::clients::make_pg_store_set(std::move(pool), options);

@@ -241,6 +241,12 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
                 std::cerr << "preflightd: balance gate asks the billing provider " << clients::http_balance_url(bc)
                           << (bc.api_key.empty() ? " (no API key)" : " (API key set)") << std::endl;
             }
+            if (parts.pipeline_metrics) {
+                auto previous = std::move(params.extra_metrics);
+                params.extra_metrics = [previous, more = parts.pipeline_metrics] {
+                    return (previous ? previous() : std::string()) + more();
+                };
+            }
             gates::event_hook on_event = [](const gates::gate_event& e) {
                 std::cerr << "preflightd: " << gates::to_string(e.kind) << " gate=" << e.gate << ": " << e.reason
                           << std::endl;

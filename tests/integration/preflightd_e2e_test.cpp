@@ -167,6 +167,11 @@ void play_scenario(unsigned short port, bool postgres) {
     EXPECT_EQ(metric(t, "preflight_api_invalid_requests_total"), 1u);
     EXPECT_EQ(metric(t, "preflight_lease_releases_total"), 1u);
     EXPECT_EQ(metric(t, "preflight_leases_held"), 0u);
+    // The pipeline's own parts: the shared rate-limit store answered, so the fallback limiter never decided.
+    EXPECT_NE(t.find("\npreflight_rate_limit_fallback_keys 0\n"), std::string::npos) << t;
+    EXPECT_NE(t.find("\npreflight_rate_limit_fallback_decisions_total{result=\"allowed\"} 0\n"), std::string::npos)
+        << t;
+    EXPECT_NE(t.find("\npreflight_balance_cache_entries "), std::string::npos) << t;
     if (postgres) {
         EXPECT_GT(metric(t, "preflight_pg_statements_total"), 0u) << t;
     } else {

@@ -9,11 +9,13 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cmath>
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -59,6 +61,9 @@ struct state {
     std::unique_ptr<cache::outcome_cache<clients::balance_outcome>> balance_cache;
     /// The fallback limiter used while the shared rate-limit store fails (limit ÷ fleet.size).
     std::unique_ptr<limits::memory_rate_limit_store> local_limiter;
+    /// Decisions of the fallback limiter (default_pipeline_stats).
+    mutable std::atomic<std::uint64_t> fallback_allowed{0};
+    mutable std::atomic<std::uint64_t> fallback_denied{0};
     // Synchronous fast paths when the limit stores are the in-memory ones (null otherwise).
     limits::memory_rate_limit_store* mem_rate = nullptr;
     limits::memory_fixed_window_store* mem_window = nullptr;
@@ -412,6 +417,7 @@ result<verdict> rate_verdict(
         // The shared store failed: decide with this process's share of the limit instead of admitting everything.
         auto local = st.local_limiter->try_acquire(key, local_share(limit, st.s.fleet_size), 1);
         if (!local) return local.error();
+        (local->allowed ? st.fallback_allowed : st.fallback_denied).fetch_add(1, std::memory_order_relaxed);
         if (local->allowed) return make_error_code(builtin_errc::rate_limit_degraded);
         a = *local;
         degraded = true;
@@ -546,7 +552,68 @@ void require(const std::shared_ptr<Store>& p, const char* name) {
     if (!p) throw pipeline_config_error(std::string("default_pipeline: store_set.") + name + " is null");
 }
 
+default_pipeline_stats stats_of(const std::shared_ptr<const state>& st) {
+    default_pipeline_stats out;
+    if (!st) return out;
+    if (st->balance_cache) out.balance_cache = st->balance_cache->stats();
+    out.fallback_limiter_keys = st->local_limiter->size();
+    out.fallback_allowed = st->fallback_allowed.load(std::memory_order_relaxed);
+    out.fallback_denied = st->fallback_denied.load(std::memory_order_relaxed);
+    return out;
+}
+
 }  // namespace
+
+default_pipeline_stats default_pipeline_monitor::read() const {
+    std::function<default_pipeline_stats()> source;
+    {
+        std::lock_guard lk(mu_);
+        source = source_;
+    }
+    return source ? source() : default_pipeline_stats{};
+}
+
+void default_pipeline_monitor::attach(std::function<default_pipeline_stats()> source) {
+    std::lock_guard lk(mu_);
+    source_ = std::move(source);
+}
+
+namespace {
+
+void metric(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
+void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
+    out.append(name).append(labels).append(" ").append(std::to_string(v)).append("\n");
+}
+
+}  // namespace
+
+std::string default_pipeline_metrics(const default_pipeline_stats& s) {
+    std::string out;
+    const std::uint64_t entries = s.balance_cache.size;
+    metric(out, "preflight_balance_cache_entries", "gauge", "Balance outcomes cached per org (expired ones included).");
+    sample(out, "preflight_balance_cache_entries", "", entries);
+    metric(out, "preflight_balance_cache_hits_total", "counter", "Balance checks answered from the cache.");
+    sample(out, "preflight_balance_cache_hits_total", "", s.balance_cache.hits);
+    metric(out, "preflight_balance_cache_misses_total", "counter", "Balance checks not answered from the cache.");
+    sample(out, "preflight_balance_cache_misses_total", "", s.balance_cache.misses);
+    metric(out, "preflight_balance_cache_evictions_total", "counter", "Live balance outcomes evicted for room.");
+    sample(out, "preflight_balance_cache_evictions_total", "", s.balance_cache.evictions);
+    metric(out, "preflight_rate_limit_fallback_keys", "gauge", "Keys held by the local fallback rate limiter.");
+    sample(out, "preflight_rate_limit_fallback_keys", "", s.fallback_limiter_keys);
+    metric(
+        out,
+        "preflight_rate_limit_fallback_decisions_total",
+        "counter",
+        "Rate-limit decisions taken by the local fallback limiter while the shared store failed."
+    );
+    sample(out, "preflight_rate_limit_fallback_decisions_total", "{result=\"allowed\"}", s.fallback_allowed);
+    sample(out, "preflight_rate_limit_fallback_decisions_total", "{result=\"denied\"}", s.fallback_denied);
+    return out;
+}
 
 pipeline default_pipeline(const config& cfg, default_pipeline_deps deps) {
     return default_pipeline_with_options(cfg, std::move(deps), default_pipeline_options{});
@@ -583,6 +650,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
         cp.capacity = st->s.balance_cache_capacity;
         st->balance_cache = std::make_unique<cache::outcome_cache<clients::balance_outcome>>(cp, *deps.clock);
     }
+    if (opts.monitor) opts.monitor->attach([w = std::weak_ptr<const state>(st)] { return stats_of(w.lock()); });
 
     pipeline_config pc;
     pc.clock = deps.clock;

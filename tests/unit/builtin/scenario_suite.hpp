@@ -55,6 +55,7 @@ protected:
         deps.on_event = events_.hook();
         g::default_pipeline_options opts;
         opts.wall_clock = [] { return fixed_wall_time(); };
+        opts.monitor = monitor_;
         return g::default_pipeline_with_options(make_config(o), std::move(deps), std::move(opts));
     }
 
@@ -105,6 +106,8 @@ protected:
     manual_clock clock_;
     Factory factory_;
     event_log events_;
+    /// Attached to every pipeline `build` makes (the latest one answers).
+    std::shared_ptr<g::default_pipeline_monitor> monitor_ = std::make_shared<g::default_pipeline_monitor>();
 };
 
 TYPED_TEST_SUITE_P(builtin_scenarios);
@@ -247,6 +250,11 @@ TYPED_TEST_P(builtin_scenarios, AllowedBalanceIsCachedToo) {
         this->release(d);
     }
     EXPECT_EQ(src->calls.load(), 1);
+    const auto stats = this->monitor_->read();
+    EXPECT_EQ(stats.balance_cache.size, 1U);
+    EXPECT_GE(stats.balance_cache.hits, 2U);  // the second and third checks
+    const auto text = g::default_pipeline_metrics(stats);
+    EXPECT_NE(text.find("preflight_balance_cache_entries 1\n"), std::string::npos) << text;
 }
 
 TYPED_TEST_P(builtin_scenarios, BalanceErrorsAreNeverCached) {
@@ -519,6 +527,27 @@ TYPED_TEST_P(builtin_scenarios, UnreachableRateLimitStoreDegradesToTheLocalShare
     EXPECT_NE(last.message.find("local fallback"), std::string::npos);
     EXPECT_EQ(p.metrics().fail_open_count("rate_limit"), 25U);
     EXPECT_EQ(this->events_.count("fail_open:rate_limit"), 25U);
+    // Both kinds of fallback decision are counted; the local limiter holds the one key.
+    const auto stats = this->monitor_->read();
+    EXPECT_EQ(stats.fallback_allowed, 25U);
+    EXPECT_EQ(stats.fallback_denied, 5U);
+    EXPECT_EQ(stats.fallback_limiter_keys, 1U);
+    const auto text = g::default_pipeline_metrics(stats);
+    EXPECT_NE(text.find("preflight_rate_limit_fallback_decisions_total{result=\"denied\"} 5\n"), std::string::npos)
+        << text;
+    EXPECT_NE(text.find("preflight_rate_limit_fallback_keys 1\n"), std::string::npos) << text;
+    // The monitor never keeps the pipeline's state: once the pipeline is gone, it reads zeros.
+    this->monitor_ = std::make_shared<g::default_pipeline_monitor>();
+    {
+        auto q = this->build(o, &stores);
+        auto d = this->decide(q, this->req(g::operation::execute, "org_ok", "user_ok"));
+        ASSERT_TRUE(d.allowed) << d.code;
+        this->release(d);
+        EXPECT_EQ(this->monitor_->read().fallback_allowed, 1U);
+    }
+    this->io_.poll();  // whatever the finished run left queued
+    EXPECT_EQ(this->monitor_->read().fallback_allowed, 0U);
+    EXPECT_EQ(this->monitor_->read().fallback_limiter_keys, 0U);
 }
 
 TYPED_TEST_P(builtin_scenarios, HangingRateLimitStoreAlsoDegrades) {

@@ -12,6 +12,7 @@
 
 #include <functional>
 #include <memory>
+#include <string>
 
 namespace preflight::server {
 
@@ -29,6 +30,8 @@ struct preflightd_parts {
         make_pg_stores;
     /// Loads a fact data document into Postgres (with `--postgres` and `--data`); throws on bad data.
     std::function<boost::asio::awaitable<void>(std::shared_ptr<clients::pg_pool>, boost::json::value)> load_pg_data;
+    /// More Prometheus text for `/metrics` from the pipeline built by `make_pipeline` (e.g. its caches); may be empty.
+    std::function<std::string()> pipeline_metrics;
 };
 
 /// preflightd's whole program: resolves the layered configuration (`--config FILE`, `PREFLIGHT_…` variables,

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <preflight/cache/ttl_lru_cache.hpp>
 #include <preflight/clients/facts/memory_fact_stores.hpp>
 #include <preflight/clients/facts/subscription_store.hpp>
 #include <preflight/clients/store_set.hpp>
@@ -14,6 +15,9 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
 #include <string>
 
 namespace preflight::gates {
@@ -43,10 +47,38 @@ struct default_pipeline_deps {
 /// Thread safety: the pipeline is immutable; any number of concurrent runs.
 [[nodiscard]] pipeline default_pipeline(const preflight::config& cfg, default_pipeline_deps deps);
 
-/// Extras of `default_pipeline` that are not configuration (test seams). Aggregate with defaults.
+/// Live figures of the in-process parts of one default pipeline, for metrics.
+struct default_pipeline_stats {
+    cache::cache_stats balance_cache;       ///< the per-org balance outcome cache (zeros when the balance gate is off)
+    std::size_t fallback_limiter_keys = 0;  ///< keys held by the local fallback rate limiter (bounded by max_keys)
+    std::uint64_t fallback_allowed = 0;     ///< requests the local fallback limiter let through (shared store failing)
+    std::uint64_t fallback_denied = 0;      ///< requests it refused (429 "local fallback limiter")
+};
+
+/// Reads the stats of the pipeline it was handed to (`default_pipeline_options::monitor`). Thread-safe. Reads zeros
+/// before that pipeline is built and once it is gone: the monitor never keeps the pipeline's state alive.
+class default_pipeline_monitor {
+public:
+    [[nodiscard]] default_pipeline_stats read() const;
+    /// Called by `default_pipeline_with_options`: where `read` gets its figures (replaces an earlier source).
+    void attach(std::function<default_pipeline_stats()> source);
+
+private:
+    mutable std::mutex mu_;
+    std::function<default_pipeline_stats()> source_;
+};
+
+/// `s` as Prometheus text: preflight_balance_cache_{entries (gauge), hits_total, misses_total, evictions_total},
+/// preflight_rate_limit_fallback_keys (gauge),
+/// preflight_rate_limit_fallback_decisions_total{result="allowed"|"denied"}.
+[[nodiscard]] std::string default_pipeline_metrics(const default_pipeline_stats& s);
+
+/// Extras of `default_pipeline` that are not configuration (test seams, metrics). Aggregate with defaults.
 struct default_pipeline_options {
     /// Wall clock for the usage period (current UTC month) and ban expiry; empty = system_clock::now.
     clients::wall_clock_fn wall_clock;
+    /// Attached to the pipeline's balance cache and fallback limiter (see `default_pipeline_monitor`); may be null.
+    std::shared_ptr<default_pipeline_monitor> monitor;
 };
 
 /// `default_pipeline` with `opts` (a separate name, so that `&default_pipeline` stays unambiguous).
