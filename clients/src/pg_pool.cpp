@@ -10,9 +10,12 @@
 #include <boost/asio/deferred.hpp>
 #include <boost/asio/detached.hpp>
 #include <boost/asio/dispatch.hpp>
+#include <boost/asio/execution/context.hpp>
+#include <boost/asio/execution_context.hpp>
 #include <boost/asio/experimental/parallel_group.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/query.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
@@ -23,6 +26,7 @@
 #include <charconv>
 #include <deque>
 #include <libpq-fe.h>
+#include <mutex>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <optional>
@@ -251,9 +255,57 @@ std::string trim(std::string s) {
     return s;
 }
 
+struct pool_impl;
+
+// The pools of one execution context. A statement still queued in a pool (waiting for its connection to open, or for
+// capacity) holds its caller's handler, and the caller's coroutine may own the pool: e.g. a balance lookup that the
+// single-flight loader carries on after its gate was cancelled owns the store set, which owns the pool. When the
+// context shuts down with such a statement queued, nothing will ever send it or fail it, and the pair would keep itself
+// alive. At shutdown, this service drops the queued statements of every pool on the context, their handlers destroyed
+// uncalled, as Asio does with its own pending operations (statements in flight go with their connection's reader: see
+// `reader_exit`). A pool joins at construction and leaves at destruction: nothing per statement.
+class pool_registry final : public asio::execution_context::service {
+public:
+    using key_type = pool_registry;
+    // The list itself, shared with the pools: a pool leaves it safely even if it outlives the service.
+    struct members {
+        std::mutex m;
+        pool_impl* head = nullptr;
+    };
+    explicit pool_registry(asio::execution_context& ctx)
+        : asio::execution_context::service(ctx), members_(std::make_shared<members>()) {}
+
+    [[nodiscard]] const std::shared_ptr<members>& list() const noexcept { return members_; }
+
+private:
+    void shutdown() override;
+    std::shared_ptr<members> members_;
+};
+
 struct pool_impl : std::enable_shared_from_this<pool_impl> {
     pool_impl(asio::any_io_executor ex, pool_params p, asio::thread_pool::executor_type blocking)
-        : inner(ex), strand(make_io_strand(ex)), params(std::move(p)), blocking_ex(blocking), slots(params.size) {}
+        : inner(ex),
+          strand(make_io_strand(ex)),
+          params(std::move(p)),
+          blocking_ex(blocking),
+          slots(params.size),
+          registry(asio::use_service<pool_registry>(asio::query(ex, asio::execution::context)).list()) {
+        std::lock_guard lock(registry->m);
+        reg_next = registry->head;
+        if (reg_next != nullptr) reg_next->reg_prev = this;
+        registry->head = this;
+    }
+    pool_impl(const pool_impl&) = delete;
+    pool_impl& operator=(const pool_impl&) = delete;
+    ~pool_impl() {
+        std::lock_guard lock(registry->m);
+        if (reg_prev != nullptr) {
+            reg_prev->reg_next = reg_next;
+        } else {
+            registry->head = reg_next;
+        }
+        if (reg_next != nullptr) reg_next->reg_prev = reg_prev;
+    }
 
     asio::any_io_executor inner;   // the executor given at construction
     asio::any_io_executor strand;  // a strand of `inner` (make_io_strand: no allocation per handler)
@@ -269,6 +321,10 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     std::atomic<std::uint64_t> n_failures{0};
     std::uint64_t next_seq = 0;  // strand only
     link_ptr batching;           // coalescing: the connection collecting this turn's statements
+    // This pool's place in its context's pool_registry (guarded by the registry's mutex).
+    std::shared_ptr<pool_registry::members> registry;
+    pool_impl* reg_prev = nullptr;
+    pool_impl* reg_next = nullptr;
 
     void statement_event(const request& r, pg_statement_event::kind what, error_code ec) {
         if (!params.on_statement) return;
@@ -736,6 +792,19 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         }
     }
 
+    // Its context is shutting down (pool_registry): nothing will run on it again. Moves the statements still queued to
+    // `out` (the caller destroys them, and their handlers with them, uncalled); accepts nothing new. Called with no
+    // handler of the context running, so off the strand.
+    void drop_queued(std::vector<request_ptr>& out) {
+        closed = true;
+        for (auto& s : slots) {
+            for (auto& r : s.pending) out.push_back(std::move(r));
+            s.pending.clear();
+        }
+        for (auto& r : waiters) out.push_back(std::move(r));
+        waiters.clear();
+    }
+
     void close() {
         closed = true;
         for (auto& s : slots) {
@@ -753,6 +822,19 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
         fail_all(waiters, errc::cancelled, "pool closed");
     }
 };
+
+void pool_registry::shutdown() {
+    std::vector<std::shared_ptr<pool_impl>> pools;
+    {
+        std::lock_guard lock(members_->m);
+        for (pool_impl* p = members_->head; p != nullptr; p = p->reg_next) {
+            if (auto sp = p->weak_from_this().lock()) pools.push_back(std::move(sp));
+        }
+    }
+    std::vector<request_ptr> dropped;
+    for (auto& p : pools) p->drop_queued(dropped);
+    dropped.clear();  // destroys the callers' handlers, and with them possibly the pools' owners (outside the lock)
+}
 
 struct exec_initiation {
     std::shared_ptr<pool_impl> impl;

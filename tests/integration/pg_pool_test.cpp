@@ -19,6 +19,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <memory>
 #include <optional>
 #include <random>
 #include <set>
@@ -308,6 +309,51 @@ TEST(pg_pool, unreachable_server_is_store_unavailable) {
     auto r = run(io, pool.exec(select_one, {}));
     ASSERT_FALSE(r);
     EXPECT_EQ(r.error(), errc::store_unavailable);
+}
+
+// ---- teardown -------------------------------------------------------------------------------------------------
+
+// Awaits `st` while owning the pool, as a coroutine that owns a store set does.
+asio::awaitable<void> exec_owning_the_pool(
+    std::shared_ptr<pg_pool> pool, pg_statement st, std::vector<std::string> params
+) {
+    (void)co_await pool->exec(std::move(st), std::move(params));
+}
+
+// A statement still queued in the pool when its io_context goes (here: waiting for its connection to open) is dropped
+// with the context, its handler destroyed uncalled: the pool holding the handler of a coroutine that owns the pool
+// must not keep the pair alive.
+TEST(pg_pool, statement_waiting_for_its_connection_is_dropped_with_the_io_context) {
+    PREFLIGHT_REQUIRE_PG(url);
+    std::weak_ptr<pg_pool> weak;
+    {
+        asio::io_context io;
+        auto pool = std::make_shared<pg_pool>(io.get_executor(), make_params(url, 1));
+        weak = pool;
+        asio::co_spawn(io, exec_owning_the_pool(std::move(pool), select_one, {}), asio::detached);
+        io.poll();  // submitted; the connection opens on the pool's own threads, its completion never runs
+        ASSERT_FALSE(weak.expired());
+    }
+    EXPECT_TRUE(weak.expired()) << "a statement queued at shutdown keeps its pool alive";
+}
+
+// The same for a statement waiting for capacity (the one connection's one place is taken by a statement in flight).
+TEST(pg_pool, statement_waiting_for_capacity_is_dropped_with_the_io_context) {
+    PREFLIGHT_REQUIRE_PG(url);
+    std::weak_ptr<pg_pool> weak;
+    {
+        asio::io_context io;
+        auto pp = make_params(url, 1);
+        pp.max_in_flight = 1;
+        auto pool = std::make_shared<pg_pool>(io.get_executor(), pp);
+        weak = pool;
+        ASSERT_TRUE(run(io, pool->connect_all()));
+        asio::co_spawn(io, exec_owning_the_pool(pool, sleep_stmt, {"1"}), asio::detached);
+        asio::co_spawn(io, exec_owning_the_pool(std::move(pool), select_one, {}), asio::detached);
+        io.poll();  // the sleep is in flight, the other statement waits for its place
+        ASSERT_FALSE(weak.expired());
+    }
+    EXPECT_TRUE(weak.expired()) << "a statement queued at shutdown keeps its pool alive";
 }
 
 // ---- bad input through a store --------------------------------------------------------------------------------
