@@ -104,6 +104,22 @@ std::string format_double(double v) {
 
 }  // namespace
 
+void append_prometheus_header(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
+    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+}
+
+void append_prometheus_sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t value) {
+    out.append(name).append(labels).append(" ").append(std::to_string(value)).append("\n");
+}
+
+void append_prometheus_metric(
+    std::string& out, std::string_view name, std::string_view type, std::string_view help, std::uint64_t value
+) {
+    append_prometheus_header(out, name, type, help);
+    append_prometheus_sample(out, name, {}, value);
+}
+
 struct alignas(64) pipeline_metrics::cell {
     std::array<std::atomic<std::uint64_t>, n_slots> v{};
 };

@@ -178,9 +178,7 @@ http_response error_response(
 
 std::string counter(std::string_view name, std::string_view help, std::uint64_t v, std::string_view type = "counter") {
     std::string s;
-    s.append("# HELP ").append(name).append(" ").append(help).append("\n");
-    s.append("# TYPE ").append(name).append(" ").append(type).append("\n");
-    s.append(name).append(" ").append(std::to_string(v)).append("\n");
+    gates::append_prometheus_metric(s, name, type, help, v);
     return s;
 }
 

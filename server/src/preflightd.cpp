@@ -35,23 +35,22 @@ boost::json::value read_json_file(const std::string& path) {
     return v;
 }
 
-// One Prometheus sample with its HELP and TYPE lines.
-void metric_line(
-    std::string& out, std::string_view name, std::string_view type, std::string_view help, std::uint64_t v
-) {
-    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
-    out.append(name).append(" ").append(std::to_string(v)).append("\n");
-}
-
 std::string pool_metrics(const clients::pg_pool& pool) {
     const auto s = pool.stats();
     std::string out;
-    metric_line(out, "preflight_pg_pool_size", "gauge", "Configured Postgres connections.", pool.size());
-    metric_line(out, "preflight_pg_statements_total", "counter", "Statements sent to Postgres.", s.statements);
-    metric_line(out, "preflight_pg_syncs_total", "counter", "Pipeline sync points (round trips).", s.syncs);
-    metric_line(out, "preflight_pg_connects_total", "counter", "Successful connection attempts.", s.connects);
-    metric_line(
+    gates::append_prometheus_metric(
+        out, "preflight_pg_pool_size", "gauge", "Configured Postgres connections.", pool.size()
+    );
+    gates::append_prometheus_metric(
+        out, "preflight_pg_statements_total", "counter", "Statements sent to Postgres.", s.statements
+    );
+    gates::append_prometheus_metric(
+        out, "preflight_pg_syncs_total", "counter", "Pipeline sync points (round trips).", s.syncs
+    );
+    gates::append_prometheus_metric(
+        out, "preflight_pg_connects_total", "counter", "Successful connection attempts.", s.connects
+    );
+    gates::append_prometheus_metric(
         out, "preflight_pg_failures_total", "counter", "Failed statements and connection attempts.", s.failures
     );
     return out;
@@ -59,9 +58,15 @@ std::string pool_metrics(const clients::pg_pool& pool) {
 
 std::string purge_metrics(const clients::purge_stats& s) {
     std::string out;
-    metric_line(out, "preflight_pg_purge_runs_total", "counter", "Periodic purges of idle limiter rows.", s.runs);
-    metric_line(out, "preflight_pg_purged_rows_total", "counter", "Idle limiter rows removed by purges.", s.removed);
-    metric_line(out, "preflight_pg_purge_failures_total", "counter", "Periodic purges that failed.", s.failures);
+    gates::append_prometheus_metric(
+        out, "preflight_pg_purge_runs_total", "counter", "Periodic purges of idle limiter rows.", s.runs
+    );
+    gates::append_prometheus_metric(
+        out, "preflight_pg_purged_rows_total", "counter", "Idle limiter rows removed by purges.", s.removed
+    );
+    gates::append_prometheus_metric(
+        out, "preflight_pg_purge_failures_total", "counter", "Periodic purges that failed.", s.failures
+    );
     return out;
 }
 
@@ -70,16 +75,20 @@ std::string purge_metrics(const clients::purge_stats& s) {
 std::string memory_store_metrics(const clients::store_set& stores) {
     std::string out;
     if (const auto* rl = dynamic_cast<const limits::memory_rate_limit_store*>(stores.rate_limits.get())) {
-        metric_line(out, "preflight_rate_limit_keys", "gauge", "Token-bucket keys held in memory.", rl->size());
+        gates::append_prometheus_metric(
+            out, "preflight_rate_limit_keys", "gauge", "Token-bucket keys held in memory.", rl->size()
+        );
     }
     if (auto* fw = dynamic_cast<limits::memory_fixed_window_store*>(stores.windows.get())) {
-        metric_line(
+        gates::append_prometheus_metric(
             out, "preflight_fixed_window_keys", "gauge", "Fixed-window keys held in memory.", fw->counter().size()
         );
     }
     if (const auto* ad = dynamic_cast<const limits::memory_admission_store*>(stores.admissions.get())) {
-        metric_line(out, "preflight_admission_keys", "gauge", "Admission keys held in memory.", ad->keys());
-        metric_line(
+        gates::append_prometheus_metric(
+            out, "preflight_admission_keys", "gauge", "Admission keys held in memory.", ad->keys()
+        );
+        gates::append_prometheus_metric(
             out, "preflight_admission_leases_stored", "gauge", "Admission leases stored in memory.", ad->stored_leases()
         );
     }
@@ -88,14 +97,14 @@ std::string memory_store_metrics(const clients::store_set& stores) {
 
 std::string balance_metrics(const clients::http_balance_source& src) {
     std::string out;
-    metric_line(
+    gates::append_prometheus_metric(
         out,
         "preflight_balance_http_connections_opened_total",
         "counter",
         "Connections opened to the HTTP billing provider.",
         src.connections_opened()
     );
-    metric_line(
+    gates::append_prometheus_metric(
         out,
         "preflight_balance_http_idle_connections",
         "gauge",

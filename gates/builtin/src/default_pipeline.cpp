@@ -578,40 +578,34 @@ void default_pipeline_monitor::attach(std::function<default_pipeline_stats()> so
     source_ = std::move(source);
 }
 
-namespace {
-
-void metric(std::string& out, std::string_view name, std::string_view type, std::string_view help) {
-    out.append("# HELP ").append(name).append(" ").append(help).append("\n");
-    out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
-}
-
-void sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t v) {
-    out.append(name).append(labels).append(" ").append(std::to_string(v)).append("\n");
-}
-
-}  // namespace
-
 std::string default_pipeline_metrics(const default_pipeline_stats& s) {
     std::string out;
-    const std::uint64_t entries = s.balance_cache.size;
-    metric(out, "preflight_balance_cache_entries", "gauge", "Balance outcomes cached per org (expired ones included).");
-    sample(out, "preflight_balance_cache_entries", "", entries);
-    metric(out, "preflight_balance_cache_hits_total", "counter", "Balance checks answered from the cache.");
-    sample(out, "preflight_balance_cache_hits_total", "", s.balance_cache.hits);
-    metric(out, "preflight_balance_cache_misses_total", "counter", "Balance checks not answered from the cache.");
-    sample(out, "preflight_balance_cache_misses_total", "", s.balance_cache.misses);
-    metric(out, "preflight_balance_cache_evictions_total", "counter", "Live balance outcomes evicted for room.");
-    sample(out, "preflight_balance_cache_evictions_total", "", s.balance_cache.evictions);
-    metric(out, "preflight_rate_limit_fallback_keys", "gauge", "Keys held by the local fallback rate limiter.");
-    sample(out, "preflight_rate_limit_fallback_keys", "", s.fallback_limiter_keys);
-    metric(
-        out,
-        "preflight_rate_limit_fallback_decisions_total",
-        "counter",
-        "Rate-limit decisions taken by the local fallback limiter while the shared store failed."
+    const auto& bc = s.balance_cache;
+    append_prometheus_metric(
+        out, "preflight_balance_cache_entries", "gauge", "Balance outcomes cached per org (expired included).", bc.size
     );
-    sample(out, "preflight_rate_limit_fallback_decisions_total", "{result=\"allowed\"}", s.fallback_allowed);
-    sample(out, "preflight_rate_limit_fallback_decisions_total", "{result=\"denied\"}", s.fallback_denied);
+    append_prometheus_metric(
+        out, "preflight_balance_cache_hits_total", "counter", "Balance checks answered from the cache.", bc.hits
+    );
+    append_prometheus_metric(
+        out, "preflight_balance_cache_misses_total", "counter", "Balance checks not answered from the cache.", bc.misses
+    );
+    append_prometheus_metric(
+        out, "preflight_balance_cache_evictions_total", "counter", "Live balance outcomes evicted.", bc.evictions
+    );
+    append_prometheus_metric(
+        out,
+        "preflight_rate_limit_fallback_keys",
+        "gauge",
+        "Keys held by the local fallback rate limiter.",
+        s.fallback_limiter_keys
+    );
+    const std::string_view decisions = "preflight_rate_limit_fallback_decisions_total";
+    append_prometheus_header(
+        out, decisions, "counter", "Rate-limit decisions of the local fallback limiter while the shared store failed."
+    );
+    append_prometheus_sample(out, decisions, "{result=\"allowed\"}", s.fallback_allowed);
+    append_prometheus_sample(out, decisions, "{result=\"denied\"}", s.fallback_denied);
     return out;
 }
 

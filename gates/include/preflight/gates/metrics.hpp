@@ -13,6 +13,15 @@
 
 namespace preflight::gates {
 
+/// Appends the `# HELP` and `# TYPE` lines of one Prometheus metric (text exposition format 0.0.4).
+void append_prometheus_header(std::string& out, std::string_view name, std::string_view type, std::string_view help);
+/// Appends one sample line: `name{labels} value`, `labels` already formatted with its braces (or empty).
+void append_prometheus_sample(std::string& out, std::string_view name, std::string_view labels, std::uint64_t value);
+/// A metric with one unlabelled sample: its header, then the sample.
+void append_prometheus_metric(
+    std::string& out, std::string_view name, std::string_view type, std::string_view help, std::uint64_t value
+);
+
 /// Counters per gate x outcome, fail-open and shadow-denial counters, and a latency histogram per gate;
 /// exported as Prometheus text. Owned by a pipeline.
 /// Thread safety: every member may be called concurrently (relaxed atomics in per-thread shards: the first
