@@ -3,7 +3,7 @@
 # -> stop Postgres (also on failure) -> install + build the consumer project against the installed tree.
 #
 #   scripts/test.sh                 the whole run (what CI runs)
-#   PREFLIGHT_SANITIZERS=0 scripts/test.sh   skip the unit tests under ASan+UBSan and TSan (CI runs them)
+#   PREFLIGHT_SANITIZERS=0 scripts/test.sh   skip the sanitizer runs (CI runs them)
 #   BUILD_DIR=... JOBS=...          override the build directory and the parallelism
 set -euo pipefail
 
@@ -43,7 +43,7 @@ cmake --build "$BUILD_DIR/consumer" -j "$JOBS"
 "$BUILD_DIR/consumer/consumer"
 
 if [ "${PREFLIGHT_SANITIZERS:-1}" != "0" ]; then
-    step "unit tests under sanitizers (ASan+UBSan, TSan; skip with PREFLIGHT_SANITIZERS=0)"
+    step "tests under sanitizers (unit + integration: ASan+UBSan; unit: TSan; skip with PREFLIGHT_SANITIZERS=0)"
     scripts/sanitize.sh
 fi
 
