@@ -24,6 +24,15 @@ namespace asio = boost::asio;
 
 namespace {
 
+using gates::append_prometheus_metric;
+
+// Appends `more` to the Prometheus text `extra` already produces (empty: none yet).
+void chain_metrics(std::function<std::string()>& extra, std::function<std::string()> more) {
+    extra = [previous = std::move(extra), more = std::move(more)] {
+        return (previous ? previous() : std::string()) + more();
+    };
+}
+
 boost::json::value read_json_file(const std::string& path) {
     std::ifstream in(path, std::ios::binary);
     if (!in) throw std::runtime_error("cannot read data file '" + path + "'");
@@ -38,19 +47,17 @@ boost::json::value read_json_file(const std::string& path) {
 std::string pool_metrics(const clients::pg_pool& pool) {
     const auto s = pool.stats();
     std::string out;
-    gates::append_prometheus_metric(
-        out, "preflight_pg_pool_size", "gauge", "Configured Postgres connections.", pool.size()
-    );
-    gates::append_prometheus_metric(
+    append_prometheus_metric(out, "preflight_pg_pool_size", "gauge", "Configured Postgres connections.", pool.size());
+    append_prometheus_metric(
         out, "preflight_pg_statements_total", "counter", "Statements sent to Postgres.", s.statements
     );
-    gates::append_prometheus_metric(
+    append_prometheus_metric(
         out, "preflight_pg_syncs_total", "counter", "Pipeline sync points (round trips).", s.syncs
     );
-    gates::append_prometheus_metric(
+    append_prometheus_metric(
         out, "preflight_pg_connects_total", "counter", "Successful connection attempts.", s.connects
     );
-    gates::append_prometheus_metric(
+    append_prometheus_metric(
         out, "preflight_pg_failures_total", "counter", "Failed statements and connection attempts.", s.failures
     );
     return out;
@@ -58,13 +65,13 @@ std::string pool_metrics(const clients::pg_pool& pool) {
 
 std::string purge_metrics(const clients::purge_stats& s) {
     std::string out;
-    gates::append_prometheus_metric(
+    append_prometheus_metric(
         out, "preflight_pg_purge_runs_total", "counter", "Periodic purges of idle limiter rows.", s.runs
     );
-    gates::append_prometheus_metric(
+    append_prometheus_metric(
         out, "preflight_pg_purged_rows_total", "counter", "Idle limiter rows removed by purges.", s.removed
     );
-    gates::append_prometheus_metric(
+    append_prometheus_metric(
         out, "preflight_pg_purge_failures_total", "counter", "Periodic purges that failed.", s.failures
     );
     return out;
@@ -75,20 +82,20 @@ std::string purge_metrics(const clients::purge_stats& s) {
 std::string memory_store_metrics(const clients::store_set& stores) {
     std::string out;
     if (const auto* rl = dynamic_cast<const limits::memory_rate_limit_store*>(stores.rate_limits.get())) {
-        gates::append_prometheus_metric(
+        append_prometheus_metric(
             out, "preflight_rate_limit_keys", "gauge", "Token-bucket keys held in memory.", rl->size()
         );
     }
     if (auto* fw = dynamic_cast<limits::memory_fixed_window_store*>(stores.windows.get())) {
-        gates::append_prometheus_metric(
+        append_prometheus_metric(
             out, "preflight_fixed_window_keys", "gauge", "Fixed-window keys held in memory.", fw->counter().size()
         );
     }
     if (const auto* ad = dynamic_cast<const limits::memory_admission_store*>(stores.admissions.get())) {
-        gates::append_prometheus_metric(
+        append_prometheus_metric(
             out, "preflight_admission_keys", "gauge", "Admission keys held in memory.", ad->keys()
         );
-        gates::append_prometheus_metric(
+        append_prometheus_metric(
             out, "preflight_admission_leases_stored", "gauge", "Admission leases stored in memory.", ad->stored_leases()
         );
     }
@@ -97,14 +104,14 @@ std::string memory_store_metrics(const clients::store_set& stores) {
 
 std::string balance_metrics(const clients::http_balance_source& src) {
     std::string out;
-    gates::append_prometheus_metric(
+    append_prometheus_metric(
         out,
         "preflight_balance_http_connections_opened_total",
         "counter",
         "Connections opened to the HTTP billing provider.",
         src.connections_opened()
     );
-    gates::append_prometheus_metric(
+    append_prometheus_metric(
         out,
         "preflight_balance_http_idle_connections",
         "gauge",
@@ -242,20 +249,12 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
                 // and key gets this client and its warm connections.
                 balance_clients = std::make_unique<clients::http_balance_clients>(ctx.get_executor());
                 auto source = balance_clients->get(bc);
-                auto previous = std::move(params.extra_metrics);
-                params.extra_metrics = [previous, src = source.get()] {
-                    return (previous ? previous() : std::string()) + balance_metrics(*src);
-                };
+                chain_metrics(params.extra_metrics, [src = source.get()] { return balance_metrics(*src); });
                 stores.balance = std::move(source);
                 std::cerr << "preflightd: balance gate asks the billing provider " << clients::http_balance_url(bc)
                           << (bc.api_key.empty() ? " (no API key)" : " (API key set)") << std::endl;
             }
-            if (parts.pipeline_metrics) {
-                auto previous = std::move(params.extra_metrics);
-                params.extra_metrics = [previous, more = parts.pipeline_metrics] {
-                    return (previous ? previous() : std::string()) + more();
-                };
-            }
+            if (parts.pipeline_metrics) chain_metrics(params.extra_metrics, parts.pipeline_metrics);
             gates::event_hook on_event = [](const gates::gate_event& e) {
                 std::cerr << "preflightd: " << gates::to_string(e.kind) << " gate=" << e.gate << ": " << e.reason
                           << std::endl;

@@ -4,7 +4,14 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/strand.hpp>
 
+#include <memory>
+
 namespace preflight {
+
+namespace detail {
+/// An io_context executor with outstanding_work.tracked, as `prefer` makes it.
+using tracked_io_executor = boost::asio::io_context::basic_executor_type<std::allocator<void>, 4>;
+}  // namespace detail
 
 /// A strand over `ex`, as an `any_io_executor`. When `ex` is an io_context's executor (the usual case), the strand
 /// is built over that concrete type: `strand<io_context::executor_type>` fits in `any_io_executor`'s inline storage,
@@ -13,19 +20,16 @@ namespace preflight {
 /// `strand<any_io_executor>`.
 [[nodiscard]] inline boost::asio::any_io_executor make_io_strand(const boost::asio::any_io_executor& ex) {
     namespace asio = boost::asio;
-    using plain = asio::io_context::executor_type;
-    using tracked = asio::io_context::basic_executor_type<std::allocator<void>, 4>;  // outstanding_work.tracked
-    if (const auto* io = ex.target<plain>()) return asio::make_strand(*io);
-    if (const auto* io = ex.target<tracked>()) return asio::make_strand(*io);
+    if (const auto* io = ex.target<asio::io_context::executor_type>()) return asio::make_strand(*io);
+    if (const auto* io = ex.target<detail::tracked_io_executor>()) return asio::make_strand(*io);
     return asio::make_strand(ex);
 }
 
 /// Whether `ex` is a strand that `make_io_strand` made over an io_context's executor.
 [[nodiscard]] inline bool is_io_strand(const boost::asio::any_io_executor& ex) noexcept {
     namespace asio = boost::asio;
-    using tracked = asio::io_context::basic_executor_type<std::allocator<void>, 4>;
     return ex.target<asio::strand<asio::io_context::executor_type>>() != nullptr ||
-           ex.target<asio::strand<tracked>>() != nullptr;
+           ex.target<asio::strand<detail::tracked_io_executor>>() != nullptr;
 }
 
 }  // namespace preflight
