@@ -80,12 +80,12 @@ asio::awaitable<result<limits::lease_grant>> pg_admission_store::reserve(
     pg_rows own;
     std::shared_ptr<const pg_rows> shared;
     if (batch_ != nullptr) {
-        // preflight_limit_batch's (lease id or NULL, in_use) from column `first`.
+        // The batch's (lease id or NULL, in_use) in row `row` from column `first`.
         auto got = co_await batch_->submit(pg_limit_batch::part::admission, std::move(params));
         if (!got) co_return got.error();
         shared = std::move(got->rows);
-        const auto id = shared->text(0, got->first);
-        const auto in_use = shared->as_int64(0, got->first + 1);
+        const auto id = shared->text(got->row, got->first);
+        const auto in_use = shared->as_int64(got->row, got->first + 1);
         if ((id.empty() || is_uuid(id)) && in_use >= 0 && in_use <= std::numeric_limits<std::int32_t>::max()) {
             parsed.emplace(id, static_cast<std::uint32_t>(in_use));
         }

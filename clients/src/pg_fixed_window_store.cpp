@@ -62,23 +62,23 @@ asio::awaitable<result<limits::window_result>> pg_fixed_window_store::consume(
     auto params = detail::params(
         std::move(key), std::to_string(limit.max), std::to_string(limit.period.count()), std::to_string(n)
     );
-    // Both forms answer (allowed, count, seconds until the window ends) from column `c`.
-    const auto answer = [&limit](const pg_rows& rows, std::size_t c) {
+    // Both forms answer (allowed, count, seconds until the window ends) in row `r` from column `c`.
+    const auto answer = [&limit](const pg_rows& rows, std::size_t r, std::size_t c) {
         limits::window_result out;
-        out.allowed = rows.as_bool(0, c);
-        out.count = static_cast<std::uint64_t>(rows.as_int64(0, c + 1));
+        out.allowed = rows.as_bool(r, c);
+        out.count = static_cast<std::uint64_t>(rows.as_int64(r, c + 1));
         out.max = limit.max;
-        out.reset_after = detail::us_to_ns(rows.as_double(0, c + 2) * 1e6);
+        out.reset_after = detail::us_to_ns(rows.as_double(r, c + 2) * 1e6);
         return out;
     };
     if (batch_ != nullptr) {
         auto got = co_await batch_->submit(pg_limit_batch::part::window, std::move(params));
         if (!got) co_return got.error();
-        co_return answer(*got->rows, got->first);
+        co_return answer(*got->rows, got->row, got->first);
     }
     auto rows = co_await pool_.exec(consume_stmt, std::move(params));
     if (!rows) co_return rows.error();
-    co_return answer(*rows, 0);
+    co_return answer(*rows, 0, 0);
 }
 
 asio::awaitable<result<void>> pg_fixed_window_store::refund(

@@ -88,14 +88,16 @@ asio::awaitable<result<limits::acquire_result>> pg_rate_limit_store::acquire(
         co_return out;
     }
     auto params = detail::params(std::move(key), detail::to_text(t), detail::to_text(tau), std::to_string(quantity));
-    // Both forms answer (allowed, TAT or NULL, now) from column `c`.
+    // Both forms answer (allowed, TAT or NULL, now) in row `row` from column `c`.
     pg_rows own;
     std::shared_ptr<const pg_rows> shared;
+    std::size_t row = 0;
     std::size_t c = 0;
     if (batch_ != nullptr) {
         auto got = co_await batch_->submit(pg_limit_batch::part::bucket, std::move(params));
         if (!got) co_return got.error();
         shared = std::move(got->rows);
+        row = got->row;
         c = got->first;
     } else {
         auto rows = co_await pool_.exec(acquire_stmt, std::move(params));
@@ -103,9 +105,9 @@ asio::awaitable<result<limits::acquire_result>> pg_rate_limit_store::acquire(
         own = std::move(*rows);
     }
     const pg_rows& rows = shared ? *shared : own;
-    out.allowed = rows.as_bool(0, c);
-    const double now = rows.as_double(0, c + 2);
-    const double tat = rows.is_null(0, c + 1) ? now : rows.as_double(0, c + 1);
+    out.allowed = rows.as_bool(row, c);
+    const double now = rows.as_double(row, c + 2);
+    const double tat = rows.is_null(row, c + 1) ? now : rows.as_double(row, c + 1);
     const double base = std::max(tat, now);
     if (out.allowed) {
         out.retry_after = std::chrono::nanoseconds{0};

@@ -15,7 +15,7 @@ namespace {
 struct pg_stores {
     pg_stores(std::shared_ptr<pg_pool> p, const pg_store_options& o)
         : pool(std::move(p)),
-          batch(*pool),
+          batch(*pool, o.batch),
           bans(*pool),
           subscriptions(*pool),
           usage(*pool),

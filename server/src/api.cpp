@@ -1,3 +1,4 @@
+#include <preflight/clients/pg_limit_batch.hpp>
 #include <preflight/gates/http.hpp>
 #include <preflight/gates/operation.hpp>
 #include <preflight/gates/utf8.hpp>
@@ -589,6 +590,19 @@ void register_server_config(preflight::config_registry& registry) {
         config_type::boolean,
         true,
         "send a preflight's backstop, rate-limit and admission writes as one Postgres call (clients::pg_limit_batch)");
+    add("server.pg_batch_in_flight",
+        config_type::integer,
+        static_cast<std::int64_t>(clients::pg_limit_batch_options{}.max_in_flight),
+        "with batched writes: calls in flight at once; under load the next call gathers the writes of the preflights "
+        "that follow until one finishes",
+        1,
+        1024);
+    add("server.pg_batch_max_writes",
+        config_type::integer,
+        static_cast<std::int64_t>(clients::pg_limit_batch_options{}.max_writes),
+        "with batched writes: writes of one kind per call, at most",
+        1,
+        4096);
     add("server.lease_ttl_ms", config_type::integer, 300000, "how long an unreleased lease is kept", 1, {});
     add("server.max_leases", config_type::integer, 100000, "bound of the lease registry", 1, {});
     add("server.drain_timeout_ms", config_type::integer, 10000, "how long SIGTERM waits for in-flight requests", 0, {});

@@ -23,10 +23,13 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <vector>
 
-// What the write batch (pg_limit_batch, sql/004_limit_batch.sql) adds to the stores' conformance (which runs with
-// and without it): the writes of one turn share one statement and keep their own outcomes; a second write of a kind
-// takes another call; a write cancelled or orphaned before its call is sent never reaches the server.
+// What the write batch (pg_limit_batch, sql/004_limit_batch.sql and 005_limit_many.sql) adds to the stores'
+// conformance (which runs with and without it): the writes of one turn share one statement and keep their own
+// outcomes; a second write of a key takes another call; while calls are in flight the next one gathers later writes;
+// a bad write in a shared call fails by itself; a write cancelled or orphaned before its call is sent never reaches
+// the server.
 namespace {
 
 using namespace std::chrono_literals;
@@ -41,6 +44,7 @@ protected:
     void SetUp() override {
         PREFLIGHT_REQUIRE_PG(url);
         if (!preflight::test::ensure_migrated(url)) return;
+        pg_url = url;
         clients::pool_params p;
         p.url = url;
         p.size = 2;
@@ -48,11 +52,19 @@ protected:
             if (e.what == clients::pg_statement_event::kind::sent && !e.internal) ++sent[std::string(e.statement)];
         };
         pool = std::make_unique<clients::pg_pool>(io.get_executor(), p);
-        batch = std::make_unique<clients::pg_limit_batch>(*pool);
+        rebuild({});
+        ready = true;
+    }
+
+    // A new batch (and stores on it) with these options.
+    void rebuild(clients::pg_limit_batch_options o) {
+        windows.reset();
+        buckets.reset();
+        admissions.reset();
+        batch = std::make_unique<clients::pg_limit_batch>(*pool, o);
         windows = std::make_unique<clients::pg_fixed_window_store>(*pool, batch.get());
         buckets = std::make_unique<clients::pg_rate_limit_store>(*pool, batch.get());
         admissions = std::make_unique<clients::pg_admission_store>(*pool, batch.get());
-        ready = true;
     }
 
     // Runs the io_context until `f` is ready.
@@ -65,6 +77,7 @@ protected:
     }
 
     asio::io_context io;
+    std::string pg_url;
     std::map<std::string, int> sent;
     std::unique_ptr<clients::pg_pool> pool;
     std::unique_ptr<clients::pg_limit_batch> batch;
@@ -113,7 +126,7 @@ TEST_F(pg_limit_batch_test, WritesOfOneTurnShareOneStatementAndKeepTheirOwnOutco
     EXPECT_EQ(sent["preflight_limit_batch"], 4) << "a lone write still uses the batch function";
 }
 
-TEST_F(pg_limit_batch_test, ASecondWriteOfAKindInOneTurnTakesAnotherCall) {
+TEST_F(pg_limit_batch_test, ASecondWriteOfAKeyInOneTurnTakesAnotherCall) {
     if (!ready) return;
     const auto k = unique_key("window");
     auto first = asio::co_spawn(io, windows->consume(k, limits::window_limit{1, 60s}, 1), asio::use_future);
@@ -124,6 +137,184 @@ TEST_F(pg_limit_batch_test, ASecondWriteOfAKindInOneTurnTakesAnotherCall) {
     ASSERT_TRUE(r1.has_value());
     ASSERT_TRUE(r2.has_value());
     EXPECT_EQ(static_cast<int>(r1->allowed) + static_cast<int>(r2->allowed), 1) << "one unit in the window";
+}
+
+TEST_F(pg_limit_batch_test, WritesOfSeveralPreflightsInOneTurnShareOneCallAndKeepTheirOwnOutcomes) {
+    if (!ready) return;
+    const auto w1 = unique_key("window1");
+    const auto w2 = unique_key("window2");
+    const auto w3 = unique_key("window3");
+    const auto b1 = unique_key("bucket1");
+    const auto b2 = unique_key("bucket2");
+    const auto a1 = unique_key("admission1");
+    const auto a2 = unique_key("admission2");
+    const auto full = unique_key("admission-full");
+    const auto taken = run(io, admissions->reserve(full, 1, 60s));
+    ASSERT_TRUE(taken.has_value() && taken->admitted);
+    sent.clear();
+
+    // Two rounds: the first creates every row (the one-by-one path of preflight_limit_many), the second finds them
+    // (its set-based path). Window w2 never fits (2 units, max 1); bucket b2 never does (3 tokens of 2).
+    for (std::uint64_t round = 1; round <= 2; ++round) {
+        auto fw1 = asio::co_spawn(io, windows->consume(w1, limits::window_limit{5, 60s}, 1), asio::use_future);
+        auto fw2 = asio::co_spawn(io, windows->consume(w2, limits::window_limit{1, 60s}, 2), asio::use_future);
+        auto fw3 = asio::co_spawn(io, windows->consume(w3, limits::window_limit{5, 60s}, 2), asio::use_future);
+        auto fb1 = asio::co_spawn(io, buckets->acquire(b1, limits::bucket_limit{1.0, 10.0}, 1), asio::use_future);
+        auto fb2 = asio::co_spawn(io, buckets->acquire(b2, limits::bucket_limit{1.0, 2.0}, 3), asio::use_future);
+        auto fa1 = asio::co_spawn(io, admissions->reserve(a1, 3, 60s), asio::use_future);
+        auto fa2 = asio::co_spawn(io, admissions->reserve(a2, 3, 60s), asio::use_future);
+        auto fa3 = asio::co_spawn(io, admissions->reserve(full, 1, 60s), asio::use_future);
+        const auto rw1 = wait(fw1);
+        const auto rw2 = wait(fw2);
+        const auto rw3 = wait(fw3);
+        const auto rb1 = wait(fb1);
+        const auto rb2 = wait(fb2);
+        const auto ra1 = wait(fa1);
+        const auto ra2 = wait(fa2);
+        const auto ra3 = wait(fa3);
+        EXPECT_EQ(sent, (std::map<std::string, int>{{"preflight_limit_many", static_cast<int>(round)}}));
+        ASSERT_TRUE(rw1 && rw2 && rw3 && rb1 && rb2 && ra1 && ra2 && ra3) << "round " << round;
+        EXPECT_TRUE(rw1->allowed);
+        EXPECT_EQ(rw1->count, round);
+        EXPECT_FALSE(rw2->allowed);
+        EXPECT_EQ(rw2->count, 0U);
+        EXPECT_TRUE(rw3->allowed);
+        EXPECT_EQ(rw3->count, 2 * round);
+        EXPECT_GT(rw3->reset_after, 0ns);
+        EXPECT_TRUE(rb1->allowed);
+        EXPECT_FALSE(rb2->allowed);
+        EXPECT_GT(rb2->retry_after, 0ns);
+        EXPECT_TRUE(ra1->admitted);
+        EXPECT_EQ(ra1->in_use, round);
+        EXPECT_TRUE(ra2->admitted);
+        EXPECT_EQ(ra2->in_use, round);
+        EXPECT_NE(ra1->lease_id, ra2->lease_id);
+        EXPECT_FALSE(ra3->admitted) << "its one slot is taken";
+        EXPECT_EQ(ra3->in_use, 1U);
+    }
+    const auto st = batch->stats();
+    EXPECT_EQ(st.calls, 3U);  // the first reservation, then one call per round
+    EXPECT_EQ(st.many_calls, 2U);
+    EXPECT_EQ(st.writes, 17U);
+    EXPECT_EQ(st.retried, 0U);
+}
+
+TEST_F(pg_limit_batch_test, WhileACallIsInFlightTheNextGathersLaterWritesInOrder) {
+    if (!ready) return;
+    rebuild(clients::pg_limit_batch_options{.max_in_flight = 1, .max_writes = 64});
+    const auto k = unique_key("window");
+    const auto later1 = unique_key("window-later1");
+    const auto later2 = unique_key("window-later2");
+    std::vector<preflight::result<limits::window_result>> out =
+        run(io, [&]() -> asio::awaitable<std::vector<preflight::result<limits::window_result>>> {
+            auto ex = co_await asio::this_coro::executor;
+            // The first two share a key: the second starts the next call, which must wait for the first.
+            auto f1 = asio::co_spawn(ex, windows->consume(k, limits::window_limit{1, 60s}, 1), asio::use_future);
+            auto f2 = asio::co_spawn(ex, windows->consume(k, limits::window_limit{1, 60s}, 1), asio::use_future);
+            while (sent["preflight_limit_batch"] == 0) co_await asio::post(ex, asio::use_awaitable);
+            // The first call is in flight: writes started now join the waiting one.
+            auto f3 = asio::co_spawn(ex, windows->consume(later1, limits::window_limit{1, 60s}, 1), asio::use_future);
+            auto f4 = asio::co_spawn(ex, windows->consume(later2, limits::window_limit{1, 60s}, 1), asio::use_future);
+            std::vector<std::future<preflight::result<limits::window_result>>> fs;
+            fs.push_back(std::move(f1));
+            fs.push_back(std::move(f2));
+            fs.push_back(std::move(f3));
+            fs.push_back(std::move(f4));
+            std::vector<preflight::result<limits::window_result>> rs;
+            for (auto& f : fs) {
+                while (f.wait_for(0s) != std::future_status::ready) co_await asio::post(ex, asio::use_awaitable);
+                rs.push_back(f.get());
+            }
+            co_return rs;
+        }());
+    EXPECT_EQ(sent, (std::map<std::string, int>{{"preflight_limit_batch", 1}, {"preflight_limit_many", 1}}));
+    ASSERT_EQ(out.size(), 4U);
+    for (const auto& r : out) ASSERT_TRUE(r.has_value()) << r.error().message();
+    EXPECT_TRUE(out[0]->allowed) << "one key's writes apply in the order they were submitted";
+    EXPECT_FALSE(out[1]->allowed);
+    EXPECT_TRUE(out[2]->allowed);
+    EXPECT_TRUE(out[3]->allowed);
+    EXPECT_EQ(batch->stats().calls, 2U);
+}
+
+TEST_F(pg_limit_batch_test, ConcurrentSharedCallsOnOverlappingKeysNeverOverAdmitNorDeadlock) {
+    if (!ready) return;
+    // Four calls in flight at once on four connections, each carrying writes of the same few keys: they take the
+    // keys' row locks and admission locks concurrently (in the function's fixed order).
+    clients::pool_params p;
+    p.url = pg_url;
+    p.size = 4;
+    clients::pg_pool wide(io.get_executor(), p);
+    clients::pg_limit_batch shared(wide, clients::pg_limit_batch_options{.max_in_flight = 4, .max_writes = 3});
+    clients::pg_fixed_window_store win(wide, &shared);
+    clients::pg_admission_store adm(wide, &shared);
+    constexpr int n_keys = 5;
+    constexpr int per_key = 40;
+    std::vector<std::string> wkeys;
+    std::vector<std::string> akeys;
+    for (int k = 0; k < n_keys; ++k) {
+        wkeys.push_back(unique_key("window" + std::to_string(k)));
+        akeys.push_back(unique_key("admission" + std::to_string(k)));
+    }
+    std::vector<std::future<preflight::result<limits::window_result>>> wf;
+    std::vector<std::future<preflight::result<limits::lease_grant>>> af;
+    for (int i = 0; i < per_key; ++i) {
+        for (int k = 0; k < n_keys; ++k) {
+            // A day's window: the run cannot straddle two windows (short of midnight UTC).
+            wf.push_back(
+                asio::co_spawn(io, win.consume(wkeys[k], limits::window_limit{25, 86400s}, 1), asio::use_future)
+            );
+            af.push_back(asio::co_spawn(io, adm.reserve(akeys[k], 3, 60s), asio::use_future));
+        }
+    }
+    std::vector<int> allowed(n_keys, 0);
+    std::vector<int> admitted(n_keys, 0);
+    for (std::size_t i = 0; i < wf.size(); ++i) {
+        const auto w = wait(wf[i]);
+        const auto a = wait(af[i]);
+        ASSERT_TRUE(w.has_value()) << w.error().message();
+        ASSERT_TRUE(a.has_value()) << a.error().message();
+        allowed[i % n_keys] += w->allowed ? 1 : 0;
+        admitted[i % n_keys] += a->admitted ? 1 : 0;
+    }
+    for (int k = 0; k < n_keys; ++k) {
+        EXPECT_EQ(allowed[k], 25) << "window " << k << ": exactly its max of 40 attempts";
+        EXPECT_EQ(admitted[k], 3) << "admission " << k << ": exactly its 3 slots of 40 attempts";
+    }
+    const auto st = shared.stats();
+    EXPECT_GT(st.many_calls, 0U);
+    EXPECT_EQ(st.writes, static_cast<std::uint64_t>(2 * n_keys * per_key));
+    EXPECT_EQ(st.retried, 0U) << "no call failed (a deadlock would have been retried)";
+}
+
+TEST_F(pg_limit_batch_test, ABadWriteInASharedCallFailsByItself) {
+    if (!ready) return;
+    const auto good1 = unique_key("window-good");
+    const auto good2 = unique_key("admission-good");
+    const std::string bad = unique_key("window-bad") + "\xff";  // not valid UTF-8: the server rejects the whole call
+    auto f1 = asio::co_spawn(io, windows->consume(good1, limits::window_limit{5, 60s}, 1), asio::use_future);
+    auto f2 = asio::co_spawn(io, windows->consume(bad, limits::window_limit{5, 60s}, 1), asio::use_future);
+    auto f3 = asio::co_spawn(io, admissions->reserve(good2, 2, 60s), asio::use_future);
+    const auto r1 = wait(f1);
+    const auto r2 = wait(f2);
+    const auto r3 = wait(f3);
+    ASSERT_TRUE(r1.has_value()) << r1.error().message();
+    EXPECT_TRUE(r1->allowed);
+    EXPECT_EQ(r1->count, 1U) << "applied once: the failed call rolled back, the retry counted";
+    ASSERT_FALSE(r2.has_value());
+    EXPECT_EQ(r2.error(), preflight::errc::bad_input);
+    ASSERT_TRUE(r3.has_value()) << r3.error().message();
+    EXPECT_TRUE(r3->admitted);
+    EXPECT_EQ(r3->in_use, 1U);
+    EXPECT_EQ(sent["preflight_limit_many"], 1);
+    EXPECT_EQ(sent["preflight_limit_batch"], 3) << "each write retried alone";
+    EXPECT_EQ(batch->stats().retried, 3U);
+}
+
+TEST_F(pg_limit_batch_test, OptionsBelowOneAreRejected) {
+    if (!ready) return;
+    EXPECT_THROW(clients::pg_limit_batch(*pool, {.max_in_flight = 0, .max_writes = 1}), std::invalid_argument);
+    EXPECT_THROW(clients::pg_limit_batch(*pool, {.max_in_flight = 1, .max_writes = 0}), std::invalid_argument);
 }
 
 TEST_F(pg_limit_batch_test, AWriteCancelledBeforeItsCallIsSentIsDropped) {

@@ -241,7 +241,7 @@ TEST_F(pg_preflight_roundtrips, AllowedPathHasTwoSequentialRoundTripsAndOneWrite
 
 TEST_F(pg_preflight_roundtrips, AllowedPathWithoutWriteBatchingSendsTheThreeWritesTogether) {
     if (!ready) return;
-    build({.batch_limit_writes = false});
+    build({.batch_limit_writes = false, .batch = {}});
     expect_allowed_path(unbatched_writes);
 }
 

@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <cstddef>
+#include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
@@ -16,26 +17,53 @@ namespace detail {
 struct limit_batch_state;
 }  // namespace detail
 
-/// The rows of one limiter write sent through a `pg_limit_batch`: the batch's single result row, shared by every
-/// write of the call; this write's outputs start at column `first`.
+/// The rows of one limiter write sent through a `pg_limit_batch`: the call's result, shared by every write of the
+/// call; this write's outputs are in row `row`, from column `first`.
 struct pg_limit_batch_rows {
     std::shared_ptr<const pg_rows> rows;
     std::size_t first = 0;
+    std::size_t row = 0;
 };
 
-/// Groups the limiter writes of one turn into one statement: the fixed-window consume, token-bucket acquire and
-/// admission reservation that a preflight's stateful phase starts together (`pg_fixed_window_store`,
-/// `pg_rate_limit_store` and `pg_admission_store` built with this batch) go to the server as ONE call of
-/// `preflight_limit_batch` (sql/004_limit_batch.sql): one backend, one commit, instead of three. A transport
-/// optimisation only: each write keeps the semantics of its standalone statement and its own outcome (a denied part
-/// does not stop another).
+/// Choices of a `pg_limit_batch`.
+struct pg_limit_batch_options {
+    /// Calls in flight at once. While this many are, the next call keeps taking writes (of later preflights) until
+    /// one finishes: under load the writes of many preflights share a call (`preflight_limit_many`); alone, a
+    /// preflight's call leaves at once. At least 1.
+    std::size_t max_in_flight = 2;
+    /// Writes of one kind per call, at most. At least 1.
+    std::size_t max_writes = 64;
+};
+
+/// Counters of a `pg_limit_batch` (monotonic).
+struct pg_limit_batch_stats {
+    std::uint64_t calls = 0;       ///< calls sent, retries not counted
+    std::uint64_t many_calls = 0;  ///< of which carried more than one write of a kind (`preflight_limit_many`)
+    std::uint64_t writes = 0;      ///< writes those calls carried
+    std::uint64_t retried = 0;     ///< writes retried alone after their call of several failed on the server
+};
+
+/// Groups limiter writes into few statements: the fixed-window consumes, token-bucket acquires and admission
+/// reservations (`pg_fixed_window_store`, `pg_rate_limit_store` and `pg_admission_store` built with this batch).
 ///
-/// A turn: writes submitted before the batch's flush runs (queued on the first write's executor when it arrived),
-/// so writes started in one handler share a call. A call holds at most one write of each kind; a second write of a
-/// kind in the same turn starts another call. A call carrying a single write still uses the batch function.
+/// A preflight's stateful phase starts its three writes together; they leave as ONE call of `preflight_limit_batch`
+/// (sql/004_limit_batch.sql): one backend, one commit, instead of three. Under load, while `max_in_flight` calls are
+/// in flight, the writes of the preflights that follow gather in the next call, sent as soon as one in flight
+/// finishes, as ONE call of `preflight_limit_many` (sql/005_limit_many.sql): one set-based statement per kind for
+/// the common case, so the server's cost per write falls as the load rises. A transport optimisation only: each
+/// write keeps the semantics of its standalone statement and its own outcome (a denied write does not stop another).
+///
+/// A call takes writes from its first write's turn (until the flush queued on that write's executor runs) and, when
+/// `max_in_flight` calls are in flight, until one of them finishes; at most `max_writes` of a kind, and never two of
+/// a kind with the same key (such a write starts the next call, so writes of one key are applied in order of
+/// submission when `max_in_flight` is 1).
 ///
 /// Errors: a call that fails fails each of its writes with the pool's error (`pg_pool::exec`); an error raised by
-/// one part on the server (e.g. a count overflowing bigint) rolls back the whole call, so its other writes fail too.
+/// one write on the server (e.g. a count overflowing bigint, a key that is not valid UTF-8) rolls back its call. A
+/// call of one preflight's writes then fails them together; a call of several preflights' writes that failed with
+/// `bad_input` or `store_unavailable` is retried one write at a time (`preflight_limit_batch` each, in order), so a
+/// bad write fails by itself; the first retry that fails otherwise than with `bad_input` fails the writes after it
+/// with its error, untried.
 /// Cancellation (terminal, partial and total) of one write: before its call is sent, the write is dropped from the
 /// call; after, its result is discarded when it arrives (the write may still take effect; the call is never
 /// cancelled, as other writes share it). Destroying the batch fails writes whose call was not sent yet with
@@ -45,20 +73,25 @@ struct pg_limit_batch_rows {
 /// thread-safe.
 class pg_limit_batch {
 public:
-    /// The kinds of write, one slot each per call.
+    /// The kinds of write.
     enum class part : std::size_t { window = 0, bucket = 1, admission = 2 };
 
-    explicit pg_limit_batch(pg_pool& pool);
+    /// Throws `std::invalid_argument` when `max_in_flight` or `max_writes` is 0.
+    explicit pg_limit_batch(pg_pool& pool, pg_limit_batch_options options = {});
     ~pg_limit_batch();
     pg_limit_batch(const pg_limit_batch&) = delete;
     pg_limit_batch& operator=(const pg_limit_batch&) = delete;
 
-    /// Adds one write to the current turn's call. `params` are those of the part, in the function's order:
-    /// window (key, max, period_s, n), bucket (key, T_us, tau_us, quantity), admission (key, max, ttl_ms).
-    /// Resumes with the call's row; the part's outputs start at `first`: window (allowed, count, reset_s),
-    /// bucket (allowed, tat_us or NULL, now_us), admission (lease id or NULL, in_use). Throws
+    /// Adds one write to the call taking writes. `params` are those of the part, in the function's order:
+    /// window (key, max, period_s, n), bucket (key, T_us, tau_us, quantity), admission (key, max, ttl_ms); the
+    /// numbers in the text form Postgres parses (they are sent inside array literals as they are).
+    /// Resumes with the call's rows; the part's outputs are in row `row` from column `first`: window (allowed,
+    /// count, reset_s), bucket (allowed, tat_us or NULL, now_us), admission (lease id or NULL, in_use). Throws
     /// `std::invalid_argument` for a wrong number of parameters.
     boost::asio::awaitable<result<pg_limit_batch_rows>> submit(part p, std::vector<std::string> params);
+
+    /// Current counters.
+    [[nodiscard]] pg_limit_batch_stats stats() const;
 
 private:
     std::shared_ptr<detail::limit_batch_state> state_;

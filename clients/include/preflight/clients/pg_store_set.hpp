@@ -1,5 +1,6 @@
 #pragma once
 
+#include <preflight/clients/pg_limit_batch.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/store_set.hpp>
 
@@ -13,6 +14,8 @@ struct pg_store_options {
     /// that a preflight starts together travel as one statement (one backend, one commit) instead of three. Needs
     /// migration 004. Off: one statement each, sent in parallel (docs/postgres.md compares the two).
     bool batch_limit_writes = true;
+    /// With `batch_limit_writes`: how the batch gathers the writes of several preflights under load.
+    pg_limit_batch_options batch;
 };
 
 /// Every store the built-in gates use, on Postgres: the five fact stores (`pg_ban_store`, `pg_subscription_store`,
