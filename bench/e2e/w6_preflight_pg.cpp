@@ -30,7 +30,7 @@
 //   bench_e2e_w6 [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N] [--warmup N]
 //                [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1] [--speculative auto|on|off]
 //                [--balance 0|1] [--release held|background] [--batch-writes 0|1]
-//                [--batch-in-flight N] [--batch-max N]   (clients::pg_limit_batch_options)
+//                [--gather-reads 0|1] [--batch-in-flight N] [--batch-max N]   (clients::pg_store_options)
 //   (URL defaults to $PREFLIGHT_BENCH_PG_URL, then $PREFLIGHT_TEST_PG_URL)
 #include "workload.hpp"
 #include <preflight/clients/migrations.hpp>
@@ -86,7 +86,8 @@ struct options {
     std::size_t coalesce_max = preflight::clients::pool_params{}.coalesce_max;
     std::string speculative = "auto";
     bool batch_writes = preflight::clients::pg_store_options{}.batch_limit_writes;
-    preflight::clients::pg_limit_batch_options batch;  // --batch-in-flight, --batch-max
+    bool gather_reads = preflight::clients::pg_store_options{}.gather_reads;
+    preflight::clients::pg_gather_options batch;  // --batch-in-flight, --batch-max
     bool balance = false;          // the workload has no billing provider; --balance 1 adds the balance gate
     std::string release = "held";  // held: leases released after the measured phase; background: at once
 };
@@ -401,7 +402,8 @@ preflight::gates::pipeline make_default_pipeline(const options& o, std::shared_p
     preflight::gates::default_pipeline_deps deps;
     preflight::clients::pg_store_options so;
     so.batch_limit_writes = o.batch_writes;
-    so.batch = o.batch;
+    so.gather_reads = o.gather_reads;
+    so.gather = o.batch;
     deps.stores = preflight::clients::make_pg_store_set(std::move(pool), so);
     return preflight::gates::default_pipeline(w6_config(o), std::move(deps));
 }
@@ -579,7 +581,7 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
         extra,
         sizeof extra,
         ",\"client_threads\":1,\"connections\":%zu,\"coalesce\":%s,\"coalesce_max\":%zu,\"tcp_cork\":%s,"
-        "\"speculative\":\"%s\",\"batch_writes\":%s,\"batch_in_flight\":%zu,\"batch_max\":%zu,"
+        "\"speculative\":\"%s\",\"batch_writes\":%s,\"gather_reads\":%s,\"batch_in_flight\":%zu,\"batch_max\":%zu,"
         "\"statements_counted_by\":\"pool stats+pg_stat_database\",\"round_trips_counted_by\":\"statement hook, "
         "%d probe preflights at c=1\",\"balance_gate\":%s,\"lease_release\":\"%s\"",
         o.pool,
@@ -588,8 +590,9 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
         o.cork ? "true" : "false",
         o.speculative.c_str(),
         o.batch_writes ? "true" : "false",
+        o.gather_reads ? "true" : "false",
         o.batch.max_in_flight,
-        o.batch.max_writes,
+        o.batch.max_per_call,
         probe_n,
         o.balance ? "true" : "false",
         o.release == "held" ? "after the measured phase (untimed)" : "background, after each decision"
@@ -664,16 +667,18 @@ int main(int argc, char** argv) {
             o.speculative = v;
         } else if (k == "--batch-writes") {
             o.batch_writes = v != "0";
+        } else if (k == "--gather-reads") {
+            o.gather_reads = v != "0";
         } else if (k == "--batch-in-flight") {
             o.batch.max_in_flight = std::stoul(v);
         } else if (k == "--batch-max") {
-            o.batch.max_writes = std::stoul(v);
+            o.batch.max_per_call = std::stoul(v);
         } else {
             std::cerr << "usage: " << argv[0]
                       << " [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N]"
                          " [--warmup N] [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1]"
                          " [--speculative auto|on|off] [--balance 0|1] [--release held|background] [--batch-writes 0|1]"
-                         " [--batch-in-flight N] [--batch-max N]\n";
+                         " [--gather-reads 0|1] [--batch-in-flight N] [--batch-max N]\n";
             return 2;
         }
     }

@@ -1,3 +1,4 @@
+#include "pg_gather.hpp"
 #include "pg_util.hpp"
 #include <preflight/clients/facts/memory_fact_stores.hpp>
 #include <preflight/clients/pg_facts.hpp>
@@ -85,6 +86,66 @@ const pg_statement subject_facts_stmt{
         " LEFT JOIN LATERAL (SELECT role, usage_cap, used FROM preflight_org_members"
         "   WHERE $6::boolean AND org_id = $3::text AND user_id = $2::text) AS m ON true"};
 
+// The reads of several requests: one array per parameter of preflight_subject_facts (sql/006_subject_facts_many.sql).
+// One row per request: its index from 1, then preflight_subject_facts' columns.
+const pg_statement subject_facts_many_stmt{
+    "preflight_subject_facts_many",
+    "SELECT * FROM preflight_subject_facts_many($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],"
+    " $6::boolean[])"};
+
+constexpr std::size_t subject_facts_columns = 13;
+
+std::pair<pg_statement, std::vector<std::string>> build_reads(const detail::gather_lists& live) {
+    const auto& reads = live[0];
+    if (reads.size() == 1) return {subject_facts_stmt, reads.front()->params};
+    std::vector<std::string> params;
+    params.reserve(6);
+    std::vector<std::string> column;
+    for (std::size_t k = 0; k < 5; ++k) {
+        column.clear();
+        for (const auto* r : reads) column.push_back(r->params[k]);
+        params.push_back(detail::text_array_literal(column));
+    }
+    std::string flags = "{";
+    for (const auto* r : reads) {
+        if (flags.size() > 1) flags += ',';
+        flags += r->params[5];
+    }
+    params.push_back(flags + '}');
+    return {subject_facts_many_stmt, std::move(params)};
+}
+
+// One row per read: the single statement's, or the many function's in any order, each naming its read's index.
+result<std::vector<std::vector<std::size_t>>> locate_reads(const detail::gather_lists& live, const pg_rows& rows) {
+    const auto n = live[0].size();
+    std::vector<std::vector<std::size_t>> at(1, std::vector<std::size_t>(n, n));
+    if (n == 1) {
+        if (rows.size() != 1 || rows.columns() != subject_facts_columns) return errc::protocol_error;
+        at[0][0] = 0;
+        return at;
+    }
+    if (rows.size() != n || rows.columns() != subject_facts_columns + 1) return errc::protocol_error;
+    for (std::size_t r = 0; r < n; ++r) {
+        const auto o = rows.as_int64(r, 0);
+        if (o < 1 || static_cast<std::size_t>(o) > n || at[0][static_cast<std::size_t>(o - 1)] != n) {
+            return errc::protocol_error;
+        }
+        at[0][static_cast<std::size_t>(o - 1)] = r;
+    }
+    return at;
+}
+
+detail::gather_spec reads_spec() {
+    detail::gather_spec s;
+    s.kinds = 1;
+    s.build = build_reads;
+    s.locate = locate_reads;
+    s.retry_alone = [](boost::system::error_code ec) {
+        return ec == errc::bad_input || ec == errc::store_unavailable;
+    };
+    return s;
+}
+
 // ---- writes ----------------------------------------------------------------------------------------------------
 
 // $1 subject, $2 reason, $3 expires_at (µs; '' = permanent). Replaces the subject's bans.
@@ -136,28 +197,13 @@ const pg_statement balance_put_stmt{
 #undef PREFLIGHT_US_OF
 #undef PREFLIGHT_TS_OF
 
-/// A Postgres text[] literal of `items`: every element double-quoted, `"` and `\` backslash-escaped, so any
-/// text (commas, braces, quotes, "NULL", unicode) is one element exactly.
-std::string text_array_literal(const std::vector<std::string>& items) {
-    std::string out = "{";
-    for (std::size_t i = 0; i < items.size(); ++i) {
-        if (i > 0) out += ',';
-        out += '"';
-        for (char c : items[i]) {
-            if (c == '"' || c == '\\') out += '\\';
-            out += c;
-        }
-        out += '"';
-    }
-    out += '}';
-    return out;
-}
-
-std::optional<std::chrono::system_clock::time_point> time_or_null(const pg_rows& rows, std::size_t col) {
-    if (rows.is_null(0, col)) return std::nullopt;
-    return std::chrono::system_clock::time_point{
-        std::chrono::duration_cast<std::chrono::system_clock::duration>(std::chrono::microseconds{rows.as_int64(0, col)}
-        )};
+std::optional<std::chrono::system_clock::time_point> time_or_null(
+    const pg_rows& rows, std::size_t col, std::size_t row = 0
+) {
+    if (rows.is_null(row, col)) return std::nullopt;
+    return std::chrono::system_clock::time_point{std::chrono::duration_cast<std::chrono::system_clock::duration>(
+        std::chrono::microseconds{rows.as_int64(row, col)}
+    )};
 }
 
 std::string micros_or_empty(const std::optional<std::chrono::system_clock::time_point>& t) {
@@ -173,41 +219,42 @@ result<void> check_keys(const Keys&... keys) {
     return {};
 }
 
-// Row readers shared by the single lookups and the combined one: each reads its columns of row 0 from `col` on.
-ban ban_at(const pg_rows& rows, std::size_t col) {
+// Row readers shared by the single lookups and the combined ones: each reads its columns of row `row` (0 unless
+// given) from `col` on.
+ban ban_at(const pg_rows& rows, std::size_t col, std::size_t row = 0) {
     ban b;
-    b.subject_id = std::string(rows.text(0, col));
-    b.reason = std::string(rows.text(0, col + 1));
-    b.until = time_or_null(rows, col + 2);
+    b.subject_id = std::string(rows.text(row, col));
+    b.reason = std::string(rows.text(row, col + 1));
+    b.until = time_or_null(rows, col + 2, row);
     return b;
 }
 
-result<subscription> subscription_at(const pg_rows& rows, std::size_t col) {
-    auto plan = parse_plan_tier(rows.text(0, col + 1));
+result<subscription> subscription_at(const pg_rows& rows, std::size_t col, std::size_t row = 0) {
+    auto plan = parse_plan_tier(rows.text(row, col + 1));
     if (!plan) return errc::protocol_error;
     subscription s;
-    s.owner_id = std::string(rows.text(0, col));
+    s.owner_id = std::string(rows.text(row, col));
     s.plan = *plan;
-    s.status = std::string(rows.text(0, col + 2));
-    s.seats = static_cast<int>(rows.as_int64(0, col + 3));
-    s.current_period_end = time_or_null(rows, col + 4);
+    s.status = std::string(rows.text(row, col + 2));
+    s.seats = static_cast<int>(rows.as_int64(row, col + 3));
+    s.current_period_end = time_or_null(rows, col + 4, row);
     return s;
 }
 
-usage usage_at(const pg_rows& rows, std::size_t col) {
+usage usage_at(const pg_rows& rows, std::size_t col, std::size_t row = 0) {
     usage u;
-    u.requests = static_cast<std::uint64_t>(rows.as_int64(0, col));
-    u.tokens = static_cast<std::uint64_t>(rows.as_int64(0, col + 1));
+    u.requests = static_cast<std::uint64_t>(rows.as_int64(row, col));
+    u.tokens = static_cast<std::uint64_t>(rows.as_int64(row, col + 1));
     return u;
 }
 
-member member_at(const pg_rows& rows, std::size_t col, std::string org_id, std::string user_id) {
+member member_at(const pg_rows& rows, std::size_t col, std::string org_id, std::string user_id, std::size_t row = 0) {
     member m;
     m.org_id = std::move(org_id);
     m.user_id = std::move(user_id);
-    m.role = std::string(rows.text(0, col));
-    if (!rows.is_null(0, col + 1)) m.usage_cap = static_cast<std::uint64_t>(rows.as_int64(0, col + 1));
-    m.used = static_cast<std::uint64_t>(rows.as_int64(0, col + 2));
+    m.role = std::string(rows.text(row, col));
+    if (!rows.is_null(row, col + 1)) m.usage_cap = static_cast<std::uint64_t>(rows.as_int64(row, col + 1));
+    m.used = static_cast<std::uint64_t>(rows.as_int64(row, col + 2));
     return m;
 }
 
@@ -226,7 +273,7 @@ asio::awaitable<result<std::optional<ban>>> pg_ban_store::find_active(std::vecto
     for (const auto& id : subject_ids) {
         if (auto ok = detail::check_key(id); !ok) co_return ok.error();
     }
-    auto params = detail::params(text_array_literal(subject_ids));
+    auto params = detail::params(detail::text_array_literal(subject_ids));
     auto rows = co_await pool_.exec(ban_find_stmt, std::move(params));
     if (!rows) co_return rows.error();
     if (rows->size() == 0) co_return std::optional<ban>{};
@@ -288,26 +335,51 @@ asio::awaitable<result<subject_facts>> pg_subject_facts_source::load(subject_fac
     }
     if (q.usage_subject.empty()) q.usage_period.clear();
     auto params = detail::params(
-        text_array_literal(q.ban_subjects),
+        detail::text_array_literal(q.ban_subjects),
         q.user_id,
         q.org_id,
         std::move(q.usage_subject),
         std::move(q.usage_period),
         std::string(membership ? "t" : "f")
     );
-    auto rows = co_await pool_.exec(subject_facts_stmt, std::move(params));
-    if (!rows) co_return rows.error();
-    if (rows->size() != 1) co_return errc::protocol_error;
+    std::shared_ptr<const pg_rows> rows;
+    std::size_t row = 0;
+    if (gather_) {
+        detail::gather_item item;
+        item.params = std::move(params);
+        auto got = co_await gather_->submit(std::move(item));
+        if (!got) co_return got.error();
+        rows = std::move(got->first);
+        row = got->second;
+    } else {
+        auto r = co_await pool_.exec(subject_facts_stmt, std::move(params));
+        if (!r) co_return r.error();
+        if (r->size() != 1 || r->columns() != subject_facts_columns) co_return errc::protocol_error;
+        rows = std::make_shared<const pg_rows>(std::move(*r));
+    }
+    // The many function's rows start with the read's index: the columns shift by one.
+    const std::size_t c = rows->columns() == subject_facts_columns ? 0 : 1;
     subject_facts out;
-    if (!rows->is_null(0, 0)) out.active_ban = ban_at(*rows, 0);
-    if (!rows->is_null(0, 3)) {
-        auto s = subscription_at(*rows, 3);
+    if (!rows->is_null(row, c)) out.active_ban = ban_at(*rows, c, row);
+    if (!rows->is_null(row, c + 3)) {
+        auto s = subscription_at(*rows, c + 3, row);
         if (!s) co_return s.error();
         out.highest_subscription = std::move(*s);
     }
-    if (!rows->is_null(0, 8)) out.period_usage = usage_at(*rows, 8);
-    if (!rows->is_null(0, 10)) out.membership = member_at(*rows, 10, std::move(q.org_id), std::move(q.user_id));
+    if (!rows->is_null(row, c + 8)) out.period_usage = usage_at(*rows, c + 8, row);
+    if (!rows->is_null(row, c + 10)) {
+        out.membership = member_at(*rows, c + 10, std::move(q.org_id), std::move(q.user_id), row);
+    }
     co_return out;
+}
+
+pg_subject_facts_source::pg_subject_facts_source(pg_pool& pool, std::optional<pg_gather_options> gather)
+    : pool_(pool), gather_(gather ? std::make_unique<detail::gatherer>(pool, reads_spec(), *gather) : nullptr) {}
+
+pg_subject_facts_source::~pg_subject_facts_source() = default;
+
+pg_gather_stats pg_subject_facts_source::gather_stats() const {
+    return gather_ ? gather_->stats() : pg_gather_stats{};
 }
 
 bool pg_subject_facts_source::answers_for(

@@ -1,6 +1,7 @@
 #include <preflight/clients/pg_admission_store.hpp>
 #include <preflight/clients/pg_facts.hpp>
 #include <preflight/clients/pg_fixed_window_store.hpp>
+#include <preflight/clients/pg_limit_batch.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
 #include <preflight/clients/pg_store_set.hpp>
 
@@ -15,7 +16,7 @@ namespace {
 struct pg_stores {
     pg_stores(std::shared_ptr<pg_pool> p, const pg_store_options& o)
         : pool(std::move(p)),
-          batch(*pool, o.batch),
+          batch(*pool, o.gather),
           bans(*pool),
           subscriptions(*pool),
           usage(*pool),
@@ -24,7 +25,7 @@ struct pg_stores {
           rate_limits(*pool, o.batch_limit_writes ? &batch : nullptr),
           windows(*pool, o.batch_limit_writes ? &batch : nullptr),
           admissions(*pool, o.batch_limit_writes ? &batch : nullptr),
-          subject_facts(*pool) {}
+          subject_facts(*pool, o.gather_reads ? std::optional<pg_gather_options>(o.gather) : std::nullopt) {}
 
     std::shared_ptr<pg_pool> pool;
     pg_limit_batch batch;  // before the stores that use it: destroyed after them

@@ -1,4 +1,4 @@
-#include <preflight/clients/pg_limit_batch.hpp>
+#include <preflight/clients/pg_gather_options.hpp>
 #include <preflight/gates/http.hpp>
 #include <preflight/gates/operation.hpp>
 #include <preflight/gates/utf8.hpp>
@@ -590,17 +590,22 @@ void register_server_config(preflight::config_registry& registry) {
         config_type::boolean,
         true,
         "send a preflight's backstop, rate-limit and admission writes as one Postgres call (clients::pg_limit_batch)");
+    add("server.pg_gather_reads",
+        config_type::boolean,
+        true,
+        "gather the combined reads of concurrent requests into shared Postgres calls under load "
+        "(clients::pg_subject_facts_source)");
     add("server.pg_batch_in_flight",
         config_type::integer,
-        static_cast<std::int64_t>(clients::pg_limit_batch_options{}.max_in_flight),
-        "with batched writes: calls in flight at once; under load the next call gathers the writes of the preflights "
-        "that follow until one finishes",
+        static_cast<std::int64_t>(clients::pg_gather_options{}.max_in_flight),
+        "calls in flight at once, for the batched writes and for the gathered reads each; while this many are, the "
+        "next call gathers the statements of the requests that follow until one finishes",
         1,
         1024);
-    add("server.pg_batch_max_writes",
+    add("server.pg_batch_max_per_call",
         config_type::integer,
-        static_cast<std::int64_t>(clients::pg_limit_batch_options{}.max_writes),
-        "with batched writes: writes of one kind per call, at most",
+        static_cast<std::int64_t>(clients::pg_gather_options{}.max_per_call),
+        "writes of one kind, or reads, per gathered call, at most",
         1,
         4096);
     add("server.lease_ttl_ms", config_type::integer, 300000, "how long an unreleased lease is kept", 1, {});

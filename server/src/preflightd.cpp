@@ -197,8 +197,9 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
                 if (!connected) throw std::runtime_error("cannot connect to Postgres: " + connected.error().message());
                 clients::pg_store_options so;
                 so.batch_limit_writes = cfg.get_bool("server.pg_batch_writes");
-                so.batch.max_in_flight = static_cast<std::size_t>(cfg.get_int("server.pg_batch_in_flight"));
-                so.batch.max_writes = static_cast<std::size_t>(cfg.get_int("server.pg_batch_max_writes"));
+                so.gather_reads = cfg.get_bool("server.pg_gather_reads");
+                so.gather.max_in_flight = static_cast<std::size_t>(cfg.get_int("server.pg_batch_in_flight"));
+                so.gather.max_per_call = static_cast<std::size_t>(cfg.get_int("server.pg_batch_max_per_call"));
                 stores = parts.make_pg_stores(pool, so);
                 if (data) {
                     if (!parts.load_pg_data) throw std::runtime_error("this build cannot load data into Postgres");

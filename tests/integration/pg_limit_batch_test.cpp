@@ -57,7 +57,7 @@ protected:
     }
 
     // A new batch (and stores on it) with these options.
-    void rebuild(clients::pg_limit_batch_options o) {
+    void rebuild(clients::pg_gather_options o) {
         windows.reset();
         buckets.reset();
         admissions.reset();
@@ -195,13 +195,13 @@ TEST_F(pg_limit_batch_test, WritesOfSeveralPreflightsInOneTurnShareOneCallAndKee
     const auto st = batch->stats();
     EXPECT_EQ(st.calls, 3U);  // the first reservation, then one call per round
     EXPECT_EQ(st.many_calls, 2U);
-    EXPECT_EQ(st.writes, 17U);
+    EXPECT_EQ(st.items, 17U);
     EXPECT_EQ(st.retried, 0U);
 }
 
 TEST_F(pg_limit_batch_test, WhileACallIsInFlightTheNextGathersLaterWritesInOrder) {
     if (!ready) return;
-    rebuild(clients::pg_limit_batch_options{.max_in_flight = 1, .max_writes = 64});
+    rebuild(clients::pg_gather_options{.max_in_flight = 1, .max_per_call = 64});
     const auto k = unique_key("window");
     const auto later1 = unique_key("window-later1");
     const auto later2 = unique_key("window-later2");
@@ -245,7 +245,7 @@ TEST_F(pg_limit_batch_test, ConcurrentSharedCallsOnOverlappingKeysNeverOverAdmit
     p.url = pg_url;
     p.size = 4;
     clients::pg_pool wide(io.get_executor(), p);
-    clients::pg_limit_batch shared(wide, clients::pg_limit_batch_options{.max_in_flight = 4, .max_writes = 3});
+    clients::pg_limit_batch shared(wide, clients::pg_gather_options{.max_in_flight = 4, .max_per_call = 3});
     clients::pg_fixed_window_store win(wide, &shared);
     clients::pg_admission_store adm(wide, &shared);
     constexpr int n_keys = 5;
@@ -283,7 +283,7 @@ TEST_F(pg_limit_batch_test, ConcurrentSharedCallsOnOverlappingKeysNeverOverAdmit
     }
     const auto st = shared.stats();
     EXPECT_GT(st.many_calls, 0U);
-    EXPECT_EQ(st.writes, static_cast<std::uint64_t>(2 * n_keys * per_key));
+    EXPECT_EQ(st.items, static_cast<std::uint64_t>(2 * n_keys * per_key));
     EXPECT_EQ(st.retried, 0U) << "no call failed (a deadlock would have been retried)";
 }
 
@@ -313,8 +313,8 @@ TEST_F(pg_limit_batch_test, ABadWriteInASharedCallFailsByItself) {
 
 TEST_F(pg_limit_batch_test, OptionsBelowOneAreRejected) {
     if (!ready) return;
-    EXPECT_THROW(clients::pg_limit_batch(*pool, {.max_in_flight = 0, .max_writes = 1}), std::invalid_argument);
-    EXPECT_THROW(clients::pg_limit_batch(*pool, {.max_in_flight = 1, .max_writes = 0}), std::invalid_argument);
+    EXPECT_THROW(clients::pg_limit_batch(*pool, {.max_in_flight = 0, .max_per_call = 1}), std::invalid_argument);
+    EXPECT_THROW(clients::pg_limit_batch(*pool, {.max_in_flight = 1, .max_per_call = 0}), std::invalid_argument);
 }
 
 TEST_F(pg_limit_batch_test, AWriteCancelledBeforeItsCallIsSentIsDropped) {

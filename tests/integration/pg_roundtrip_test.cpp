@@ -241,7 +241,7 @@ TEST_F(pg_preflight_roundtrips, AllowedPathHasTwoSequentialRoundTripsAndOneWrite
 
 TEST_F(pg_preflight_roundtrips, AllowedPathWithoutWriteBatchingSendsTheThreeWritesTogether) {
     if (!ready) return;
-    build({.batch_limit_writes = false, .batch = {}});
+    build({.batch_limit_writes = false, .gather_reads = true, .gather = {}});
     expect_allowed_path(unbatched_writes);
 }
 

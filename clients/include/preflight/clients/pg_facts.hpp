@@ -6,6 +6,7 @@
 #include <preflight/clients/facts/subject_facts.hpp>
 #include <preflight/clients/facts/subscription_store.hpp>
 #include <preflight/clients/facts/usage_store.hpp>
+#include <preflight/clients/pg_gather_options.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>  // max_key_bytes
 
@@ -13,6 +14,7 @@
 #include <boost/json/value.hpp>
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -26,6 +28,10 @@
 // Lifetime: `pool` must outlive the store and every call. Thread safety: every member may be called concurrently
 // from any thread.
 namespace preflight::clients {
+
+namespace detail {
+class gatherer;
+}  // namespace detail
 
 /// Bans in `preflight_bans`. Semantics equal `memory_ban_store` (whose `until` is the row's `expires_at`).
 class pg_ban_store final : public ban_store {
@@ -109,9 +115,18 @@ private:
 /// The read-only facts of one request in ONE statement (one round trip): the lookups of `pg_ban_store`,
 /// `pg_subscription_store`, `pg_usage_store` and `pg_member_store` with exactly their semantics, as lateral
 /// subqueries of a single prepared statement. `make_pg_store_set` sets it as `store_set::subject_facts`.
+///
+/// With `gather` set, the reads of concurrent requests are gathered (`pg_gather_options`): a request's read leaves
+/// at once while fewer than `max_in_flight` calls are in flight; otherwise it joins the next call, sent when one
+/// finishes, and that call reads every request in it with one call of `preflight_subject_facts_many`
+/// (sql/006_subject_facts_many.sql: the same subqueries per request). A shared call that fails with `bad_input` or
+/// `store_unavailable` is retried one read at a time, so a bad read (a period that is not a date) fails by itself.
 class pg_subject_facts_source final : public subject_facts_source {
 public:
-    explicit pg_subject_facts_source(pg_pool& pool) noexcept : pool_(pool) {}
+    explicit pg_subject_facts_source(pg_pool& pool, std::optional<pg_gather_options> gather = std::nullopt);
+    ~pg_subject_facts_source() override;
+    pg_subject_facts_source(const pg_subject_facts_source&) = delete;
+    pg_subject_facts_source& operator=(const pg_subject_facts_source&) = delete;
 
     /// A key longer than `max_key_bytes` or containing NUL is `bad_input` before any statement; a usage period
     /// that is not a date is `bad_input` from the server. A query with nothing to look up sends no statement.
@@ -125,8 +140,12 @@ public:
         const member_store& members
     ) const noexcept override;
 
+    /// The gathering's counters (zeros without `gather`).
+    [[nodiscard]] pg_gather_stats gather_stats() const;
+
 private:
     pg_pool& pool_;
+    std::unique_ptr<detail::gatherer> gather_;
 };
 
 /// Writes facts (for seeding tests and demos, and for admin tools). Each call is one statement; `put_*` replace

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <preflight/clients/pg_gather_options.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/core/errc.hpp>
 
@@ -14,7 +15,7 @@
 namespace preflight::clients {
 
 namespace detail {
-struct limit_batch_state;
+class gatherer;
 }  // namespace detail
 
 /// The rows of one limiter write sent through a `pg_limit_batch`: the call's result, shared by every write of the
@@ -23,24 +24,6 @@ struct pg_limit_batch_rows {
     std::shared_ptr<const pg_rows> rows;
     std::size_t first = 0;
     std::size_t row = 0;
-};
-
-/// Choices of a `pg_limit_batch`.
-struct pg_limit_batch_options {
-    /// Calls in flight at once. While this many are, the next call keeps taking writes (of later preflights) until
-    /// one finishes: under load the writes of many preflights share a call (`preflight_limit_many`); alone, a
-    /// preflight's call leaves at once. At least 1.
-    std::size_t max_in_flight = 2;
-    /// Writes of one kind per call, at most. At least 1.
-    std::size_t max_writes = 64;
-};
-
-/// Counters of a `pg_limit_batch` (monotonic).
-struct pg_limit_batch_stats {
-    std::uint64_t calls = 0;       ///< calls sent, retries not counted
-    std::uint64_t many_calls = 0;  ///< of which carried more than one write of a kind (`preflight_limit_many`)
-    std::uint64_t writes = 0;      ///< writes those calls carried
-    std::uint64_t retried = 0;     ///< writes retried alone after their call of several failed on the server
 };
 
 /// Groups limiter writes into few statements: the fixed-window consumes, token-bucket acquires and admission
@@ -54,7 +37,7 @@ struct pg_limit_batch_stats {
 /// write keeps the semantics of its standalone statement and its own outcome (a denied write does not stop another).
 ///
 /// A call takes writes from its first write's turn (until the flush queued on that write's executor runs) and, when
-/// `max_in_flight` calls are in flight, until one of them finishes; at most `max_writes` of a kind, and never two of
+/// `max_in_flight` calls are in flight, until one of them finishes; at most `max_per_call` of a kind, and never two of
 /// a kind with the same key (such a write starts the next call, so writes of one key are applied in order of
 /// submission when `max_in_flight` is 1).
 ///
@@ -76,8 +59,8 @@ public:
     /// The kinds of write.
     enum class part : std::size_t { window = 0, bucket = 1, admission = 2 };
 
-    /// Throws `std::invalid_argument` when `max_in_flight` or `max_writes` is 0.
-    explicit pg_limit_batch(pg_pool& pool, pg_limit_batch_options options = {});
+    /// Throws `std::invalid_argument` when `max_in_flight` or `max_per_call` is 0.
+    explicit pg_limit_batch(pg_pool& pool, pg_gather_options options = {});
     ~pg_limit_batch();
     pg_limit_batch(const pg_limit_batch&) = delete;
     pg_limit_batch& operator=(const pg_limit_batch&) = delete;
@@ -91,10 +74,10 @@ public:
     boost::asio::awaitable<result<pg_limit_batch_rows>> submit(part p, std::vector<std::string> params);
 
     /// Current counters.
-    [[nodiscard]] pg_limit_batch_stats stats() const;
+    [[nodiscard]] pg_gather_stats stats() const;
 
 private:
-    std::shared_ptr<detail::limit_batch_state> state_;
+    std::unique_ptr<detail::gatherer> gather_;
 };
 
 }  // namespace preflight::clients

@@ -1,6 +1,6 @@
 #pragma once
 
-#include <preflight/clients/pg_limit_batch.hpp>
+#include <preflight/clients/pg_gather_options.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/store_set.hpp>
 
@@ -12,10 +12,15 @@ namespace preflight::clients {
 struct pg_store_options {
     /// The three limit stores share one `pg_limit_batch`: the window consume, bucket acquire and admission reserve
     /// that a preflight starts together travel as one statement (one backend, one commit) instead of three. Needs
-    /// migration 004. Off: one statement each, sent in parallel (docs/postgres.md compares the two).
+    /// migration 004 (005 for a call gathering several preflights' writes). Off: one statement each, sent in parallel
+    /// (docs/postgres.md compares the two).
     bool batch_limit_writes = true;
-    /// With `batch_limit_writes`: how the batch gathers the writes of several preflights under load.
-    pg_limit_batch_options batch;
+    /// The combined reads of concurrent requests gathered into shared calls under load (`pg_subject_facts_source`
+    /// with `gather`). Needs migration 006.
+    bool gather_reads = true;
+    /// How calls gather under load, for the limiter writes (with `batch_limit_writes`) and the reads (with
+    /// `gather_reads`); each has its own calls in flight.
+    pg_gather_options gather;
 };
 
 /// Every store the built-in gates use, on Postgres: the five fact stores (`pg_ban_store`, `pg_subscription_store`,
