@@ -140,9 +140,7 @@ detail::gather_spec reads_spec() {
     s.kinds = 1;
     s.build = build_reads;
     s.locate = locate_reads;
-    s.retry_alone = [](boost::system::error_code ec) {
-        return ec == errc::bad_input || ec == errc::store_unavailable;
-    };
+    s.retry_alone = [](boost::system::error_code ec) { return ec == errc::bad_input || ec == errc::store_unavailable; };
     return s;
 }
 

@@ -355,8 +355,9 @@ asio::awaitable<result<std::pair<shared_rows, std::size_t>>> gatherer::submit(ga
     init.state = state_;
     init.item = std::move(item);
     init.fallback = co_await asio::this_coro::executor;
-    auto [ec, rows, row] =
-        co_await asio::async_initiate<decltype(token), void(error_code, shared_rows, std::size_t)>(std::move(init), token);
+    auto [ec, rows, row] = co_await asio::async_initiate<decltype(token), void(error_code, shared_rows, std::size_t)>(
+        std::move(init), token
+    );
     if (ec) co_return ec;
     co_return std::pair{std::move(rows), row};
 }

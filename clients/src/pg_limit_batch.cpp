@@ -101,9 +101,7 @@ detail::gather_spec limit_spec() {
     s.less = [](const detail::gather_item& a, const detail::gather_item& b) { return a.params[0] < b.params[0]; };
     s.build = build;
     s.locate = locate;
-    s.retry_alone = [](boost::system::error_code ec) {
-        return ec == errc::bad_input || ec == errc::store_unavailable;
-    };
+    s.retry_alone = [](boost::system::error_code ec) { return ec == errc::bad_input || ec == errc::store_unavailable; };
     return s;
 }
 

@@ -7,19 +7,23 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/use_future.hpp>
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
+#include <algorithm>
 #include <chrono>
 #include <exception>
+#include <future>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 // Postgres fact stores beyond the conformance suites: statements per call, input rejected before or by the server,
-// the fact data loader, the Postgres store set, and pipelining of one preflight's concurrent fact reads.
+// the fact data loader, the Postgres store set, pipelining of one preflight's concurrent fact reads, and the combined
+// reads of several requests gathered into one call.
 namespace {
 
 namespace asio = boost::asio;
@@ -360,3 +364,116 @@ TEST_F(pg_facts, four_concurrent_fact_reads_are_pipelined_in_one_flight) {
 }
 
 }  // namespace
+
+namespace {
+
+// Every answer of `f` as text, to compare two sources' answers field by field.
+std::string describe(const clients::subject_facts& f) {
+    std::string out;
+    const auto us = [](const std::optional<std::chrono::system_clock::time_point>& t) {
+        return t ? std::to_string(std::chrono::floor<std::chrono::microseconds>(t->time_since_epoch()).count())
+                 : std::string("-");
+    };
+    if (f.active_ban)
+        out += "ban " + f.active_ban->subject_id + " " + f.active_ban->reason + " " + us(f.active_ban->until);
+    out += " | ";
+    if (f.highest_subscription) {
+        const auto& s = *f.highest_subscription;
+        out += "sub " + s.owner_id + " " + std::to_string(static_cast<int>(s.plan)) + " " + s.status + " " +
+               std::to_string(s.seats) + " " + us(s.current_period_end);
+    }
+    out += " | usage " + std::to_string(f.period_usage.requests) + " " + std::to_string(f.period_usage.tokens) + " | ";
+    if (f.membership) {
+        const auto& m = *f.membership;
+        out += "member " + m.org_id + " " + m.user_id + " " + m.role + " " +
+               (m.usage_cap ? std::to_string(*m.usage_cap) : std::string("-")) + " " + std::to_string(m.used);
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_F(pg_facts, gathered_reads_of_several_requests_share_one_call_and_answer_as_each_alone) {
+    clients::pg_fact_writer w{*pool_};
+    const auto ua = unique_key("user-a"), oa = unique_key("org-a");
+    const auto ub = unique_key("user-b"), ob = unique_key("org-b");
+    const auto uc = unique_key("user-c");
+    const auto od = unique_key("org-d, \"quoted\" {braces} \\ backslash");  // survives the array literal
+    const auto soon = std::chrono::system_clock::now() + 1h;
+    ASSERT_TRUE(run(io_, w.put_subscription({oa, clients::plan_tier::team, "active", 3, soon})));
+    ASSERT_TRUE(run(io_, w.put_subscription({ua, clients::plan_tier::pro, "active", 1, std::nullopt})));
+    ASSERT_TRUE(run(io_, w.put_usage(oa, "2026-11-01", {5, 6})));
+    ASSERT_TRUE(run(io_, w.put_member({oa, ua, "admin", 10, 2})));
+    ASSERT_TRUE(run(io_, w.put_ban({ob, "fraud", std::nullopt})));
+    ASSERT_TRUE(run(io_, w.put_subscription({ob, clients::plan_tier::free, "active", 1, std::nullopt})));
+    ASSERT_TRUE(run(io_, w.put_member({ob, ub, "member", std::nullopt, 0})));
+    ASSERT_TRUE(run(io_, w.put_ban({uc, "abuse", soon})));
+    ASSERT_TRUE(run(io_, w.put_subscription({od, clients::plan_tier::enterprise, "trialing", 9, std::nullopt})));
+    ASSERT_TRUE(run(io_, w.put_ban({od, "chargeback", std::nullopt})));
+
+    std::vector<clients::subject_facts_query> qs;
+    qs.push_back({{ua, oa}, ua, oa, oa, "2026-11-01", true});
+    qs.push_back({{ub, ob}, ub, ob, ob, "2026-11-01", true});
+    qs.push_back({{uc}, uc, "", "", "", false});
+    qs.push_back({{}, ua, ob, oa, "2026-11-01", true});  // no such membership; usage of another subject
+    qs.push_back({{ua, od}, ua, od, "", "", true});
+    qs.push_back(qs.front());  // the same request twice in one call
+
+    clients::pg_subject_facts_source alone{*pool_};
+    std::vector<std::string> expected;
+    for (const auto& q : qs) {
+        auto f = run(io_, alone.load(q));
+        ASSERT_TRUE(f.has_value()) << f.error().message();
+        expected.push_back(describe(*f));
+    }
+    EXPECT_NE(expected[0], expected[1]);
+    EXPECT_NE(expected[0].find("member"), std::string::npos);
+    EXPECT_NE(expected[4].find("chargeback"), std::string::npos);
+
+    clients::pg_subject_facts_source gathered{
+        *pool_, clients::pg_gather_options{.max_in_flight = 1, .max_per_call = 64}};
+    std::vector<std::future<preflight::result<clients::subject_facts>>> fs;
+    for (const auto& q : qs) fs.push_back(asio::co_spawn(io_, gathered.load(q), asio::use_future));
+    io_.restart();
+    while (std::any_of(fs.begin(), fs.end(), [](auto& f) { return f.wait_for(0s) != std::future_status::ready; })) {
+        ASSERT_GT(io_.run_one_for(5s), 0U);
+    }
+    for (std::size_t i = 0; i < fs.size(); ++i) {
+        auto f = fs[i].get();
+        ASSERT_TRUE(f.has_value()) << i << ": " << f.error().message();
+        EXPECT_EQ(describe(*f), expected[i]) << "request " << i;
+    }
+    const auto st = gathered.gather_stats();
+    EXPECT_EQ(st.calls, 1U);
+    EXPECT_EQ(st.many_calls, 1U);
+    EXPECT_EQ(st.items, qs.size());
+    EXPECT_EQ(st.retried, 0U);
+}
+
+TEST_F(pg_facts, a_bad_read_in_a_gathered_call_fails_by_itself) {
+    clients::pg_fact_writer w{*pool_};
+    const auto org = unique_key("org");
+    ASSERT_TRUE(run(io_, w.put_usage(org, "2026-11-01", {3, 4})));
+    clients::pg_subject_facts_source gathered{*pool_, clients::pg_gather_options{}};
+    std::vector<clients::subject_facts_query> qs;
+    qs.push_back({{}, "", org, org, "2026-11-01", false});
+    qs.push_back({{}, "", org, org, "not a date", false});  // the server rejects it: the shared call fails
+    qs.push_back({{}, "", org, org, "2026-11-01", false});
+    std::vector<std::future<preflight::result<clients::subject_facts>>> fs;
+    for (const auto& q : qs) fs.push_back(asio::co_spawn(io_, gathered.load(q), asio::use_future));
+    io_.restart();
+    while (std::any_of(fs.begin(), fs.end(), [](auto& f) { return f.wait_for(0s) != std::future_status::ready; })) {
+        ASSERT_GT(io_.run_one_for(5s), 0U);
+    }
+    auto r0 = fs[0].get();
+    auto r1 = fs[1].get();
+    auto r2 = fs[2].get();
+    ASSERT_TRUE(r0.has_value()) << r0.error().message();
+    EXPECT_EQ(r0->period_usage.requests, 3U);
+    ASSERT_FALSE(r1.has_value());
+    EXPECT_EQ(r1.error(), errc::bad_input);
+    ASSERT_TRUE(r2.has_value()) << r2.error().message();
+    EXPECT_EQ(r2->period_usage.tokens, 4U);
+    EXPECT_EQ(gathered.gather_stats().many_calls, 1U);
+    EXPECT_EQ(gathered.gather_stats().retried, 3U) << "each read again alone";
+}
