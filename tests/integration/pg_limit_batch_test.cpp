@@ -10,6 +10,7 @@
 #include <boost/asio/bind_cancellation_slot.hpp>
 #include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/this_coro.hpp>
@@ -23,6 +24,7 @@
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <vector>
 
 // What the write batch (pg_limit_batch, sql/004_limit_batch.sql and 005_limit_many.sql) adds to the stores'
@@ -38,6 +40,8 @@ namespace clients = preflight::clients;
 namespace limits = preflight::limits;
 using preflight::conformance::run;
 using preflight::conformance::unique_key;
+
+constexpr auto threads_wait = std::chrono::seconds(30);  // bound of one answer when other threads run the io_context
 
 class pg_limit_batch_test : public ::testing::Test {
 protected:
@@ -237,17 +241,18 @@ TEST_F(pg_limit_batch_test, WhileACallIsInFlightTheNextGathersLaterWritesInOrder
     EXPECT_EQ(batch->stats().calls, 2U);
 }
 
-TEST_F(pg_limit_batch_test, ConcurrentSharedCallsOnOverlappingKeysNeverOverAdmitNorDeadlock) {
-    if (!ready) return;
-    // Four calls in flight at once on four connections, each carrying writes of the same few keys: they take the
-    // keys' row locks and admission locks concurrently (in the function's fixed order).
+// Four calls in flight at once on four connections, each carrying writes of the same few keys: they take the keys'
+// row locks and admission locks concurrently (in the function's fixed order). `threads` run `ctx` (0: this thread).
+void overlapping_keys(const std::string& url, asio::io_context& ctx, int threads) {
     clients::pool_params p;
-    p.url = pg_url;
+    p.url = url;
     p.size = 4;
-    clients::pg_pool wide(io.get_executor(), p);
-    clients::pg_limit_batch shared(wide, clients::pg_gather_options{.max_in_flight = 4, .max_per_call = 3});
-    clients::pg_fixed_window_store win(wide, &shared);
-    clients::pg_admission_store adm(wide, &shared);
+    auto wide = std::make_unique<clients::pg_pool>(ctx.get_executor(), p);
+    auto shared = std::make_unique<clients::pg_limit_batch>(
+        *wide, clients::pg_gather_options{.max_in_flight = 4, .max_per_call = 3}
+    );
+    auto win = std::make_unique<clients::pg_fixed_window_store>(*wide, shared.get());
+    auto adm = std::make_unique<clients::pg_admission_store>(*wide, shared.get());
     constexpr int n_keys = 5;
     constexpr int per_key = 40;
     std::vector<std::string> wkeys;
@@ -262,29 +267,60 @@ TEST_F(pg_limit_batch_test, ConcurrentSharedCallsOnOverlappingKeysNeverOverAdmit
         for (int k = 0; k < n_keys; ++k) {
             // A day's window: the run cannot straddle two windows (short of midnight UTC).
             wf.push_back(
-                asio::co_spawn(io, win.consume(wkeys[k], limits::window_limit{25, 86400s}, 1), asio::use_future)
+                asio::co_spawn(ctx, win->consume(wkeys[k], limits::window_limit{25, 86400s}, 1), asio::use_future)
             );
-            af.push_back(asio::co_spawn(io, adm.reserve(akeys[k], 3, 60s), asio::use_future));
+            af.push_back(asio::co_spawn(ctx, adm->reserve(akeys[k], 3, 60s), asio::use_future));
         }
     }
+    auto guard = asio::make_work_guard(ctx);
+    std::vector<std::thread> runners;
+    for (int t = 0; t < threads; ++t) runners.emplace_back([&ctx] { ctx.run(); });
+    const auto ready = [](auto& f) { return f.wait_for(threads_wait) == std::future_status::ready; };
+    const auto get = [&](auto& f) {
+        if (threads == 0) {
+            while (f.wait_for(0s) != std::future_status::ready) {
+                if (ctx.run_one_for(5s) == 0) ADD_FAILURE() << "nothing left to run";
+            }
+        } else {
+            EXPECT_TRUE(ready(f)) << "no answer within the bound";
+        }
+        return f.get();
+    };
     std::vector<int> allowed(n_keys, 0);
     std::vector<int> admitted(n_keys, 0);
+    bool all_ok = true;
     for (std::size_t i = 0; i < wf.size(); ++i) {
-        const auto w = wait(wf[i]);
-        const auto a = wait(af[i]);
-        ASSERT_TRUE(w.has_value()) << w.error().message();
-        ASSERT_TRUE(a.has_value()) << a.error().message();
-        allowed[i % n_keys] += w->allowed ? 1 : 0;
-        admitted[i % n_keys] += a->admitted ? 1 : 0;
+        const auto w = get(wf[i]);
+        const auto a = get(af[i]);
+        all_ok = all_ok && w.has_value() && a.has_value();
+        EXPECT_TRUE(w.has_value()) << w.error().message();
+        EXPECT_TRUE(a.has_value()) << a.error().message();
+        allowed[i % n_keys] += w && w->allowed ? 1 : 0;
+        admitted[i % n_keys] += a && a->admitted ? 1 : 0;
     }
+    guard.reset();
+    ctx.stop();
+    for (auto& r : runners) r.join();
     for (int k = 0; k < n_keys; ++k) {
         EXPECT_EQ(allowed[k], 25) << "window " << k << ": exactly its max of 40 attempts";
         EXPECT_EQ(admitted[k], 3) << "admission " << k << ": exactly its 3 slots of 40 attempts";
     }
-    const auto st = shared.stats();
+    const auto st = shared->stats();
     EXPECT_GT(st.many_calls, 0U);
     EXPECT_EQ(st.items, static_cast<std::uint64_t>(2 * n_keys * per_key));
     EXPECT_EQ(st.retried, 0U) << "no call failed (a deadlock would have been retried)";
+    EXPECT_TRUE(all_ok);
+}
+
+TEST_F(pg_limit_batch_test, ConcurrentSharedCallsOnOverlappingKeysNeverOverAdmitNorDeadlock) {
+    if (!ready) return;
+    overlapping_keys(pg_url, io, 0);
+}
+
+TEST_F(pg_limit_batch_test, TheSameFromTwoThreadsRunningTheIoContext) {
+    if (!ready) return;
+    asio::io_context two(2);
+    overlapping_keys(pg_url, two, 2);
 }
 
 TEST_F(pg_limit_batch_test, ABadWriteInASharedCallFailsByItself) {
