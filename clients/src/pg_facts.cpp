@@ -138,6 +138,7 @@ result<std::vector<std::vector<std::size_t>>> locate_reads(const detail::gather_
 detail::gather_spec reads_spec() {
     detail::gather_spec s;
     s.kinds = 1;
+    s.at_once = true;  // a request has one combined read: nothing to wait for in its turn
     s.build = build_reads;
     s.locate = locate_reads;
     s.retry_alone = [](boost::system::error_code ec) { return ec == errc::bad_input || ec == errc::store_unavailable; };

@@ -193,10 +193,9 @@ struct gather_state : std::enable_shared_from_this<gather_state> {
 
     // Runs one statement for `live`; the rows and each item's row, or the error.
     static asio::awaitable<result<std::pair<shared_rows, std::vector<std::vector<std::size_t>>>>> exec(
-        gather_state& s, pg_pool& pool, const pending_lists& live
+        gather_state& s, pg_pool& pool, const gather_lists& view
     ) {
         try {
-            const auto view = view_of(live);
             auto [st, params] = s.spec.build(view);
             auto r = co_await pool.exec(std::move(st), std::move(params));
             if (!r) co_return r.error();
@@ -260,7 +259,8 @@ struct gather_state : std::enable_shared_from_this<gather_state> {
                 });
             }
         }
-        auto got = co_await exec(*s, *pool, live);
+        const auto view = view_of(live);
+        auto got = co_await exec(*s, *pool, view);
         {
             std::lock_guard lk(s->mu);
             s->finish_locked();
@@ -297,8 +297,8 @@ struct gather_state : std::enable_shared_from_this<gather_state> {
                 }
                 result<std::pair<shared_rows, std::vector<std::vector<std::size_t>>>> got{stop};
                 if (!stop) {
-                    pending_lists one(live.size());
-                    one[k].push_back(p);
+                    gather_lists one(live.size());
+                    one[k].push_back(&p->item);
                     got = co_await exec(*s, pool, one);
                     if (!got && !s->spec.retry_alone(got.error())) stop = got.error();
                 }
@@ -350,6 +350,31 @@ pg_gather_stats gatherer::stats() const {
 }
 
 asio::awaitable<result<std::pair<shared_rows, std::size_t>>> gatherer::submit(gather_item item) {
+    if (state_->spec.at_once) {
+        // No load (nothing of this gathering in flight, the pool idle): this item is a call of its own, sent from
+        // here at once.
+        pg_pool* pool = nullptr;
+        {
+            std::lock_guard lk(state_->mu);
+            if (state_->pool != nullptr && state_->in_flight == 0 && state_->pool->busy() == 0) {
+                ++state_->in_flight;
+                pool = state_->pool;
+            }
+        }
+        if (pool != nullptr) {
+            gather_lists view(state_->spec.kinds);
+            view[item.kind].push_back(&item);
+            auto got = co_await gather_state::exec(*state_, *pool, view);
+            {
+                std::lock_guard lk(state_->mu);
+                state_->finish_locked();
+                ++state_->stats.calls;
+                ++state_->stats.items;
+            }
+            if (!got) co_return got.error();
+            co_return std::pair{std::move(got->first), got->second[item.kind][0]};
+        }
+    }
     auto token = asio::as_tuple(asio::use_awaitable);
     submit_initiation init;
     init.state = state_;

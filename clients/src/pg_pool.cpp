@@ -319,8 +319,9 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
     std::atomic<std::uint64_t> n_syncs{0};
     std::atomic<std::uint64_t> n_connects{0};
     std::atomic<std::uint64_t> n_failures{0};
-    std::uint64_t next_seq = 0;  // strand only
-    link_ptr batching;           // coalescing: the connection collecting this turn's statements
+    std::atomic<std::size_t> n_busy{0};  // callers' statements submitted and not answered yet
+    std::uint64_t next_seq = 0;          // strand only
+    link_ptr batching;                   // coalescing: the connection collecting this turn's statements
     // This pool's place in its context's pool_registry (guarded by the registry's mutex).
     std::shared_ptr<pool_registry::members> registry;
     pool_impl* reg_prev = nullptr;
@@ -352,6 +353,7 @@ struct pool_impl : std::enable_shared_from_this<pool_impl> {
             if (params.on_error && ec != errc::cancelled) params.on_error(r->st.name(), ec, message);
         }
         if (r->internal) return;
+        n_busy.fetch_sub(1, std::memory_order_relaxed);
         r->ec = ec;
         if (later != nullptr) {
             later->push_back(r);
@@ -862,6 +864,7 @@ struct exec_initiation {
                 });
             });
         }
+        impl->n_busy.fetch_add(1, std::memory_order_relaxed);
         // Straight onto the pool's strand: inline when it is free and we are on its io_context's thread (the usual
         // case), queued otherwise. Answers are never handed back inline from here (see `complete`).
         asio::dispatch(impl->strand, [impl = impl, r = request_ptr(std::move(r))] { impl->submit(r); });
@@ -922,6 +925,10 @@ pool_stats pg_pool::stats() const noexcept {
         impl_->n_connects.load(std::memory_order_relaxed),
         impl_->n_failures.load(std::memory_order_relaxed),
     };
+}
+
+std::size_t pg_pool::busy() const noexcept {
+    return impl_->n_busy.load(std::memory_order_relaxed);
 }
 
 std::size_t pg_pool::size() const noexcept {

@@ -7,6 +7,9 @@
 
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
+#include <boost/asio/post.hpp>
+#include <boost/asio/this_coro.hpp>
+#include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
@@ -393,7 +396,7 @@ std::string describe(const clients::subject_facts& f) {
 
 }  // namespace
 
-TEST_F(pg_facts, gathered_reads_of_several_requests_share_one_call_and_answer_as_each_alone) {
+TEST_F(pg_facts, gathered_reads_of_several_requests_share_a_call_and_answer_as_each_alone) {
     clients::pg_fact_writer w{*pool_};
     const auto ua = unique_key("user-a"), oa = unique_key("org-a");
     const auto ub = unique_key("user-b"), ob = unique_key("org-b");
@@ -417,7 +420,7 @@ TEST_F(pg_facts, gathered_reads_of_several_requests_share_one_call_and_answer_as
     qs.push_back({{uc}, uc, "", "", "", false});
     qs.push_back({{}, ua, ob, oa, "2026-11-01", true});  // no such membership; usage of another subject
     qs.push_back({{ua, od}, ua, od, "", "", true});
-    qs.push_back(qs.front());  // the same request twice in one call
+    qs.push_back(qs[1]);  // the same request twice in one call
 
     clients::pg_subject_facts_source alone{*pool_};
     std::vector<std::string> expected;
@@ -443,8 +446,9 @@ TEST_F(pg_facts, gathered_reads_of_several_requests_share_one_call_and_answer_as
         ASSERT_TRUE(f.has_value()) << i << ": " << f.error().message();
         EXPECT_EQ(describe(*f), expected[i]) << "request " << i;
     }
+    // The first read found nothing in flight and left at once, alone; the five after it gathered into one call.
     const auto st = gathered.gather_stats();
-    EXPECT_EQ(st.calls, 1U);
+    EXPECT_EQ(st.calls, 2U);
     EXPECT_EQ(st.many_calls, 1U);
     EXPECT_EQ(st.items, qs.size());
     EXPECT_EQ(st.retried, 0U);
@@ -474,6 +478,28 @@ TEST_F(pg_facts, a_bad_read_in_a_gathered_call_fails_by_itself) {
     EXPECT_EQ(r1.error(), errc::bad_input);
     ASSERT_TRUE(r2.has_value()) << r2.error().message();
     EXPECT_EQ(r2->period_usage.tokens, 4U);
-    EXPECT_EQ(gathered.gather_stats().many_calls, 1U);
-    EXPECT_EQ(gathered.gather_stats().retried, 3U) << "each read again alone";
+    EXPECT_EQ(gathered.gather_stats().many_calls, 1U) << "the first read left alone, the other two together";
+    EXPECT_EQ(gathered.gather_stats().retried, 2U) << "each read of the shared call again alone";
+}
+
+TEST_F(pg_facts, a_lone_gathered_read_leaves_at_once_within_its_callers_turn) {
+    const auto org = unique_key("org");
+    clients::pg_subject_facts_source gathered{*pool_, clients::pg_gather_options{}};
+    const clients::subject_facts_query q{{org}, "", org, "", "", false};
+    ASSERT_TRUE(run(io_, gathered.load(q)));  // connects and prepares
+    ASSERT_EQ(pool_->busy(), 0U);
+    // Started from the io_context's own thread: the read runs inline until it waits for its answer. Nothing is in
+    // flight, so it is already on the wire when co_spawn returns (no wait for the end of the turn).
+    const auto sent_in_turn = run(io_, [&]() -> asio::awaitable<std::uint64_t> {
+        auto ex = co_await asio::this_coro::executor;
+        const auto before = pool_->stats().statements;
+        auto f = asio::co_spawn(ex, gathered.load(q), asio::use_future);
+        const auto in_turn = pool_->stats().statements - before;
+        while (f.wait_for(0s) != std::future_status::ready) co_await asio::post(ex, asio::use_awaitable);
+        EXPECT_TRUE(f.get().has_value());
+        co_return in_turn;
+    }());
+    EXPECT_EQ(sent_in_turn, 1U);
+    EXPECT_EQ(pool_->busy(), 0U) << "every statement answered";
+    EXPECT_EQ(gathered.gather_stats().many_calls, 0U);
 }

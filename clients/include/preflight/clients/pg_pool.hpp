@@ -187,6 +187,10 @@ public:
     /// Current counters.
     [[nodiscard]] pool_stats stats() const noexcept;
 
+    /// Statements submitted through `exec` and not answered yet (approximate under concurrency): 0 when the pool is
+    /// idle. Statements dropped uncalled at shutdown stay counted.
+    [[nodiscard]] std::size_t busy() const noexcept;
+
     /// The configured number of connections.
     [[nodiscard]] std::size_t size() const noexcept;
 
