@@ -87,6 +87,7 @@ struct gather_state : std::enable_shared_from_this<gather_state> {
     std::weak_ptr<call> open;
     std::deque<std::weak_ptr<call>> waiting;  // calls waiting for one in flight to finish, oldest first
     std::size_t in_flight = 0;
+    bool last_shared = false;  // the last call sent carried more than one item (the load is there)
     pg_gather_stats stats;
 
     void add(gather_item item, item_handler h, asio::any_io_executor ex) {
@@ -244,6 +245,7 @@ struct gather_state : std::enable_shared_from_this<gather_state> {
                 widest = std::max(widest, live[k].size());
             }
             if (pool != nullptr && n_live == 0) s->finish_locked();  // every item was cancelled before the flush
+            if (n_live > 0) s->last_shared = n_live > 1;
         }
         if (pool == nullptr) {
             for (auto& ps : live) {
@@ -351,13 +353,15 @@ pg_gather_stats gatherer::stats() const {
 
 asio::awaitable<result<std::pair<shared_rows, std::size_t>>> gatherer::submit(gather_item item) {
     if (state_->spec.at_once) {
-        // No load (nothing of this gathering in flight, the pool idle): this item is a call of its own, sent from
-        // here at once.
+        // No load (nothing of this gathering in flight, the pool idle, the last call not shared): this item is a
+        // call of its own, sent from here at once.
         pg_pool* pool = nullptr;
         {
             std::lock_guard lk(state_->mu);
-            if (state_->pool != nullptr && state_->in_flight == 0 && state_->pool->busy() == 0) {
+            if (state_->pool != nullptr && state_->in_flight == 0 && !state_->last_shared &&
+                state_->pool->busy() == 0) {
                 ++state_->in_flight;
+                state_->last_shared = false;
                 pool = state_->pool;
             }
         }

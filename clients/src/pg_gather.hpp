@@ -38,9 +38,10 @@ using gather_lists = std::vector<std::vector<const gather_item*>>;
 struct gather_spec {
     std::size_t kinds = 1;
     bool distinct_keys = false;  ///< never two items of a kind with the same params[0] in one call
-    /// An item submitted while nothing is in flight (no call of this gathering, no statement on the pool) is sent at
-    /// once as a call of its own, without waiting for the end of its caller's turn (for items that have no partner
-    /// in that turn: the turn's remaining work would delay them). Under load it gathers as usual.
+    /// An item submitted with no sign of load (no call of this gathering in flight, no statement on the pool, and the
+    /// last call sent carried one item) is sent at once as a call of its own, without waiting for the end of its
+    /// caller's turn (for items that have no partner in that turn: the turn's remaining work would delay them).
+    /// Otherwise it gathers as usual.
     bool at_once = false;
     /// When set, a call of more than one item of a kind lists each kind's items in this order.
     std::function<bool(const gather_item&, const gather_item&)> less;
