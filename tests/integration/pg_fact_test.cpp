@@ -482,24 +482,36 @@ TEST_F(pg_facts, a_bad_read_in_a_gathered_call_fails_by_itself) {
     EXPECT_EQ(gathered.gather_stats().retried, 2U) << "each read of the shared call again alone";
 }
 
-TEST_F(pg_facts, a_lone_gathered_read_leaves_at_once_within_its_callers_turn) {
+TEST_F(pg_facts, a_lone_gathered_read_leaves_at_once_within_its_callers_turn_unless_load_was_seen) {
     const auto org = unique_key("org");
     clients::pg_subject_facts_source gathered{*pool_, clients::pg_gather_options{}};
     const clients::subject_facts_query q{{org}, "", org, "", "", false};
     ASSERT_TRUE(run(io_, gathered.load(q)));  // connects and prepares
     ASSERT_EQ(pool_->busy(), 0U);
-    // Started from the io_context's own thread: the read runs inline until it waits for its answer. Nothing is in
-    // flight, so it is already on the wire when co_spawn returns (no wait for the end of the turn).
-    const auto sent_in_turn = run(io_, [&]() -> asio::awaitable<std::uint64_t> {
-        auto ex = co_await asio::this_coro::executor;
-        const auto before = pool_->stats().statements;
-        auto f = asio::co_spawn(ex, gathered.load(q), asio::use_future);
-        const auto in_turn = pool_->stats().statements - before;
-        while (f.wait_for(0s) != std::future_status::ready) co_await asio::post(ex, asio::use_awaitable);
-        EXPECT_TRUE(f.get().has_value());
-        co_return in_turn;
-    }());
-    EXPECT_EQ(sent_in_turn, 1U);
+    // Statements sent within the turn that starts one read (from the io_context's own thread, the read runs inline
+    // until it waits for its answer), then the read's success.
+    const auto sent_in_turn = [&] {
+        return run(io_, [&]() -> asio::awaitable<std::uint64_t> {
+            auto ex = co_await asio::this_coro::executor;
+            const auto before = pool_->stats().statements;
+            auto f = asio::co_spawn(ex, gathered.load(q), asio::use_future);
+            const auto in_turn = pool_->stats().statements - before;
+            while (f.wait_for(0s) != std::future_status::ready) co_await asio::post(ex, asio::use_awaitable);
+            EXPECT_TRUE(f.get().has_value());
+            co_return in_turn;
+        }());
+    };
+    EXPECT_EQ(sent_in_turn(), 1U) << "nothing in flight: on the wire when co_spawn returns";
     EXPECT_EQ(pool_->busy(), 0U) << "every statement answered";
-    EXPECT_EQ(gathered.gather_stats().many_calls, 0U);
+
+    // Load: three reads in one turn (the first leaves alone, the other two share a call).
+    std::vector<std::future<preflight::result<clients::subject_facts>>> fs;
+    for (int i = 0; i < 3; ++i) fs.push_back(asio::co_spawn(io_, gathered.load(q), asio::use_future));
+    io_.restart();
+    while (std::any_of(fs.begin(), fs.end(), [](auto& f) { return f.wait_for(0s) != std::future_status::ready; })) {
+        ASSERT_GT(io_.run_one_for(5s), 0U);
+    }
+    ASSERT_EQ(gathered.gather_stats().many_calls, 1U);
+    EXPECT_EQ(sent_in_turn(), 0U) << "the last call was shared: the next read waits for the end of its turn";
+    EXPECT_EQ(sent_in_turn(), 1U) << "that one was alone: at once again";
 }
