@@ -1,9 +1,12 @@
 #include "pg_gather.hpp"
 #include <preflight/clients/pg_limit_batch.hpp>
 
+#include <algorithm>
 #include <array>
 #include <stdexcept>
+#include <string>
 #include <utility>
+#include <vector>
 
 namespace preflight::clients {
 
