@@ -101,17 +101,12 @@ std::pair<pg_statement, std::vector<std::string>> build_reads(const detail::gath
     std::vector<std::string> params;
     params.reserve(6);
     std::vector<std::string> column;
-    for (std::size_t k = 0; k < 5; ++k) {
+    for (std::size_t k = 0; k < 6; ++k) {
         column.clear();
         for (const auto* r : reads) column.push_back(r->params[k]);
-        params.push_back(detail::text_array_literal(column));
+        // Five text columns, then the membership flags ("t"/"f").
+        params.push_back(k < 5 ? detail::text_array_literal(column) : detail::plain_array_literal(column));
     }
-    std::string flags = "{";
-    for (const auto* r : reads) {
-        if (flags.size() > 1) flags += ',';
-        flags += r->params[5];
-    }
-    params.push_back(flags + '}');
     return {subject_facts_many_stmt, std::move(params)};
 }
 

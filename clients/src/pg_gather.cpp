@@ -406,4 +406,14 @@ std::string text_array_literal(const std::vector<std::string>& items) {
     return out;
 }
 
+std::string plain_array_literal(const std::vector<std::string>& items) {
+    std::string out = "{";
+    for (std::size_t i = 0; i < items.size(); ++i) {
+        if (i > 0) out += ',';
+        out += items[i];
+    }
+    out += '}';
+    return out;
+}
+
 }  // namespace preflight::clients::detail

@@ -79,4 +79,7 @@ private:
 /// A Postgres array literal of text elements, each quoted (backslash before `"` and `\`), so any text survives.
 std::string text_array_literal(const std::vector<std::string>& items);
 
+/// A Postgres array literal of elements that need no quoting (numbers, booleans, in the text the server parses).
+std::string plain_array_literal(const std::vector<std::string>& items);
+
 }  // namespace preflight::clients::detail

@@ -69,16 +69,7 @@ std::pair<pg_statement, std::vector<std::string>> build(const detail::gather_lis
         for (std::size_t k = 0; k < param_count[i]; ++k) {
             column.clear();
             for (const auto* w : live[i]) column.push_back(w->params[k]);
-            if (k == 0) {
-                params.push_back(detail::text_array_literal(column));
-            } else {
-                std::string a = "{";
-                for (const auto& v : column) {
-                    if (a.size() > 1) a += ',';
-                    a += v;
-                }
-                params.push_back(a + '}');
-            }
+            params.push_back(k == 0 ? detail::text_array_literal(column) : detail::plain_array_literal(column));
         }
     }
     return {many_stmt, std::move(params)};
