@@ -12,6 +12,10 @@
 
 namespace preflight::fuzz {
 
+/// examples/data.json of this checkout (the in-memory tenants of fuzz_http): defined in a unit the build generates
+/// from fuzz/fuzz_data_path.cpp.in.
+extern const char* const data_json_path;
+
 [[noreturn]] inline void finding(std::string_view what) {
     std::fprintf(stderr, "FUZZ FINDING: %.*s\n", static_cast<int>(what.size()), what.data());
     std::abort();

@@ -36,10 +36,6 @@
 #include <sys/time.h>
 #include <thread>
 
-#ifndef PREFLIGHT_FUZZ_DATA
-#error "PREFLIGHT_FUZZ_DATA must name examples/data.json"
-#endif
-
 namespace {
 
 namespace asio = boost::asio;
@@ -48,8 +44,8 @@ using tcp = asio::ip::tcp;
 using preflight::fuzz::require;
 
 boost::json::value read_data() {
-    std::ifstream in(PREFLIGHT_FUZZ_DATA, std::ios::binary);
-    if (!in) preflight::fuzz::finding("cannot read " PREFLIGHT_FUZZ_DATA);
+    std::ifstream in(preflight::fuzz::data_json_path, std::ios::binary);
+    if (!in) preflight::fuzz::finding(std::string("cannot read ") + preflight::fuzz::data_json_path);
     std::ostringstream text;
     text << in.rdbuf();
     return boost::json::parse(text.str());

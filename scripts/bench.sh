@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The one benchmark command: every workload of shared/BENCHMARKS.md with its exact parameters, then the report.
 #
-#   scripts/bench.sh [--only W1,W2,...] [--quick] [--no-setup] [--no-report]
+#   scripts/bench.sh [--only W1,W2,...] [--quick] [--no-setup] [--no-report] [--configure-only]
 #
 # 1. scripts/setup.sh --with-bench-tools (gnuplot-nox, wrk, python3); skipped with --no-setup
 # 2. Release build of the benchmark executables in build/bench (never more than -j2)
@@ -10,6 +10,7 @@
 #    whose binary is missing or that fails is recorded as {"workload":..., "not_run": "<why>"}; the run goes on.
 # 5. bench/support/bench_report.py writes docs/benchmarks.md and docs/img/*.png from results.jsonl.
 #
+# --configure-only stops after step 2's configure (tests/scripts/fresh_copy_test.sh runs it from a fresh copy).
 # --quick runs every workload with smaller counts (a smoke test; the figures are not comparable and the report
 # says so). The exit status is 0 when every selected workload ran and passed its own checks, 1 otherwise (the
 # report is written either way).
@@ -17,6 +18,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+. scripts/lib/help.sh
 BUILD=${PREFLIGHT_BENCH_BUILD_DIR:-$ROOT/build/bench}
 RESULTS=$BUILD/results.jsonl
 LOGS=$BUILD/logs
@@ -24,6 +26,7 @@ ONLY="W1,W2,W3,W4,W5,W6,W7"
 QUICK=0
 SETUP=1
 REPORT=1
+CONFIGURE_ONLY=0
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -32,7 +35,8 @@ while [ $# -gt 0 ]; do
     --quick) QUICK=1; shift ;;
     --no-setup) SETUP=0; shift ;;
     --no-report) REPORT=0; shift ;;
-    -h | --help) sed -n '2,16p' "$0"; exit 0 ;;
+    --configure-only) CONFIGURE_ONLY=1; shift ;;
+    -h | --help) script_help; exit 0 ;;
     *) echo "bench.sh: unknown option $1" >&2; exit 2 ;;
     esac
 done
@@ -52,9 +56,13 @@ fi
 declare -A TARGET=([W1]=bench_gates_w1 [W2]=bench_e2e_w2 [W3]=bench_limits_w3 [W4]=bench_cache
     [W5]=bench_pg_limiter [W6]=bench_e2e_w6)
 log "configuring $BUILD (Release)"
-cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPREFLIGHT_BUILD_TESTS=OFF \
-    -DPREFLIGHT_BUILD_BENCH=ON >"$BUILD.configure.log" 2>&1 || { cat "$BUILD.configure.log" >&2; exit 1; }
 mkdir -p "$LOGS"
+cmake -S "$ROOT" -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPREFLIGHT_BUILD_TESTS=OFF \
+    -DPREFLIGHT_BUILD_BENCH=ON >"$LOGS/configure.log" 2>&1 || { cat "$LOGS/configure.log" >&2; exit 1; }
+if [ "$CONFIGURE_ONLY" -eq 1 ]; then
+    log "configured $BUILD (--configure-only: nothing built or run)"
+    exit 0
+fi
 known_targets=$(cmake --build "$BUILD" --target help 2>/dev/null | sed -n 's/^\([A-Za-z0-9_]*\): .*/\1/p')
 wanted=()
 for w in W1 W2 W3 W4 W5 W6; do

@@ -5,6 +5,7 @@
 #
 #   scripts/demo.sh              with Postgres (scripts/pg.sh)
 #   scripts/demo.sh --embedded   the embedded default: in-memory stores, no Postgres
+#   scripts/demo.sh --configure-only   configure preflightd's build and stop (nothing built or run)
 #
 # Env: BUILD_DIR (build/demo), PORT (18090; the second preflightd of the "billing provider down" step uses PORT+1),
 # JOBS (2); PREFLIGHTD (a prebuilt binary: skips the build), PREFLIGHTD_ARGS (extra flags), BILLING_DOWN_URL (the
@@ -14,11 +15,15 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+. scripts/lib/help.sh
 MODE=postgres
+CONFIGURE_ONLY=0
 case "${1:-}" in
     --embedded) MODE=embedded ;;
+    --configure-only) CONFIGURE_ONLY=1 ;;
+    -h | --help) script_help; exit 0 ;;
     "") ;;
-    *) echo "usage: scripts/demo.sh [--embedded]" >&2; exit 2 ;;
+    *) echo "usage: scripts/demo.sh [--embedded | --configure-only | --help]" >&2; exit 2 ;;
 esac
 BUILD_DIR=${BUILD_DIR:-$ROOT/build/demo}
 PORT=${PORT:-18090}
@@ -30,7 +35,7 @@ step "setup: dependencies"
 scripts/setup.sh
 missing=()
 for tool in curl jq; do command -v "$tool" >/dev/null || missing+=("$tool"); done
-if [ ${#missing[@]} -gt 0 ]; then
+if [ ${#missing[@]} -gt 0 ] && [ "$CONFIGURE_ONLY" = 0 ]; then
     echo "demo: installing ${missing[*]}"
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO=sudo
     $SUDO apt-get update -qq
@@ -42,6 +47,7 @@ if [ -z "$BIN" ]; then
     step "build preflightd (Release, $BUILD_DIR)"
     cmake -S . -B "$BUILD_DIR" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPREFLIGHT_BUILD_TESTS=OFF \
         -DPREFLIGHT_BUILD_BENCH=OFF >/dev/null
+    [ "$CONFIGURE_ONLY" = 1 ] && { echo "demo: configured $BUILD_DIR (--configure-only)"; exit 0; }
     cmake --build "$BUILD_DIR" -j "${JOBS:-2}" --target preflightd
     BIN=$BUILD_DIR/server/preflightd
 fi

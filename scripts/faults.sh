@@ -14,6 +14,7 @@
 #
 #   scripts/faults.sh            all of them
 #   scripts/faults.sh a1 c       some
+#   scripts/faults.sh --configure-only   configure the drivers' build and stop (nothing built or run)
 #
 # Env: RATE (requests/s during a1/a2/b, default 600), SLACK_MS (latency slack over the budget, 250), those of
 # tools/reliability/common.sh (PREFLIGHTD, RELIAB_LOAD, RELIAB_BILLING_HANG, BUILD_DIR, JOBS), OUT (work dir).
@@ -22,8 +23,16 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 . "$ROOT/tools/reliability/common.sh"
+. scripts/lib/help.sh
 
+case "${1:-}" in
+-h | --help) script_help; exit 0 ;;
+--configure-only) reliab_build configure; exit 0 ;;
+esac
 faults=("$@")
+for f in "${faults[@]}"; do
+    case "$f" in a1 | a2 | b | c | d) ;; *) echo "faults.sh: unknown fault $f (a1 a2 b c d; --help)" >&2; exit 2 ;; esac
+done
 [ ${#faults[@]} -eq 0 ] && faults=(a1 a2 b c d)
 RATE=${RATE:-600}
 SLACK_MS=${SLACK_MS:-250}

@@ -3,6 +3,12 @@
 # scripts/format.sh --check  fail (exit 1) and list files that are not formatted
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+. scripts/lib/help.sh
+case "${1:-}" in
+-h | --help) script_help; exit 0 ;;
+"" | --check) ;;
+*) echo "format.sh: unknown option $1 (--help)" >&2; exit 2 ;;
+esac
 mapfile -t files < <(git ls-files -co --exclude-standard '*.hpp' '*.cpp' | grep -v '^build')
 [ ${#files[@]} -eq 0 ] && exit 0
 if [ "${1:-}" = "--check" ]; then

@@ -4,20 +4,24 @@
 # as build/fuzz/findings/<target>/crash-*; replay it with build/fuzz/fuzz_<target> <file>.
 #   scripts/fuzz.sh                       every target, 60 s each
 #   scripts/fuzz.sh --seconds 300 http    one target, 5 minutes
+#   scripts/fuzz.sh --configure-only      configure build/fuzz and stop (nothing built or run)
 # Needs clang-14 and libclang-rt-14-dev: scripts/setup.sh --with-fuzz-tools.
 # -fno-sanitize=function: clang 14 cannot emit that check for coroutine frames ("Cannot represent a difference
 # across sections"); every other UBSan check is on.
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
+. scripts/lib/help.sh
 SECONDS_EACH=60
+CONFIGURE_ONLY=0
 JOBS=${JOBS:-2}
 targets=()
 while [ $# -gt 0 ]; do
     case "$1" in
     --seconds) SECONDS_EACH=$2; shift 2 ;;
     --seconds=*) SECONDS_EACH=${1#--seconds=}; shift ;;
-    -h|--help) sed -n '2,8p' "$0"; exit 0 ;;
+    --configure-only) CONFIGURE_ONLY=1; shift ;;
+    -h|--help) script_help; exit 0 ;;
     *) targets+=("$1"); shift ;;
     esac
 done
@@ -30,6 +34,7 @@ echo "==> configure + build fuzz targets in $BUILD (clang-14, -fsanitize=fuzzer,
 CXX=clang++-14 cmake -S fuzz -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize=function -fno-sanitize-recover=all -fno-omit-frame-pointer" \
     -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" >/dev/null
+[ "$CONFIGURE_ONLY" = 1 ] && { echo "fuzz.sh: configured $BUILD (--configure-only)"; exit 0; }
 cmake --build "$BUILD" -j "$JOBS" --target "${targets[@]/#/fuzz_}"
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}

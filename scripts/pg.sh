@@ -120,5 +120,6 @@ status)
     if running; then echo "running: $(url) (dir $PGTMP)"; else echo "not running"; exit 3; fi ;;
 url)
     if running; then url; else echo "pg.sh: not running (scripts/pg.sh start)" >&2; exit 3; fi ;;
-*) echo "usage: $0 start|stop|status|url" >&2; exit 2 ;;
+-h | --help) . "$(dirname "${BASH_SOURCE[0]}")/lib/help.sh"; script_help ;;
+*) echo "usage: $0 start|stop|status|url|--help" >&2; exit 2 ;;
 esac

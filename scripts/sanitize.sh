@@ -5,23 +5,40 @@
 # integration tests against that Postgres (the server's are left out: the sanitizer builds skip the server).
 #   scripts/sanitize.sh            both
 #   scripts/sanitize.sh asan|tsan  one of them
+#   scripts/sanitize.sh --configure-only [asan|tsan]   configure their build directories and stop
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 JOBS=${JOBS:-$(nproc)}
+. scripts/lib/help.sh
+CONFIGURE_ONLY=0
+case "${1:-}" in
+-h | --help) script_help; exit 0 ;;
+--configure-only) CONFIGURE_ONLY=1; shift ;;
+esac
 which=${1:-all}
+# Called by test.sh, the phases join its table (PREFLIGHT_PHASES is set); alone, this script prints its own.
+own_table=1
+[ -n "${PREFLIGHT_PHASES:-}" ] && own_table=0
+. scripts/lib/phases.sh
+. scripts/lib/ccache.sh
+if [ "$own_table" = 1 ]; then trap 'phase_table; rm -f "$PREFLIGHT_PHASES"' EXIT; fi
 
 run_one() {
     local name=$1 flags=$2 kinds=$3 dir=$ROOT/build/$1
-    echo "==> $name: configure + build the $kinds tests (-fsanitize=$flags)"
+    phase "$name: configure + build the $kinds tests (-fsanitize=$flags)"
     cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g" \
         -DPREFLIGHT_SANITIZE="$flags" -DPREFLIGHT_WERROR=ON -DPREFLIGHT_BUILD_BENCH=OFF \
         -DPREFLIGHT_BUILD_SERVER=OFF >/dev/null
+    [ "$CONFIGURE_ONLY" = 1 ] && { echo "==> $name: configured $dir (--configure-only)"; phase_end; return 0; }
     local pattern=${kinds//,/\\|}
     mapfile -t targets < <(cmake --build "$dir" --target help | sed -n "s/^\\(\\($pattern\\)_[a-z_]*\\):.*/\\1/p")
+    ccache_mark
     cmake --build "$dir" -j "$JOBS" --target "${targets[@]}"
-    echo "==> $name: ctest -L ${kinds//,/|}"
+    ccache_report "$name build"
+    phase "$name: ctest -L ${kinds//,/|}"
     ctest --test-dir "$dir" -L "^(${kinds//,/|})\$" --output-on-failure -j "$JOBS"
+    phase_end
 }
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1:strict_string_checks=1}

@@ -2,7 +2,15 @@
 # Installs the Debian packages preflight needs to build, test and benchmark.
 # Idempotent: packages already present are skipped, and apt is not touched when nothing is missing.
 # Never installs Boost 1.74 dev headers (they conflict with libboost1.81-dev).
+#   scripts/setup.sh                     what building and testing need (also ccache, the compiler cache)
+#   scripts/setup.sh --with-bench-tools  also wrk, gnuplot-nox, python3 (scripts/bench.sh)
+#   scripts/setup.sh --with-fuzz-tools   also clang-14 and its runtime (scripts/fuzz.sh)
 set -euo pipefail
+case "${1:-}" in
+-h | --help) . "$(dirname "${BASH_SOURCE[0]}")/lib/help.sh"; script_help; exit 0 ;;
+"" | --with-bench-tools | --with-fuzz-tools) ;;
+*) echo "setup.sh: unknown option $1 (--help)" >&2; exit 2 ;;
+esac
 
 PACKAGES=(
     g++ cmake ninja-build pkg-config
@@ -11,6 +19,7 @@ PACKAGES=(
     postgresql util-linux
     libgtest-dev libgmock-dev libbenchmark-dev
     clang-format
+    ccache
 )
 # Optional tools used by benchmarks and reports; their absence never fails the build or the tests.
 OPTIONAL=(wrk gnuplot-nox python3)

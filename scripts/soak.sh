@@ -7,6 +7,7 @@
 #   scripts/soak.sh                 10 minutes (writes docs/img/soak.png and prints a Markdown table)
 #   scripts/soak.sh --minutes 3     any length
 #   scripts/soak.sh --smoke         1 minute (no boundedness verdict on RSS: too short to plateau)
+#   scripts/soak.sh --configure-only  configure the drivers' build and stop (nothing built or run)
 #
 # Env: RATE (total requests/s, default 1500), CONNECTIONS (8), FRESH (% of requests for a new user/org, 60),
 # PNG (where to write the plot, default docs/img/soak.png; "" = none), OUT (work directory, default a temp dir),
@@ -17,6 +18,7 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$ROOT"
 . "$ROOT/tools/reliability/common.sh"
+. scripts/lib/help.sh
 
 MINUTES=10
 SMOKE=0
@@ -24,7 +26,8 @@ while [ $# -gt 0 ]; do
     case "$1" in
     --minutes) MINUTES=$2; shift 2 ;;
     --smoke) MINUTES=1; SMOKE=1; shift ;;
-    -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+    --configure-only) reliab_build configure; exit 0 ;;
+    -h|--help) script_help; exit 0 ;;
     *) echo "soak.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done

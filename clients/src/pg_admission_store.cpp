@@ -35,7 +35,7 @@ const pg_statement renew_stmt{
     " WHERE lease_id = $1::uuid AND expires_at > clock_timestamp()"};
 
 // Deletes every expired lease.
-const pg_statement purge_stmt{
+const pg_statement admission_purge_stmt{
     "preflight_adm_purge",
     "WITH d AS (DELETE FROM preflight_leases WHERE expires_at <= clock_timestamp() RETURNING 1) SELECT count(*) FROM "
     "d"};
@@ -121,7 +121,7 @@ asio::awaitable<result<bool>> pg_admission_store::renew(std::string lease_id, st
 }
 
 asio::awaitable<result<std::uint64_t>> pg_admission_store::purge_expired() {
-    auto rows = co_await pool_.exec(purge_stmt, std::vector<std::string>{});
+    auto rows = co_await pool_.exec(admission_purge_stmt, std::vector<std::string>{});
     if (!rows) co_return rows.error();
     co_return static_cast<std::uint64_t>(rows->as_int64(0, 0));
 }

@@ -43,7 +43,7 @@ const pg_statement refund_stmt{
     "   AND window_start = floor(extract(epoch FROM clock_timestamp()) / $2::bigint)::bigint * $2::bigint"};
 
 // Deletes windows that ended at least one full period ago.
-const pg_statement purge_stmt{
+const pg_statement window_purge_stmt{
     "preflight_fw_purge",
     "WITH d AS (DELETE FROM preflight_windows WHERE idle_after <= extract(epoch FROM clock_timestamp())"
     " RETURNING 1) SELECT count(*) FROM d"};
@@ -99,7 +99,7 @@ asio::awaitable<result<void>> pg_fixed_window_store::refund(
 
 asio::awaitable<result<std::uint64_t>> pg_fixed_window_store::purge_idle() {
     auto params = detail::params();
-    auto rows = co_await pool_.exec(purge_stmt, std::move(params));
+    auto rows = co_await pool_.exec(window_purge_stmt, std::move(params));
     if (!rows) co_return rows.error();
     co_return static_cast<std::uint64_t>(rows->as_int64(0, 0));
 }

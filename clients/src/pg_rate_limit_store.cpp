@@ -45,7 +45,7 @@ const pg_statement refund_stmt{
     " WHERE key = $1::text"};
 
 // Deletes rows equivalent to an absent key (full bucket).
-const pg_statement purge_stmt{
+const pg_statement bucket_purge_stmt{
     "preflight_rl_purge",
     "WITH d AS (DELETE FROM preflight_rate_limits WHERE tat <= extract(epoch FROM clock_timestamp())::float8 * 1e6"
     " RETURNING 1) SELECT count(*) FROM d"};
@@ -132,7 +132,7 @@ asio::awaitable<result<void>> pg_rate_limit_store::refund(
 }
 
 asio::awaitable<result<std::uint64_t>> pg_rate_limit_store::purge_idle() {
-    auto rows = co_await pool_.exec(purge_stmt, std::vector<std::string>{});
+    auto rows = co_await pool_.exec(bucket_purge_stmt, std::vector<std::string>{});
     if (!rows) co_return rows.error();
     co_return static_cast<std::uint64_t>(rows->as_int64(0, 0));
 }

@@ -1,5 +1,6 @@
 #include "conformance/conformance_support.hpp"
 #include "pg_env.hpp"
+#include "source_paths.hpp"
 #include <preflight/clients/migrations.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
@@ -33,7 +34,7 @@ std::string run_capture(const std::string& cmd) {
 
 struct private_cluster {
     std::string state = "/tmp/preflight-restart-test-" + std::to_string(getpid()) + ".state";
-    std::string script = std::string(PREFLIGHT_SOURCE_DIR) + "/scripts/pg.sh";
+    std::string script = std::string(preflight::test::source_dir) + "/scripts/pg.sh";
     std::string url, pgtmp, port, pgbin;
 
     bool start() {

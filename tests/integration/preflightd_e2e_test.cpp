@@ -18,6 +18,7 @@
 #include <pg_env.hpp>
 #include <poll.h>
 #include <regex>
+#include <source_paths.hpp>
 #include <spawn.h>
 #include <string>
 #include <sys/wait.h>
@@ -38,7 +39,7 @@ using namespace std::chrono_literals;
 class daemon_process {
 public:
     explicit daemon_process(std::vector<std::string> args) {
-        args.insert(args.begin(), PREFLIGHTD_PATH);
+        args.insert(args.begin(), preflight::test::preflightd_path);
         std::vector<char*> argv;
         for (auto& a : args) argv.push_back(a.data());
         argv.push_back(nullptr);
@@ -48,12 +49,12 @@ public:
         posix_spawn_file_actions_init(&fa);
         posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
         posix_spawn_file_actions_addclose(&fa, out[0]);
-        posix_spawn_file_actions_addchdir_np(&fa, PREFLIGHT_SOURCE_DIR);
-        const int rc = posix_spawn(&pid_, PREFLIGHTD_PATH, &fa, nullptr, argv.data(), environ);
+        posix_spawn_file_actions_addchdir_np(&fa, preflight::test::source_dir);
+        const int rc = posix_spawn(&pid_, preflight::test::preflightd_path, &fa, nullptr, argv.data(), environ);
         posix_spawn_file_actions_destroy(&fa);
         close(out[1]);
         out_ = out[0];
-        if (rc != 0) throw std::runtime_error("cannot start " + std::string(PREFLIGHTD_PATH));
+        if (rc != 0) throw std::runtime_error("cannot start " + std::string(preflight::test::preflightd_path));
     }
     ~daemon_process() {
         if (pid_ > 0) {

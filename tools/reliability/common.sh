@@ -1,26 +1,31 @@
 # Shared by scripts/faults.sh and scripts/soak.sh (sourced, not run): finds or builds preflightd and the
 # drivers of tools/reliability, and starts/stops preflightd.
-# Env: PREFLIGHTD, RELIAB_LOAD, RELIAB_BILLING_HANG (prebuilt binaries: skip the build); BUILD_DIR (build/rel:
-# used when it already has the tools' targets, i.e. once the top-level CMakeLists adds tools/reliability);
-# otherwise the drivers and preflightd are built standalone in build/reliab (Release). JOBS (2).
+# Env: PREFLIGHTD, RELIAB_LOAD, RELIAB_BILLING_HANG (prebuilt binaries: skip the build); BUILD_DIR (build/rel: used
+# when it is a configured build that has the drivers' targets); otherwise preflightd and the drivers are built in
+# build/reliab (Release, no tests or benchmarks). JOBS (2).
 
+# reliab_build [configure]: with "configure", only configures the build directory it would use (--configure-only).
 reliab_build() {
-    local jobs=${JOBS:-2}
+    local jobs=${JOBS:-2} mode=${1:-build}
     local bd=${BUILD_DIR:-$ROOT/build/rel}
-    if [ -n "${PREFLIGHTD:-}" ] && [ -n "${RELIAB_LOAD:-}" ] && [ -n "${RELIAB_BILLING_HANG:-}" ]; then return 0; fi
+    if [ "$mode" != configure ] && [ -n "${PREFLIGHTD:-}" ] && [ -n "${RELIAB_LOAD:-}" ] &&
+        [ -n "${RELIAB_BILLING_HANG:-}" ]; then return 0; fi
     if [ -f "$bd/build.ninja" ] && grep -q "build reliab_load:" "$bd/build.ninja"; then
+        [ "$mode" = configure ] && { cmake "$bd" >/dev/null; echo "configured $bd" >&2; return 0; }
         cmake --build "$bd" -j "$jobs" --target preflightd reliab_load reliab_billing_hang >&2
         PREFLIGHTD=${PREFLIGHTD:-$bd/server/preflightd}
         RELIAB_LOAD=${RELIAB_LOAD:-$(find "$bd" -name reliab_load -type f -perm -u+x | head -n1)}
         RELIAB_BILLING_HANG=${RELIAB_BILLING_HANG:-$(find "$bd" -name reliab_billing_hang -type f -perm -u+x | head -n1)}
     else
         bd=$ROOT/build/reliab
-        echo "==> building preflightd and the reliability drivers (Release, $bd)" >&2
-        cmake -S "$ROOT/tools/reliability" -B "$bd" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+        echo "==> $mode: preflightd and the reliability drivers (Release, $bd)" >&2
+        cmake -S "$ROOT" -B "$bd" -G Ninja -DCMAKE_BUILD_TYPE=Release -DPREFLIGHT_BUILD_TESTS=OFF \
+            -DPREFLIGHT_BUILD_BENCH=OFF -DPREFLIGHT_BUILD_SERVER=ON >/dev/null
+        [ "$mode" = configure ] && { echo "configured $bd" >&2; return 0; }
         cmake --build "$bd" -j "$jobs" --target preflightd reliab_load reliab_billing_hang >&2
-        PREFLIGHTD=${PREFLIGHTD:-$bd/preflight/server/preflightd}
-        RELIAB_LOAD=${RELIAB_LOAD:-$bd/reliab_load}
-        RELIAB_BILLING_HANG=${RELIAB_BILLING_HANG:-$bd/reliab_billing_hang}
+        PREFLIGHTD=${PREFLIGHTD:-$bd/server/preflightd}
+        RELIAB_LOAD=${RELIAB_LOAD:-$bd/tools/reliability/reliab_load}
+        RELIAB_BILLING_HANG=${RELIAB_BILLING_HANG:-$bd/tools/reliability/reliab_billing_hang}
     fi
     export PREFLIGHTD RELIAB_LOAD RELIAB_BILLING_HANG
 }

@@ -1,3 +1,4 @@
+#include "offline_pool.hpp"
 #include "run_coro.hpp"
 #include <preflight/clients/facts/memory_fact_stores.hpp>
 #include <preflight/clients/migrations.hpp>
@@ -20,18 +21,12 @@ namespace {
 namespace clients = preflight::clients;
 using preflight::errc;
 using preflight::test::run_coro;
-
-clients::pool_params unreachable() {
-    clients::pool_params p;
-    p.url = "postgresql://nobody@127.0.0.1:1/none";
-    p.size = 1;
-    return p;
-}
+using preflight::test::unreachable_pool;
 
 class pg_facts_offline : public ::testing::Test {
 protected:
     boost::asio::io_context io_;
-    clients::pg_pool pool_{io_.get_executor(), unreachable()};
+    clients::pg_pool pool_{io_.get_executor(), unreachable_pool()};
     clients::pg_ban_store bans_{pool_};
     clients::pg_subscription_store subs_{pool_};
     clients::pg_usage_store usage_{pool_};
@@ -97,7 +92,7 @@ TEST_F(pg_facts_offline, malformed_fact_document_throws_before_any_statement) {
 TEST(pg_store_set_offline, every_store_is_set_and_a_null_pool_is_misuse) {
     boost::asio::io_context io;
     EXPECT_THROW((void)clients::make_pg_store_set(nullptr), std::invalid_argument);
-    auto pool = std::make_shared<clients::pg_pool>(io.get_executor(), unreachable());
+    auto pool = std::make_shared<clients::pg_pool>(io.get_executor(), unreachable_pool());
     std::weak_ptr<clients::pg_pool> weak = pool;
     {
         auto set = clients::make_pg_store_set(std::move(pool));

@@ -1,3 +1,4 @@
+#include "offline_pool.hpp"
 #include "run_coro.hpp"
 #include <preflight/clients/migrations.hpp>
 #include <preflight/clients/pg_admission_store.hpp>
@@ -17,13 +18,7 @@ namespace {
 
 using preflight::errc;
 using preflight::test::run_coro;
-
-preflight::clients::pool_params unreachable() {
-    preflight::clients::pool_params p;
-    p.url = "postgresql://nobody@127.0.0.1:1/none";
-    p.size = 1;
-    return p;
-}
+using preflight::test::unreachable_pool;
 
 }  // namespace
 
@@ -39,7 +34,7 @@ TEST(embedded_migrations, are_ordered_named_and_non_empty) {
 
 TEST(pg_pool_params, zero_size_or_depth_is_misuse) {
     boost::asio::io_context io;
-    auto p = unreachable();
+    auto p = unreachable_pool();
     p.size = 0;
     EXPECT_THROW(preflight::clients::pg_pool(io.get_executor(), p), std::invalid_argument);
     p.size = 1;
@@ -49,7 +44,7 @@ TEST(pg_pool_params, zero_size_or_depth_is_misuse) {
 
 TEST(pg_rate_limit_store_offline, bad_limits_throw_and_bad_keys_are_bad_input) {
     boost::asio::io_context io;
-    preflight::clients::pg_pool pool{io.get_executor(), unreachable()};
+    preflight::clients::pg_pool pool{io.get_executor(), unreachable_pool()};
     preflight::clients::pg_rate_limit_store store{pool};
     EXPECT_THROW(run_coro(io, store.acquire("k", {0, 10}, 1)), std::invalid_argument);
     EXPECT_THROW(run_coro(io, store.acquire("k", {1, 0.5}, 1)), std::invalid_argument);
@@ -65,7 +60,7 @@ TEST(pg_rate_limit_store_offline, bad_limits_throw_and_bad_keys_are_bad_input) {
 
 TEST(pg_fixed_window_store_offline, sub_second_period_throws_and_bad_keys_are_bad_input) {
     boost::asio::io_context io;
-    preflight::clients::pg_pool pool{io.get_executor(), unreachable()};
+    preflight::clients::pg_pool pool{io.get_executor(), unreachable_pool()};
     preflight::clients::pg_fixed_window_store store{pool};
     EXPECT_THROW(run_coro(io, store.consume("k", {10, std::chrono::seconds{0}}, 1)), std::invalid_argument);
     auto r = run_coro(io, store.consume(std::string(preflight::clients::max_key_bytes + 1, 'x'), {}, 1));
@@ -75,7 +70,7 @@ TEST(pg_fixed_window_store_offline, sub_second_period_throws_and_bad_keys_are_ba
 
 TEST(pg_admission_store_offline, malformed_lease_ids_are_unknown_without_a_round_trip) {
     boost::asio::io_context io;
-    preflight::clients::pg_pool pool{io.get_executor(), unreachable()};
+    preflight::clients::pg_pool pool{io.get_executor(), unreachable_pool()};
     preflight::clients::pg_admission_store store{pool};
     for (const char* id :
          {"", "lease-1", "00000000-0000-4000-8000-00000000000", "zzzzzzzz-0000-4000-8000-000000000000"}) {
@@ -91,7 +86,7 @@ TEST(pg_admission_store_offline, malformed_lease_ids_are_unknown_without_a_round
 
 TEST(pg_pool_offline, unreachable_server_fails_typed_and_leaves_no_work) {
     boost::asio::io_context io;
-    preflight::clients::pg_pool pool{io.get_executor(), unreachable()};
+    preflight::clients::pg_pool pool{io.get_executor(), unreachable_pool()};
     const preflight::clients::pg_statement st{"t", "SELECT 1"};
     auto r = run_coro(io, pool.exec(st, {}));
     ASSERT_FALSE(r);

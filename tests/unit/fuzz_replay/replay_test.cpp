@@ -1,6 +1,8 @@
 // Runs every file of fuzz/corpus/<target>/ through its fuzz target. A target reports a finding by aborting
 // (or a sanitizer does), which fails this test; each test also fails when its corpus is missing or empty.
 
+#include "source_paths.hpp"
+
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -23,7 +25,7 @@ namespace {
 using fuzz_fn = int (*)(const std::uint8_t*, std::size_t);
 
 std::size_t replay(const std::string& target, fuzz_fn fn) {
-    const std::filesystem::path dir = std::filesystem::path(PREFLIGHT_FUZZ_CORPUS) / target;
+    const std::filesystem::path dir = std::filesystem::path(preflight::test::source_dir) / "fuzz" / "corpus" / target;
     std::vector<std::filesystem::path> files;
     if (std::filesystem::is_directory(dir)) {
         for (const auto& e : std::filesystem::directory_iterator(dir)) {

@@ -82,6 +82,22 @@ struct spawned_run {
     std::exception_ptr error;
 };
 
+/// An execute request for `org` (user "user_1"): the request most pipeline tests run.
+inline g::request exec_request(std::string org = "org_1") {
+    g::request r;
+    r.op = g::operation::execute;
+    r.subject.org = std::move(org);
+    r.subject.user = "user_1";
+    return r;
+}
+
+/// What a sequential oracle says a run decides: the property tests compare the pipeline with it.
+struct expected {
+    bool allowed = true;
+    std::string gate;
+    int status = 200;
+};
+
 /// Starts `p.run(r)` on `ctx` with `sig` as its cancellation slot; `out` records its completion. `p`, `sig` and
 /// `out` must outlive the run.
 inline void spawn_cancellable(

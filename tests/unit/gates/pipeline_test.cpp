@@ -22,14 +22,6 @@ using preflight::test::run_coro;
 
 namespace {
 
-g::request exec_request(std::string org = "org_1") {
-    g::request r;
-    r.op = g::operation::execute;
-    r.subject.org = std::move(org);
-    r.subject.user = "user_1";
-    return r;
-}
-
 g::decision run_once(asio::io_context& ctx, const g::pipeline& p, g::request r) {
     return run_coro(ctx, p.run(std::move(r)));
 }

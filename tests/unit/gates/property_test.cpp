@@ -25,12 +25,6 @@ struct gate_plan {
     bool shadow = false;
 };
 
-struct expected {
-    bool allowed = true;
-    std::string gate;
-    int status = 200;
-};
-
 /// The sequential oracle: evaluate gates one after another in declaration order.
 expected oracle(const std::vector<gate_plan>& plans) {
     for (std::size_t i = 0; i < plans.size(); ++i) {

@@ -23,13 +23,6 @@ using preflight::result;
 
 namespace {
 
-g::request exec_request() {
-    g::request r;
-    r.op = g::operation::execute;
-    r.subject.org = "org_1";
-    return r;
-}
-
 /// A store shared by the stateful gates and the commit of one trial: net consumes per gate, leases held.
 /// Single-threaded use (one io_context thread).
 struct spec_store {
@@ -113,12 +106,6 @@ g::gate_spec consuming_gate(std::shared_ptr<spec_store> s, std::string name, ste
     }
     return spec;
 }
-
-struct expected {
-    bool allowed = true;
-    std::string gate;
-    int status = 200;
-};
 
 /// The sequential oracle over the stateful gates then the commit, in declaration order.
 expected oracle(const std::vector<step>& steps, const std::vector<std::string>& names) {
