@@ -1,6 +1,6 @@
 add_library(preflight_warnings INTERFACE)
 target_compile_options(preflight_warnings INTERFACE -Wall -Wextra -Wpedantic -Wshadow)
-if(CMAKE_UNITY_BUILD)
+if(PREFLIGHT_UNITY_BUILD)
     # In a unity build the .cpp files of a batch are #included into one unit, so g++ takes a type of one of them
     # that holds an anonymous-namespace member (or a coroutine frame) for a header type: a false ODR warning.
     target_compile_options(preflight_warnings INTERFACE -Wno-subobject-linkage)
