@@ -12,10 +12,11 @@ esac
 mapfile -t files < <(git ls-files -co --exclude-standard '*.hpp' '*.cpp' | grep -v '^build')
 [ ${#files[@]} -eq 0 ] && exit 0
 if [ "${1:-}" = "--check" ]; then
-    bad=0
+    # One clang-format for every file (a process per file took 20 s); only on a failure, one per file to name them.
+    clang-format --dry-run --Werror "${files[@]}" >/dev/null 2>&1 && exit 0
     for f in "${files[@]}"; do
-        if ! clang-format --dry-run --Werror "$f" >/dev/null 2>&1; then echo "not formatted: $f"; bad=1; fi
+        clang-format --dry-run --Werror "$f" >/dev/null 2>&1 || echo "not formatted: $f"
     done
-    exit $bad
+    exit 1
 fi
 clang-format -i "${files[@]}"

@@ -23,7 +23,7 @@ phase() {
 phase_table() {
     phase_end
     [ -s "$PREFLIGHT_PHASES" ] || return 0
-    printf '\n%-72s %8s\n' "phase" "wall (s)"
-    awk -F'\t' '{ printf "%-72s %8d\n", $2, $1; total += $1 } END { printf "%-72s %8d\n", "total", total }' \
+    printf '\n%-84s %8s\n' "phase" "wall (s)"
+    awk -F'\t' '{ printf "%-84s %8d\n", $2, $1; total += $1 } END { printf "%-84s %8d\n", "total", total }' \
         "$PREFLIGHT_PHASES"
 }
