@@ -17,12 +17,10 @@ case "${1:-}" in
 --configure-only) CONFIGURE_ONLY=1; shift ;;
 esac
 which=${1:-all}
-# Called by test.sh, the phases join its table (PREFLIGHT_PHASES is set); alone, this script prints its own.
-own_table=1
-[ -n "${PREFLIGHT_PHASES:-}" ] && own_table=0
+# Called by test.sh, the phases join its table; alone, this script prints its own (scripts/lib/phases.sh).
 . scripts/lib/phases.sh
 . scripts/lib/ccache.sh
-if [ "$own_table" = 1 ]; then trap 'phase_table; rm -f "$PREFLIGHT_PHASES"' EXIT; fi
+trap phase_report EXIT
 
 run_one() {
     local name=$1 flags=$2 kinds=$3 dir=$ROOT/build/$1

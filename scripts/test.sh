@@ -21,7 +21,7 @@ esac
 BUILD_DIR=${BUILD_DIR:-$ROOT/build/test}
 JOBS=${JOBS:-$(nproc)}
 WERROR=${PREFLIGHT_WERROR:-ON}
-PREFLIGHT_PHASES=$(mktemp -t preflight-phases.XXXXXX)
+unset PREFLIGHT_PHASES  # this run's own table
 . scripts/lib/phases.sh
 . scripts/lib/ccache.sh
 
@@ -29,8 +29,7 @@ PG_STARTED=0
 finish() {
     local rc=$?
     [ "$PG_STARTED" = 1 ] && scripts/pg.sh stop
-    phase_table
-    rm -f "$PREFLIGHT_PHASES"
+    phase_report
     [ "$rc" -eq 0 ] || echo "test.sh: FAILED (exit status $rc)" >&2
 }
 trap finish EXIT
