@@ -28,7 +28,7 @@
 // statement of depth d sent at t µs after the run began, "-d@t:name" one completed, "end@t" the decision.
 //
 //   bench_e2e_w6 [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N] [--warmup N]
-//                [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1] [--speculative auto|on|off]
+//                [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1] [--stateful-call auto|separate]
 //                [--balance 0|1] [--release held|background] [--batch-writes 0|1]
 //                [--gather-reads 0|1] [--batch-in-flight N] [--batch-max N]   (clients::pg_store_options)
 //   (URL defaults to $PREFLIGHT_BENCH_PG_URL, then $PREFLIGHT_TEST_PG_URL)
@@ -84,7 +84,7 @@ struct options {
     bool coalesce = preflight::clients::pool_params{}.coalesce;
     bool cork = false;  // pool_params default
     std::size_t coalesce_max = preflight::clients::pool_params{}.coalesce_max;
-    std::string speculative = "auto";
+    std::string stateful_call = "auto";
     bool batch_writes = preflight::clients::pg_store_options{}.batch_limit_writes;
     bool gather_reads = preflight::clients::pg_store_options{}.gather_reads;
     preflight::clients::pg_gather_options batch;  // --batch-in-flight, --batch-max
@@ -393,7 +393,7 @@ preflight::config w6_config(const options& o) {
     for (const char* tier : {"free", "pro", "team", "enterprise"}) {
         overrides[std::string("usage.limits.") + tier] = std::int64_t{1} << 60;
     }
-    overrides["pipeline.speculative_stateful"] = o.speculative;
+    overrides["pipeline.stateful_call"] = o.stateful_call;
     overrides["balance.enabled"] = o.balance;
     return preflight::bench::unlimited_default_pipeline_config(overrides);
 }
@@ -581,14 +581,14 @@ bool run_preflight_case(const options& o, pqxx::connection& admin, pqxx::connect
         extra,
         sizeof extra,
         ",\"client_threads\":1,\"connections\":%zu,\"coalesce\":%s,\"coalesce_max\":%zu,\"tcp_cork\":%s,"
-        "\"speculative\":\"%s\",\"batch_writes\":%s,\"gather_reads\":%s,\"batch_in_flight\":%zu,\"batch_max\":%zu,"
+        "\"stateful_call\":\"%s\",\"batch_writes\":%s,\"gather_reads\":%s,\"batch_in_flight\":%zu,\"batch_max\":%zu,"
         "\"statements_counted_by\":\"pool stats+pg_stat_database\",\"round_trips_counted_by\":\"statement hook, "
         "%d probe preflights at c=1\",\"balance_gate\":%s,\"lease_release\":\"%s\"",
         o.pool,
         o.coalesce ? "true" : "false",
         o.coalesce_max,
         o.cork ? "true" : "false",
-        o.speculative.c_str(),
+        o.stateful_call.c_str(),
         o.batch_writes ? "true" : "false",
         o.gather_reads ? "true" : "false",
         o.batch.max_in_flight,
@@ -663,8 +663,8 @@ int main(int argc, char** argv) {
             o.balance = v != "0";
         } else if (k == "--release") {
             o.release = v;
-        } else if (k == "--speculative") {
-            o.speculative = v;
+        } else if (k == "--stateful-call") {
+            o.stateful_call = v;
         } else if (k == "--batch-writes") {
             o.batch_writes = v != "0";
         } else if (k == "--gather-reads") {
@@ -677,7 +677,7 @@ int main(int argc, char** argv) {
             std::cerr << "usage: " << argv[0]
                       << " [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N]"
                          " [--warmup N] [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1]"
-                         " [--speculative auto|on|off] [--balance 0|1] [--release held|background] [--batch-writes 0|1]"
+                         " [--stateful-call auto|separate] [--balance 0|1] [--release held|background] [--batch-writes 0|1]"
                          " [--gather-reads 0|1] [--batch-in-flight N] [--batch-max N]\n";
             return 2;
         }

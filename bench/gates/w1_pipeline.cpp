@@ -147,11 +147,11 @@ g::pipeline build_pipeline(world& w) {
     set_checks(rate, [&w](g::gate_context& c) -> result<g::verdict> {
         auto r = w.bucket.try_acquire(c.req().subject.org, infinite_bucket, 1);
         if (!r) return r.error();
-        return r->allowed ? g::verdict::pass() : g::verdict::deny(deny(429, "rate_limited"));
+        if (!r->allowed) return g::verdict::deny(deny(429, "rate_limited"));
+        return g::verdict::pass_with_undo([&w, org = c.req().subject.org]() -> asio::awaitable<result<void>> {
+            co_return w.bucket.refund_now(org, infinite_bucket, 1);
+        });
     });
-    rate.compensate = [&w](const g::request& r) -> asio::awaitable<result<void>> {
-        co_return w.bucket.refund_now(r.subject.org, infinite_bucket, 1);
-    };
     g::gate_spec admission;
     admission.name = "admission";
     admission.phase = g::phase::commit;

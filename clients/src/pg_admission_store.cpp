@@ -1,3 +1,4 @@
+#include "pg_limit_answers.hpp"
 #include "pg_util.hpp"
 #include <preflight/clients/pg_admission_store.hpp>
 
@@ -40,19 +41,6 @@ const pg_statement admission_purge_stmt{
     "WITH d AS (DELETE FROM preflight_leases WHERE expires_at <= clock_timestamp() RETURNING 1) SELECT count(*) FROM "
     "d"};
 
-// Canonical UUID text (8-4-4-4-12 hex digits): anything else cannot be a lease of this store.
-bool is_uuid(std::string_view s) {
-    if (s.size() != 36) return false;
-    for (std::size_t i = 0; i < s.size(); ++i) {
-        if (i == 8 || i == 13 || i == 18 || i == 23) {
-            if (s[i] != '-') return false;
-        } else if (std::isxdigit(static_cast<unsigned char>(s[i])) == 0) {
-            return false;
-        }
-    }
-    return true;
-}
-
 // Parses preflight_admit's composite "(<uuid or empty>,<integer>)" (neither field ever needs quoting).
 std::optional<std::pair<std::string_view, std::uint32_t>> parse_admit(std::string_view s) {
     if (s.size() < 4 || s.front() != '(' || s.back() != ')') return std::nullopt;
@@ -61,7 +49,7 @@ std::optional<std::pair<std::string_view, std::uint32_t>> parse_admit(std::strin
     if (comma == std::string_view::npos) return std::nullopt;
     const auto id = s.substr(0, comma);
     const auto num = s.substr(comma + 1);
-    if (!id.empty() && !is_uuid(id)) return std::nullopt;
+    if (!id.empty() && !detail::is_uuid(id)) return std::nullopt;
     std::uint32_t in_use = 0;
     const auto [end, ec] = std::from_chars(num.data(), num.data() + num.size(), in_use);
     if (ec != std::errc{} || end != num.data() + num.size()) return std::nullopt;
@@ -76,36 +64,28 @@ asio::awaitable<result<limits::lease_grant>> pg_admission_store::reserve(
     if (auto ok = detail::check_key(key); !ok) co_return ok.error();
     if (max_slots > static_cast<std::uint32_t>(std::numeric_limits<std::int32_t>::max())) co_return errc::bad_input;
     auto params = detail::params(std::move(key), std::to_string(max_slots), std::to_string(ttl.count()));
-    std::optional<std::pair<std::string_view, std::uint32_t>> parsed;
-    pg_rows own;
-    std::shared_ptr<const pg_rows> shared;
+    std::optional<limits::lease_grant> out;
     if (batch_ != nullptr) {
         // The batch's (lease id or NULL, in_use) in row `row` from column `first`.
         auto got = co_await batch_->submit(pg_limit_batch::part::admission, std::move(params));
         if (!got) co_return got.error();
-        shared = std::move(got->rows);
-        const auto id = shared->text(got->row, got->first);
-        const auto in_use = shared->as_int64(got->row, got->first + 1);
-        if ((id.empty() || is_uuid(id)) && in_use >= 0 && in_use <= std::numeric_limits<std::int32_t>::max()) {
-            parsed.emplace(id, static_cast<std::uint32_t>(in_use));
-        }
+        const auto& rows = *got->rows;
+        out = detail::admission_answer(rows.text(got->row, got->first), rows.as_int64(got->row, got->first + 1), max_slots);
     } else {
         auto rows = co_await pool_.exec(reserve_stmt, std::move(params));
         if (!rows) co_return rows.error();
-        own = std::move(*rows);
-        if (own.size() == 1 && !own.is_null(0, 0)) parsed = parse_admit(own.text(0, 0));
+        if (rows->size() == 1 && !rows->is_null(0, 0)) {
+            if (auto parsed = parse_admit(rows->text(0, 0))) {
+                out = detail::admission_answer(parsed->first, parsed->second, max_slots);
+            }
+        }
     }
-    if (!parsed) co_return errc::protocol_error;  // not what preflight_admit returns: a schema mismatch
-    limits::lease_grant out;
-    out.admitted = !parsed->first.empty();
-    out.lease_id = std::string(parsed->first);
-    out.in_use = parsed->second;
-    out.max = max_slots;
-    co_return out;
+    if (!out) co_return errc::protocol_error;  // not what preflight_admit returns: a schema mismatch
+    co_return std::move(*out);
 }
 
 asio::awaitable<result<bool>> pg_admission_store::release(std::string lease_id) {
-    if (!is_uuid(lease_id)) co_return false;
+    if (!detail::is_uuid(lease_id)) co_return false;
     auto params = detail::params(std::move(lease_id));
     auto rows = co_await pool_.exec(release_stmt, std::move(params));
     if (!rows) co_return result<bool>{boost::system::in_place_error, rows.error()};
@@ -113,7 +93,7 @@ asio::awaitable<result<bool>> pg_admission_store::release(std::string lease_id) 
 }
 
 asio::awaitable<result<bool>> pg_admission_store::renew(std::string lease_id, std::chrono::milliseconds ttl) {
-    if (!is_uuid(lease_id)) co_return false;
+    if (!detail::is_uuid(lease_id)) co_return false;
     auto params = detail::params(std::move(lease_id), std::to_string(ttl.count()));
     auto rows = co_await pool_.exec(renew_stmt, std::move(params));
     if (!rows) co_return result<bool>{boost::system::in_place_error, rows.error()};

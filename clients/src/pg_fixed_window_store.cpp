@@ -1,3 +1,4 @@
+#include "pg_limit_answers.hpp"
 #include "pg_util.hpp"
 #include <preflight/clients/pg_fixed_window_store.hpp>
 
@@ -36,7 +37,7 @@ const pg_statement consume_stmt{
 
 // $1 key, $2 period (s), $3 n. Gives n units back to the key's current window (never below zero); a row holding
 // another window (or another period) is left alone.
-const pg_statement refund_stmt{
+const pg_statement window_refund_stmt{
     "preflight_fw_refund",
     "UPDATE preflight_windows SET count = greatest(count - $3::bigint, 0)"
     " WHERE key = $1::text AND period_s = $2::bigint"
@@ -62,23 +63,15 @@ asio::awaitable<result<limits::window_result>> pg_fixed_window_store::consume(
     auto params = detail::params(
         std::move(key), std::to_string(limit.max), std::to_string(limit.period.count()), std::to_string(n)
     );
-    // Both forms answer (allowed, count, seconds until the window ends) in row `r` from column `c`.
-    const auto answer = [&limit](const pg_rows& rows, std::size_t r, std::size_t c) {
-        limits::window_result out;
-        out.allowed = rows.as_bool(r, c);
-        out.count = static_cast<std::uint64_t>(rows.as_int64(r, c + 1));
-        out.max = limit.max;
-        out.reset_after = detail::us_to_ns(rows.as_double(r, c + 2) * 1e6);
-        return out;
-    };
+    // Both forms answer (allowed, count, seconds until the window ends).
     if (batch_ != nullptr) {
         auto got = co_await batch_->submit(pg_limit_batch::part::window, std::move(params));
         if (!got) co_return got.error();
-        co_return answer(*got->rows, got->row, got->first);
+        co_return detail::window_answer(*got->rows, got->row, got->first, limit.max);
     }
     auto rows = co_await pool_.exec(consume_stmt, std::move(params));
     if (!rows) co_return rows.error();
-    co_return answer(*rows, 0, 0);
+    co_return detail::window_answer(*rows, 0, 0, limit.max);
 }
 
 asio::awaitable<result<void>> pg_fixed_window_store::refund(
@@ -92,7 +85,7 @@ asio::awaitable<result<void>> pg_fixed_window_store::refund(
     if (n > max_i64) co_return errc::bad_input;
     if (n == 0) co_return result<void>{};
     auto params = detail::params(std::move(key), std::to_string(limit.period.count()), std::to_string(n));
-    auto rows = co_await pool_.exec(refund_stmt, std::move(params));
+    auto rows = co_await pool_.exec(window_refund_stmt, std::move(params));
     if (!rows) co_return rows.error();
     co_return result<void>{};
 }

@@ -131,13 +131,19 @@ struct gather_state : std::enable_shared_from_this<gather_state> {
         }
     }
 
-    // Room for `it` in `c`: below max_per_call of its kind, and (when keys must be distinct) no item of its key.
+    // Room for `it` in `c`: below max_per_call of its kind, and (when keys must be distinct) no item of its key nor one
+    // in conflict with it.
     bool fits(const call& c, const gather_item& it) const {
         const auto& ps = c.items[it.kind];
         if (ps.size() >= opts.max_per_call) return false;
         if (spec.distinct_keys) {
             for (const auto& o : ps) {
                 if (o->item.params[0] == it.params[0]) return false;
+            }
+        }
+        if (spec.conflict) {
+            for (const auto& o : ps) {
+                if (spec.conflict(o->item, it)) return false;
             }
         }
         return true;

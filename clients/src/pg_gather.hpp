@@ -38,6 +38,9 @@ using gather_lists = std::vector<std::vector<const gather_item*>>;
 struct gather_spec {
     std::size_t kinds = 1;
     bool distinct_keys = false;  ///< never two items of a kind with the same params[0] in one call
+    /// When set, never two items of a kind for which it holds in one call (for items with several keys; checked
+    /// besides `distinct_keys`).
+    std::function<bool(const gather_item&, const gather_item&)> conflict;
     /// An item submitted with no sign of load (no call of this gathering in flight, no statement on the pool, and the
     /// last call sent carried one item) is sent at once as a call of its own, without waiting for the end of its
     /// caller's turn (for items that have no partner in that turn: the turn's remaining work would delay them).

@@ -1,3 +1,4 @@
+#include "pg_limit_answers.hpp"
 #include "pg_util.hpp"
 #include <preflight/clients/pg_rate_limit_store.hpp>
 
@@ -38,7 +39,7 @@ const pg_statement peek_stmt{
     " extract(epoch FROM clock_timestamp())::float8 * 1e6"};
 
 // $1 key, $2 T (µs), $3 quantity. TAT = max(TAT - q*T, now); an unknown key matches no row.
-const pg_statement refund_stmt{
+const pg_statement bucket_refund_stmt{
     "preflight_rl_refund",
     "UPDATE preflight_rate_limits"
     " SET tat = greatest(tat - $3::float8 * $2::float8, extract(epoch FROM clock_timestamp())::float8 * 1e6)"
@@ -60,11 +61,6 @@ void check_limit(const limits::bucket_limit& limit, const std::string& key) {
     }
 }
 
-// remaining = floor((now + tau - tat) / T), tolerant of float rounding, never negative.
-double remaining_tokens(double now, double tau, double tat, double t) {
-    return std::max(0.0, std::floor((now + tau - tat) / t + 1e-9));
-}
-
 }  // namespace
 
 asio::awaitable<result<limits::acquire_result>> pg_rate_limit_store::acquire(
@@ -72,10 +68,11 @@ asio::awaitable<result<limits::acquire_result>> pg_rate_limit_store::acquire(
 ) {
     check_limit(limit, key);
     if (auto ok = detail::check_key(key); !ok) co_return ok.error();
-    const double t = 1e6 / limit.rate_per_s;
-    const double tau = limit.burst * t;
-    limits::acquire_result out;
+    const auto g = detail::gcra_of(limit);
+    const double t = g.t;
+    const double tau = g.tau;
     if (quantity == 0) {
+        limits::acquire_result out;
         auto params = detail::params(std::move(key));
         auto rows = co_await pool_.exec(peek_stmt, std::move(params));
         if (!rows) co_return rows.error();
@@ -83,7 +80,7 @@ asio::awaitable<result<limits::acquire_result>> pg_rate_limit_store::acquire(
         const double base = rows->is_null(0, 0) ? now : std::max(rows->as_double(0, 0), now);
         out.allowed = base + t - now <= tau;
         out.retry_after = detail::us_to_ns(std::max(0.0, base + t - tau - now));
-        out.remaining = remaining_tokens(now, tau, base, t);
+        out.remaining = detail::remaining_tokens(now, tau, base, t);
         out.reset_after = detail::us_to_ns(base - now);
         co_return out;
     }
@@ -104,19 +101,7 @@ asio::awaitable<result<limits::acquire_result>> pg_rate_limit_store::acquire(
         if (!rows) co_return rows.error();
         own = std::move(*rows);
     }
-    const pg_rows& rows = shared ? *shared : own;
-    out.allowed = rows.as_bool(row, c);
-    const double now = rows.as_double(row, c + 2);
-    const double tat = rows.is_null(row, c + 1) ? now : rows.as_double(row, c + 1);
-    const double base = std::max(tat, now);
-    if (out.allowed) {
-        out.retry_after = std::chrono::nanoseconds{0};
-    } else {
-        out.retry_after = detail::us_to_ns(std::max(0.0, base + quantity * t - tau - now));
-    }
-    out.remaining = remaining_tokens(now, tau, base, t);
-    out.reset_after = detail::us_to_ns(base - now);
-    co_return out;
+    co_return detail::bucket_answer(shared ? *shared : own, row, c, g, quantity);
 }
 
 asio::awaitable<result<void>> pg_rate_limit_store::refund(
@@ -126,7 +111,7 @@ asio::awaitable<result<void>> pg_rate_limit_store::refund(
     if (auto ok = detail::check_key(key); !ok) co_return ok.error();
     if (quantity == 0) co_return result<void>{};
     auto params = detail::params(std::move(key), detail::to_text(1e6 / limit.rate_per_s), std::to_string(quantity));
-    auto rows = co_await pool_.exec(refund_stmt, std::move(params));
+    auto rows = co_await pool_.exec(bucket_refund_stmt, std::move(params));
     if (!rows) co_return rows.error();
     co_return result<void>{};
 }

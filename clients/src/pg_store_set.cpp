@@ -2,6 +2,7 @@
 #include <preflight/clients/pg_facts.hpp>
 #include <preflight/clients/pg_fixed_window_store.hpp>
 #include <preflight/clients/pg_limit_batch.hpp>
+#include <preflight/clients/pg_limit_chain.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
 #include <preflight/clients/pg_store_set.hpp>
 
@@ -17,6 +18,7 @@ struct pg_stores {
     pg_stores(std::shared_ptr<pg_pool> p, const pg_store_options& o)
         : pool(std::move(p)),
           batch(*pool, o.gather),
+          chain(*pool, o.gather),
           bans(*pool),
           subscriptions(*pool),
           usage(*pool),
@@ -29,6 +31,7 @@ struct pg_stores {
 
     std::shared_ptr<pg_pool> pool;
     pg_limit_batch batch;  // before the stores that use it: destroyed after them
+    pg_limit_chain chain;
     pg_ban_store bans;
     pg_subscription_store subscriptions;
     pg_usage_store usage;
@@ -72,6 +75,7 @@ store_set make_pg_store_set(std::shared_ptr<pg_pool> pool, pg_store_options opti
     s.rate_limits = std::shared_ptr<limits::rate_limit_store>(all, &all->rate_limits);
     s.windows = std::shared_ptr<limits::fixed_window_store>(all, &all->windows);
     s.admissions = std::shared_ptr<limits::admission_store>(all, &all->admissions);
+    s.limit_chain = std::shared_ptr<limits::limit_chain>(all, &all->chain);
     s.subject_facts = std::shared_ptr<subject_facts_source>(all, &all->subject_facts);
     s.purge = [all]() { return purge_all(all); };
     return s;

@@ -60,7 +60,6 @@ boost::json::object decision::to_json() const {
         e["fail_open"] = t.fail_open;
         e["shadow"] = t.shadow;
         e["would_deny"] = t.would_deny;
-        e["speculative"] = t.speculative;
         e["compensated"] = t.compensated;
         if (!t.reason.empty()) e["reason"] = detail::json_text(t.reason);
         tr.emplace_back(std::move(e));

@@ -38,6 +38,8 @@ std::string_view to_string(event_kind k) noexcept {
         case event_kind::fail_open: return "fail_open";
         case event_kind::compensation_failed: return "compensation_failed";
         case event_kind::release_failed: return "release_failed";
+        case event_kind::gate_off: return "gate_off";
+        case event_kind::lease_lost: return "lease_lost";
     }
     return "unknown";
 }
@@ -149,9 +151,8 @@ public:
         bool started = false;
         bool finished = false;  // result recorded (done, timed out, or cancelled by the run)
         bool effective_deny = false;
-        bool consumed = false;  // stateful gate passed by its check: compensate on a later denial
         std::optional<denial> deny;
-        verdict passed;  // commit gate: carries the lease
+        verdict passed;  // stateful gate: carries its undo (run on a later denial); commit gate: the lease
     };
     struct fact_slot {
         enum class state { idle, loading, done } st = state::idle;
@@ -257,9 +258,10 @@ private:
             c.started = false;
             c.finished = false;
             c.effective_deny = false;
-            c.consumed = false;
             c.deny.reset();
-            if (c.passed.release() || !c.passed.lease_id().empty() || c.passed.denied()) c.passed = verdict{};
+            if (c.passed.release() || c.passed.undo() || !c.passed.lease_id().empty() || c.passed.denied()) {
+                c.passed = verdict{};
+            }
         }
         for (std::size_t fi = 0; fi < n_facts_; ++fi) {
             auto& f = facts_[fi];
@@ -284,8 +286,6 @@ private:
         decider_.reset();
         stage_ = stage::read_only;
         next_stateful_ = 0;
-        spec_started_ = false;
-        spec_next_ = 0;
         compensate_for_ = npos;
         driver_waiting_ = false;
         spawned_ = false;
@@ -330,14 +330,6 @@ private:
     asio::awaitable<bool> wait_wake();
     void resume_driver(bool queued);
     asio::awaitable<void> compensate(std::string why);
-    asio::awaitable<void> release_commit(const std::string& why);
-    bool advance_speculative();
-    [[nodiscard]] std::size_t speculative_count() const noexcept {
-        return plan_->stateful.size() + (plan_->commit ? 1 : 0);
-    }
-    [[nodiscard]] std::size_t speculative_gate(std::size_t k) const noexcept {
-        return k < plan_->stateful.size() ? plan_->stateful[k] : *plan_->commit;
-    }
     lease make_lease(std::size_t gi);
     void finish(std::optional<std::size_t> decider, lease l);
 
@@ -370,8 +362,6 @@ private:
     std::size_t timed_ = 0;  // checks with a running budget
     enum class stage { read_only, stateful, commit, done } stage_ = stage::read_only;
     std::size_t next_stateful_ = 0;
-    bool spec_started_ = false;          // speculative phase: every stateful gate and the commit were launched
-    std::size_t spec_next_ = 0;          // speculative phase: first gate (in speculative order) not known finished
     std::size_t compensate_for_ = npos;  // a stateful/commit gate denied: refund, then decide
     bool driver_waiting_ = false;
     bool spawned_ = false;  // a check or loader runs as its own coroutine
@@ -621,8 +611,8 @@ void run_state::finish_gate(
     bool denied = false;
     switch (o) {
         case gate_outcome::pass:
-            c.consumed = spec.phase == phase::stateful;
-            if (spec.phase == phase::commit && v != nullptr) c.passed = std::move(*v);
+            // A stateful gate's undo and the commit gate's lease; a read-only gate consumed nothing to undo.
+            if (spec.phase != phase::read_only && v != nullptr) c.passed = std::move(*v);
             break;
         case gate_outcome::deny:
             t.reason = v->denied()->code;
@@ -795,46 +785,19 @@ bool run_state::ready() const noexcept {
     return awaited_ == npos || children_[awaited_]->finished;
 }
 
-// A commit gate that passed with a lease before the run was denied or cancelled (only the speculative phase
-// lets that happen): release the lease now, as a refund.
-asio::awaitable<void> run_state::release_commit(const std::string& why) {
-    if (!plan_->commit) co_return;
-    const auto gi = *plan_->commit;
-    auto& c = *children_[gi];
-    if (!c.passed.release()) co_return;
-    const auto& spec = impl_->gates[gi].spec;
-    release_function fn = std::move(c.passed.release());
-    c.passed = verdict{};
-    result<void> r;
-    std::string reason;
-    try {
-        r = co_await with_timeout(fn(), spec.budget);
-    } catch (...) {
-        auto fl = classify(std::current_exception());
-        r = fl.ec;
-        reason = fl.reason;
-    }
-    if (r) {
-        trace_[gi].reason = "lease released: " + why;
-        trace_[gi].compensated = true;
-    } else {
-        if (reason.empty()) reason = r.error().message();
-        trace_[gi].reason = "lease release failed: " + reason;
-        impl_->emit(event_kind::release_failed, spec.name, reason, r.error());
-    }
-}
-
+// The stateful gates that passed with an undo (what they consumed), latest first, when a later gate denied or the
+// caller cancelled the run. The commit gate is last: a run never reaches it and then compensates.
 asio::awaitable<void> run_state::compensate(std::string why) {
-    co_await release_commit(why);
     for (auto it = plan_->stateful.rbegin(); it != plan_->stateful.rend(); ++it) {
         auto& c = *children_[*it];
         const auto& spec = impl_->gates[*it].spec;
-        if (!c.consumed || !spec.compensate) continue;
-        c.consumed = false;
+        if (!c.passed.undo()) continue;
+        undo_function undo = std::move(c.passed.undo());
+        c.passed = verdict{};
         result<void> r;
         std::string reason;
         try {
-            r = co_await with_timeout(spec.compensate(req_), spec.budget);
+            r = co_await with_timeout(undo(), spec.budget);
         } catch (...) {
             auto fl = classify(std::current_exception());
             r = fl.ec;
@@ -859,7 +822,9 @@ void run_state::finish(std::optional<std::size_t> decider, lease l) {
         auto& t = trace_[gi];
         if (children_[gi]->started) continue;
         t.outcome = gate_outcome::skipped;
-        if (!plan_->applies[gi]) {
+        if (!impl_->gates[gi].spec.off.empty()) {
+            t.reason = "off: " + impl_->gates[gi].spec.off;
+        } else if (!plan_->applies[gi]) {
             t.reason = "not applicable to ";
             t.reason += op;
         } else if (decider) {
@@ -906,7 +871,6 @@ bool run_state::advance() {
         }
         stage_ = stage::stateful;
     }
-    if (impl_->config.speculative_stateful && stage_ == stage::stateful) return advance_speculative();
     while (stage_ == stage::stateful) {
         if (next_stateful_ == plan_->stateful.size()) {
             stage_ = stage::commit;
@@ -942,44 +906,6 @@ bool run_state::advance() {
         }
         l = make_lease(gi);
     }
-    stage_ = stage::done;
-    finish(std::nullopt, std::move(l));
-    return true;
-}
-
-// Speculative stateful phase: launch every stateful gate and the commit at once, wait for all of them, then
-// decide in declaration order exactly like the sequential phase; drive_slow undoes the passes on a denial.
-bool run_state::advance_speculative() {
-    const std::size_t n = speculative_count();
-    if (!spec_started_) {
-        spec_started_ = true;
-        for (std::size_t k = 0; k < n; ++k) {
-            const auto gi = speculative_gate(k);
-            trace_[gi].speculative = true;
-            launch(gi);
-            // Answered synchronously with a denial: the decision is among the gates started so far, so the later
-            // ones need not start (they would only be undone).
-            if (children_[gi]->effective_deny) break;
-        }
-    }
-    for (; spec_next_ < n; ++spec_next_) {
-        const auto gi = speculative_gate(spec_next_);
-        auto& c = *children_[gi];
-        if (c.started && !c.finished) {
-            awaited_ = gi;
-            return false;
-        }
-    }
-    awaited_ = npos;
-    for (std::size_t k = 0; k < n; ++k) {
-        const auto gi = speculative_gate(k);
-        if (children_[gi]->effective_deny) {
-            compensate_for_ = gi;
-            return false;
-        }
-    }
-    lease l;
-    if (plan_->commit) l = make_lease(*plan_->commit);
     stage_ = stage::done;
     finish(std::nullopt, std::move(l));
     return true;
@@ -1062,7 +988,8 @@ asio::awaitable<decision> run_unplanned(std::shared_ptr<const pipeline_impl> imp
         t.gate = impl->gates[gi].spec.name;
         t.phase = impl->gates[gi].spec.phase;
         t.shadow = impl->gates[gi].spec.shadow;
-        t.reason = "not applicable to " + std::string(to_string(op));
+        const auto& off = impl->gates[gi].spec.off;
+        t.reason = off.empty() ? "not applicable to " + std::string(to_string(op)) : "off: " + off;
         if (impl->metrics) impl->metrics->record(gi, t);
     }
     if (impl->metrics) impl->metrics->record_decision(true);
@@ -1142,13 +1069,12 @@ pipeline pipeline_builder::build() {
         for (std::size_t j = 0; j < i; ++j) {
             if (gates_[j].name == g.name) throw E("pipeline: duplicate gate '" + g.name + "'");
         }
-        if (!g.check) throw E(who + ": no check");
+        if (!g.check && g.off.empty()) throw E(who + ": no check");
         if (g.operations.empty()) throw E(who + ": applies to no operation (empty phase for this gate)");
         for (auto op : g.operations) {
             if (op == operation::resume) throw E(who + ": resume is never gated");
         }
         if (g.budget.count() <= 0) throw E(who + ": time budget must be > 0 ms");
-        if (g.compensate && g.phase != phase::stateful) throw E(who + ": only stateful gates take a compensation hook");
         if (g.phase == phase::commit) ++commits;
         if (g.phase == phase::read_only) ++read_only;
         for (const auto& fname : g.facts) {
@@ -1175,6 +1101,7 @@ pipeline pipeline_builder::build() {
         if (op == operation::resume) continue;
         for (std::size_t gi = 0; gi < impl->gates.size(); ++gi) {
             const auto& spec = impl->gates[gi].spec;
+            if (!spec.off.empty()) continue;
             if (std::find(spec.operations.begin(), spec.operations.end(), op) == spec.operations.end()) continue;
             p.applies[gi] = true;
             switch (spec.phase) {
@@ -1187,20 +1114,6 @@ pipeline pipeline_builder::build() {
             }
             for (auto fi : gate_facts[gi]) {
                 if (std::find(p.facts.begin(), p.facts.end(), fi) == p.facts.end()) p.facts.push_back(fi);
-            }
-        }
-    }
-    if (impl->config.speculative_stateful) {
-        for (const auto& p : impl->plans) {
-            for (std::size_t k = 1; k < p.stateful.size(); ++k) {
-                const auto& spec = impl->gates[p.stateful[k]].spec;
-                if (spec.compensate) continue;
-                throw E(
-                    "gate '" + spec.name +
-                    "': speculative_stateful requires a compensation hook on a stateful gate that runs after "
-                    "another stateful gate ('" +
-                    impl->gates[p.stateful[k - 1]].spec.name + "'): it may have to be undone"
-                );
             }
         }
     }

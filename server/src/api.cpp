@@ -231,8 +231,6 @@ void append_decision_json(std::string& out, const gates::decision& d) {
         append_bool(out, t.shadow);
         append_key(out, "would_deny");
         append_bool(out, t.would_deny);
-        append_key(out, "speculative");
-        append_bool(out, t.speculative);
         append_key(out, "compensated");
         append_bool(out, t.compensated);
         if (!t.reason.empty()) {

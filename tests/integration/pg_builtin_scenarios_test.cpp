@@ -24,6 +24,20 @@ struct pg_scenario_factory {
                 "preflight_balances, preflight_rate_limits, preflight_windows, preflight_leases"
             );
         }
+        {
+            // Every lease ever written, by key (dropped again by the destructor).
+            pqxx::connection c{url};
+            pqxx::nontransaction tx{c};
+            tx.exec(
+                "CREATE TABLE IF NOT EXISTS preflight_test_lease_audit (key text NOT NULL);"
+                "TRUNCATE preflight_test_lease_audit;"
+                "CREATE OR REPLACE FUNCTION preflight_test_lease_audit_fn() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$BEGIN INSERT INTO preflight_test_lease_audit VALUES (NEW.key); RETURN NEW; END$$;"
+                "CREATE OR REPLACE TRIGGER preflight_test_lease_audit AFTER INSERT ON preflight_leases "
+                "FOR EACH ROW EXECUTE FUNCTION preflight_test_lease_audit_fn();"
+            );
+            url_ = url;
+        }
         io_ = &io;
         clients::pool_params p;
         p.url = url;
@@ -31,12 +45,34 @@ struct pg_scenario_factory {
         pool_ = std::make_shared<clients::pg_pool>(io.get_executor(), p);
         stores_ = clients::make_pg_store_set(pool_);
     }
+    ~pg_scenario_factory() {
+        if (url_.empty()) return;
+        try {
+            pqxx::connection c{url_};
+            pqxx::nontransaction tx{c};
+            tx.exec("DROP TRIGGER IF EXISTS preflight_test_lease_audit ON preflight_leases");
+        } catch (const std::exception& e) {
+            ADD_FAILURE() << "dropping the lease audit trigger: " << e.what();
+        }
+    }
+    pg_scenario_factory() = default;
+    pg_scenario_factory(const pg_scenario_factory&) = delete;
+    pg_scenario_factory& operator=(const pg_scenario_factory&) = delete;
+
+    /// Leases written for `key` since the test began (expired, released and live ones alike).
+    std::int64_t leases_written(const std::string& key) {
+        pqxx::connection c{url_};
+        pqxx::nontransaction tx{c};
+        return tx.exec_params1("SELECT count(*) FROM preflight_test_lease_audit WHERE key = $1", key)[0]
+            .as<std::int64_t>();
+    }
     clients::store_set stores() { return stores_; }
     void seed(const boost::json::value& facts) {
         auto loaded = run(*io_, clients::pg_load_fact_data(*pool_, facts));
         ASSERT_TRUE(loaded.has_value()) << loaded.error().message();
     }
 
+    std::string url_;
     asio::io_context* io_ = nullptr;
     std::shared_ptr<clients::pg_pool> pool_;
     clients::store_set stores_;
@@ -44,9 +80,9 @@ struct pg_scenario_factory {
 
 INSTANTIATE_TYPED_TEST_SUITE_P(postgres, builtin_scenarios, pg_scenario_factory);
 
-/// The same with the sequential stateful phase (speculative is the default on Postgres).
+/// The same with one call per stateful gate (the default on Postgres is one ordered call for the three).
 struct pg_sequential_factory : pg_scenario_factory {
-    static constexpr const char* speculative = "off";
+    static constexpr const char* stateful_call = "separate";
 };
 INSTANTIATE_TYPED_TEST_SUITE_P(postgres_sequential, builtin_scenarios, pg_sequential_factory);
 

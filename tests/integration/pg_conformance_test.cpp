@@ -1,5 +1,6 @@
 #include "conformance/admission_store_conformance.hpp"
 #include "conformance/fixed_window_store_conformance.hpp"
+#include "conformance/limit_chain_conformance.hpp"
 #include "conformance/rate_limit_store_conformance.hpp"
 #include "pg_fixture.hpp"
 #include <preflight/clients/pg_store_set.hpp>
@@ -30,6 +31,7 @@ INSTANTIATE_TYPED_TEST_SUITE_P(postgres, admission_store_conformance, pg_admissi
 INSTANTIATE_TYPED_TEST_SUITE_P(postgres_batched, rate_limit_store_conformance, pg_batched_rate_factory);
 INSTANTIATE_TYPED_TEST_SUITE_P(postgres_batched, fixed_window_store_conformance, pg_batched_window_factory);
 INSTANTIATE_TYPED_TEST_SUITE_P(postgres_batched, admission_store_conformance, pg_batched_admission_factory);
+INSTANTIATE_TYPED_TEST_SUITE_P(postgres, limit_chain_conformance, preflight::test::pg_chain_factory);
 }  // namespace preflight::conformance
 
 // `make_pg_store_set`'s purge: one call removes an idle window, a full (idle) bucket and an expired lease, and keeps

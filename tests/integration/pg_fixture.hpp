@@ -5,6 +5,7 @@
 #include <preflight/clients/pg_admission_store.hpp>
 #include <preflight/clients/pg_fixed_window_store.hpp>
 #include <preflight/clients/pg_limit_batch.hpp>
+#include <preflight/clients/pg_limit_chain.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
 
@@ -63,5 +64,25 @@ struct pg_store_factory {
 
 template <class Store>
 using pg_batched_store_factory = pg_store_factory<Store, true>;
+
+/// Conformance factory for `pg_limit_chain` (limit_chain_conformance.hpp).
+struct pg_chain_factory {
+    static constexpr std::chrono::milliseconds tolerance{100};
+
+    void set_up(boost::asio::io_context& io) {
+        PREFLIGHT_REQUIRE_PG(url);
+        if (!ensure_migrated(url)) return;
+        clients::pool_params p;
+        p.url = url;
+        p.size = 2;
+        pool = std::make_unique<clients::pg_pool>(io.get_executor(), p);
+        chain = std::make_unique<clients::pg_limit_chain>(*pool);
+    }
+    limits::limit_chain& store() { return *chain; }
+    void advance(std::chrono::milliseconds d) { std::this_thread::sleep_for(d); }
+
+    std::unique_ptr<clients::pg_pool> pool;
+    std::unique_ptr<clients::pg_limit_chain> chain;
+};
 
 }  // namespace preflight::test

@@ -4,6 +4,7 @@
 #include <preflight/clients/pg_admission_store.hpp>
 #include <preflight/clients/pg_fixed_window_store.hpp>
 #include <preflight/clients/pg_limit_batch.hpp>
+#include <preflight/clients/pg_limit_chain.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
 
@@ -17,6 +18,7 @@
 #include <boost/asio/use_awaitable.hpp>
 #include <boost/asio/use_future.hpp>
 #include <gtest/gtest.h>
+#include <pqxx/pqxx>
 
 #include <chrono>
 #include <future>
@@ -405,3 +407,45 @@ TEST_F(pg_limit_batch_test, SubmitRejectsAWrongNumberOfParameters) {
 }
 
 }  // namespace
+
+// pg_limit_chain (sql/007_limit_chain.sql) over the same gathering: a lone chain is one call of the one-chain
+// function; chains of one turn with distinct keys share one call of the many-chains function and keep their own
+// outcomes (limit_chain_conformance checks the outcomes on every implementation); a chain that shares a key with one
+// already in the call takes the next call.
+TEST_F(pg_limit_batch_test, ChainsOfOneTurnShareOneCallAndAChainSharingAKeyTakesAnother) {
+    if (!ready) return;
+    clients::pg_limit_chain chain(*pool);
+    const auto req = [](const std::string& k, std::uint32_t quantity) {
+        limits::chain_request q;
+        q.window = limits::chain_request::window_part{k + ":w", limits::window_limit{5, 60s}, 1};
+        q.bucket = limits::chain_request::bucket_part{k + ":b", limits::bucket_limit{0.001, 2.0}, quantity};
+        q.admission = limits::chain_request::admission_part{k + ":a", 1, 60s};
+        return q;
+    };
+    const auto lone = run(io, chain.apply(req(unique_key("lone"), 1)));
+    ASSERT_TRUE(lone.has_value()) << lone.error().message();
+    EXPECT_TRUE(lone->allowed());
+    EXPECT_EQ(sent, (std::map<std::string, int>{{"preflight_limit_chain", 1}}));
+
+    sent.clear();
+    const auto k = unique_key("shared");
+    auto a = asio::co_spawn(io, chain.apply(req(k + "a", 1)), asio::use_future);
+    auto b = asio::co_spawn(io, chain.apply(req(k + "b", 3)), asio::use_future);  // 3 tokens of 2: bucket denies
+    auto c = asio::co_spawn(io, chain.apply(req(k + "a", 1)), asio::use_future);  // a's keys: the next call
+    const auto ra = wait(a);
+    const auto rb = wait(b);
+    const auto rc = wait(c);
+    EXPECT_EQ(sent, (std::map<std::string, int>{{"preflight_limit_chains", 1}, {"preflight_limit_chain", 1}}));
+    ASSERT_TRUE(ra.has_value() && rb.has_value() && rc.has_value());
+    EXPECT_TRUE(ra->allowed());
+    EXPECT_EQ(rb->denied_by, limits::chain_part::bucket);
+    EXPECT_FALSE(rb->admission);
+    EXPECT_EQ(rc->denied_by, limits::chain_part::admission) << "a's only slot is held by the first chain";
+    EXPECT_EQ(rc->window->count, 1U) << "given back";
+    EXPECT_EQ(chain.stats().many_calls, 1U);
+    // No lease was ever written for the chain the bucket denied.
+    pqxx::connection conn{pg_url};
+    pqxx::nontransaction tx{conn};
+    EXPECT_EQ(tx.exec_params1("SELECT count(*) FROM preflight_leases WHERE key = $1", k + "b:a")[0].as<int>(), 0);
+    EXPECT_EQ(tx.exec_params1("SELECT count(*) FROM preflight_leases WHERE key = $1", k + "a:a")[0].as<int>(), 1);
+}

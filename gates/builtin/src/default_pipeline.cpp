@@ -45,6 +45,14 @@ struct read_facts {
     std::optional<clients::member> membership;
 };
 
+/// One run's ordered stateful call (`limits::limit_chain`): made by the first stateful gate that runs, read by the
+/// later ones. The stateful gates run one after another, so a later gate finds it answered (or abandoned: the first
+/// gate ran out of time, and the later ones fail by their policy).
+struct chain_slot {
+    bool started = false;
+    std::optional<result<limits::chain_result>> outcome;
+};
+
 /// Everything the gates share for the lifetime of the pipeline.
 struct state {
     clients::store_set stores;
@@ -70,6 +78,9 @@ struct state {
     limits::memory_admission_store* mem_admission = nullptr;
     /// The window store's refund capability (null when it has none: the backstop is then never refunded).
     limits::window_refund* window_refund = nullptr;
+    /// Set when the stateful gates reach their stores through one ordered call (`pipeline.stateful_call`): the run's
+    /// slot for that call's outcome, shared by the three gates.
+    std::optional<fact_key<std::shared_ptr<chain_slot>>> chain_key;
 
     [[nodiscard]] std::chrono::system_clock::time_point wall_now() const {
         return wall ? wall() : std::chrono::system_clock::now();
@@ -359,26 +370,35 @@ result<verdict> backstop_verdict(const state& st, const std::string& org, const 
     return verdict::deny(std::move(d));
 }
 
+std::string backstop_key(const request& r) {
+    return r.subject.org.empty() ? std::string{} : "backstop:" + r.subject.org;
+}
+
+/// A passed backstop, with what gives its count back when a later stateful gate or the admission denies (nothing
+/// when the window store cannot refund).
+verdict backstop_pass(const state& st, std::string key) {
+    if (st.window_refund == nullptr) return verdict::pass();
+    return verdict::pass_with_undo([windows = st.stores.windows, refund = st.window_refund, key = std::move(key),
+                                    limit = st.s.backstop]() { return refund->refund(key, limit, 1); });
+}
+
 asio::awaitable<result<verdict>> backstop_check(state_ptr st, gate_context& c) {
-    const std::string org = c.req().subject.org;
-    if (org.empty()) co_return verdict::pass();
-    std::string key = "backstop:" + org;
-    auto r = co_await st->stores.windows->consume(std::move(key), st->s.backstop, 1);
-    co_return backstop_verdict(*st, org, r);
+    std::string key = backstop_key(c.req());
+    if (key.empty()) co_return verdict::pass();
+    std::string key_arg = key;
+    auto r = co_await st->stores.windows->consume(std::move(key_arg), st->s.backstop, 1);
+    auto v = backstop_verdict(*st, c.req().subject.org, r);
+    if (v && v->passed()) co_return backstop_pass(*st, std::move(key));
+    co_return v;
 }
 
 std::optional<result<verdict>> backstop_try(const state& st, gate_context& c) {
-    const std::string& org = c.req().subject.org;
-    if (org.empty()) return verdict::pass();
-    result<limits::window_result> r = st.mem_window->counter().consume("backstop:" + org, st.s.backstop, 1);
-    return backstop_verdict(st, org, r);
-}
-
-/// The backstop's compensation: gives its count back when a later stateful gate or the admission denies.
-asio::awaitable<result<void>> backstop_refund(state_ptr st, request r) {
-    if (r.subject.org.empty()) co_return result<void>{};
-    std::string key = "backstop:" + r.subject.org;
-    co_return co_await st->window_refund->refund(std::move(key), st->s.backstop, 1);
+    std::string key = backstop_key(c.req());
+    if (key.empty()) return verdict::pass();
+    result<limits::window_result> r = st.mem_window->counter().consume(key, st.s.backstop, 1);
+    auto v = backstop_verdict(st, c.req().subject.org, r);
+    if (v && v->passed()) return backstop_pass(st, std::move(key));
+    return v;
 }
 
 // ---- rate limit -------------------------------------------------------------------------------------------------
@@ -423,7 +443,12 @@ result<verdict> rate_verdict(
         degraded = true;
         limit = local_share(limit, st.s.fleet_size);
     }
-    if (a.allowed) return verdict::pass();
+    if (a.allowed) {
+        // What gives the token back when a later gate denies: the store that took it, with the key and limit used.
+        return verdict::pass_with_undo([store = st.stores.rate_limits, key, limit]() {
+            return store->refund(key, limit, 1);
+        });
+    }
     denial d = make_denial(
         429,
         "rate_limited",
@@ -477,19 +502,6 @@ std::optional<result<verdict>> rate_limit_try(const state& st, gate_context& c) 
     return rate_verdict(st, key, limit, r);
 }
 
-asio::awaitable<result<void>> rate_limit_refund(state_ptr st, request r) {
-    std::string key = rate_key(r);
-    if (key.empty()) co_return result<void>{};
-    plan_tier tier = plan_tier::free;
-    if (!r.subject.user.empty() || !r.subject.org.empty()) {
-        auto sub = co_await st->stores.subscriptions->find_highest_priority(r.subject.user, r.subject.org);
-        if (!sub) co_return sub.error();
-        tier = tier_of(*sub);
-    }
-    const auto limit = rate_limit_of(*st, tier, r.op);
-    co_return co_await st->stores.rate_limits->refund(std::move(key), limit, 1);
-}
-
 // ---- admission --------------------------------------------------------------------------------------------------
 
 std::string admission_key(const request& r) {
@@ -539,6 +551,108 @@ std::optional<result<verdict>> admission_try(const state& st, gate_context& c) {
     if (key.empty()) return verdict::pass();
     auto r = st.mem_admission->reserve_now(key, st.s.admission_max_concurrent, st.s.admission_lease_ttl);
     return admission_verdict(st, key, r);
+}
+
+// ---- the ordered stateful call -----------------------------------------------------------------------------------
+// With `pipeline.stateful_call` auto and a store set that offers a `limits::limit_chain`, the first stateful gate
+// that runs sends the parts of every stateful gate from its own on as ONE call, which applies them in order and stops
+// at the first denial (nothing of a later part written; the earlier ones given back). Each gate then reads its own
+// part: the pipeline still runs them one after another, with their own traces, verdicts and failure policies.
+
+bool rate_applies(const state& st, operation op) noexcept {
+    return op == operation::execute || op == operation::execute_with_pause || op == operation::read ||
+           (op == operation::cancel && !st.s.cancel_exempt);
+}
+
+/// The rate limit of a request's tier (the free tier, the strictest, when the subscription failed: the usage gate
+/// fails closed on that for executions).
+asio::awaitable<limits::bucket_limit> rate_limit_for(const state& st, gate_context& c) {
+    plan_tier tier = plan_tier::free;
+    try {
+        tier = tier_of(*co_await subscription_of(st, c));
+    } catch (const fact_error&) {
+        tier = plan_tier::free;
+    }
+    co_return rate_limit_of(st, tier, c.req().op);
+}
+
+/// The stateful parts of `c`'s request from gate `from` on (the gates before it have run: none of them applied).
+asio::awaitable<limits::chain_request> chain_request_for(const state& st, gate_context& c, limits::chain_part from) {
+    const request& r = c.req();
+    limits::chain_request q;
+    if (from == limits::chain_part::window && st.stores.windows && is_execution(r.op)) {
+        std::string key = backstop_key(r);
+        if (!key.empty()) q.window = limits::chain_request::window_part{std::move(key), st.s.backstop, 1};
+    }
+    if (from != limits::chain_part::admission && rate_applies(st, r.op)) {
+        std::string key = rate_key(r);
+        if (!key.empty()) {
+            const auto limit = co_await rate_limit_for(st, c);
+            q.bucket = limits::chain_request::bucket_part{std::move(key), limit, 1};
+        }
+    }
+    if (st.s.admission_enabled && is_execution(r.op)) {
+        std::string key = admission_key(r);
+        if (!key.empty()) {
+            q.admission = limits::chain_request::admission_part{
+                std::move(key), st.s.admission_max_concurrent, st.s.admission_lease_ttl};
+        }
+    }
+    co_return q;
+}
+
+/// The run's ordered call: made here when no gate before made it, else its recorded outcome. nullptr when the gate
+/// that made it ran out of time before the answer (the call may still take effect; a lease it took expires).
+asio::awaitable<const result<limits::chain_result>*> chain_outcome(
+    state_ptr st, gate_context& c, limits::chain_part from, std::chrono::milliseconds budget
+) {
+    const std::shared_ptr<chain_slot> slot = *c.try_fact(*st->chain_key);  // at hand: made synchronously
+    if (!slot->started) {
+        slot->started = true;
+        auto q = co_await chain_request_for(*st, c, from);
+        // 3/4 of the gate's budget, so that the call's time-out is recorded for the gates after it.
+        const auto call_budget = std::max(std::chrono::milliseconds{1}, budget * 3 / 4);
+        slot->outcome.emplace(co_await with_timeout(st->stores.limit_chain->apply(std::move(q)), call_budget));
+    }
+    co_return slot->outcome ? &*slot->outcome : nullptr;
+}
+
+asio::awaitable<result<verdict>> backstop_chain_check(state_ptr st, gate_context& c) {
+    std::string key = backstop_key(c.req());
+    if (key.empty()) co_return verdict::pass();
+    const auto* o = co_await chain_outcome(st, c, limits::chain_part::window, st->s.backstop_budget);
+    if (o == nullptr) co_return make_error_code(errc::timeout);
+    if (!*o) co_return o->error();
+    const limits::chain_result& r = **o;
+    if (!r.window) co_return verdict::pass();  // not asked: nothing counted
+    auto v = backstop_verdict(*st, c.req().subject.org, *r.window);
+    // Passed and kept (the chain passed): undone only when the run is cancelled later.
+    if (v && v->passed() && r.allowed()) co_return backstop_pass(*st, std::move(key));
+    co_return v;
+}
+
+asio::awaitable<result<verdict>> rate_limit_chain_check(state_ptr st, gate_context& c) {
+    std::string key = rate_key(c.req());
+    if (key.empty()) co_return verdict::pass();
+    const auto limit = co_await rate_limit_for(*st, c);
+    const auto* o = co_await chain_outcome(st, c, limits::chain_part::bucket, st->s.rate_limit_budget);
+    if (o != nullptr && *o && !(*o)->bucket) co_return verdict::pass();  // not asked: nothing taken
+    result<limits::acquire_result> a = o == nullptr ? result<limits::acquire_result>(make_error_code(errc::timeout))
+                                       : *o         ? result<limits::acquire_result>(*(*o)->bucket)
+                                                    : result<limits::acquire_result>(o->error());
+    auto v = rate_verdict(*st, key, limit, a);  // a failed call: the local fallback limiter decides
+    if (v && v->passed() && o != nullptr && *o && !(*o)->allowed()) co_return verdict::pass();  // given back
+    co_return v;
+}
+
+asio::awaitable<result<verdict>> admission_chain_check(state_ptr st, gate_context& c) {
+    std::string key = admission_key(c.req());
+    if (key.empty()) co_return verdict::pass();
+    const auto* o = co_await chain_outcome(st, c, limits::chain_part::admission, st->s.admission_budget);
+    if (o == nullptr) co_return make_error_code(errc::timeout);
+    if (!*o) co_return o->error();
+    if (!(*o)->admission) co_return verdict::pass();  // not asked
+    co_return admission_verdict(*st, key, *(*o)->admission);
 }
 
 // ---- assembly ---------------------------------------------------------------------------------------------------
@@ -621,11 +735,10 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     require(stores.usage, "usage");
     require(stores.members, "members");
     require(stores.rate_limits, "rate_limits");
-    require(stores.windows, "windows");
-    require(stores.admissions, "admissions");
 
     auto st = std::make_shared<state>();
     st->s = default_settings_from(cfg);
+    if (st->s.admission_enabled) require(stores.admissions, "admissions");
     st->stores = std::move(deps.stores);
     st->clock = deps.clock;
     st->wall = std::move(opts.wall_clock);
@@ -649,12 +762,31 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     pipeline_config pc;
     pc.clock = deps.clock;
     pc.on_event = std::move(deps.on_event);
-    // Speculative stateful phase: on shared stores (a round trip per statement) the backstop, the rate limit and
-    // the admission start together once the reads passed; with the in-memory stores nothing overlaps.
-    const bool memory_limits = st->mem_rate != nullptr && st->mem_window != nullptr && st->mem_admission != nullptr;
-    pc.speculative_stateful = st->s.speculative_stateful == speculation::on ||
-                              (st->s.speculative_stateful == speculation::automatic && !memory_limits);
+    if (!st->stores.windows && pc.on_event) {
+        // Said once, here; every trace then shows the gate off.
+        pc.on_event(gate_event{
+            event_kind::gate_off,
+            "backstop",
+            "store_set.windows is null: running without the backstop",
+            make_error_code(errc::store_unavailable)});
+    }
     pipeline_builder b{std::move(pc)};
+    // One ordered call when the chain writes where the three stores do (a replaced store falls back to one call per
+    // gate).
+    const auto& ls = st->stores;
+    const bool chained = ls.limit_chain && ls.admissions && st->s.stateful == stateful_call::automatic &&
+                         ls.limit_chain->answers_for(ls.windows.get(), *ls.rate_limits, *ls.admissions);
+    if (chained) {
+        st->chain_key = b.add_fact<std::shared_ptr<chain_slot>>(
+            "stateful_call",
+            [](const request&) -> asio::awaitable<result<std::shared_ptr<chain_slot>>> {
+                co_return std::make_shared<chain_slot>();
+            },
+            [](const request&) -> std::optional<result<std::shared_ptr<chain_slot>>> {
+                return std::make_shared<chain_slot>();
+            }
+        );
+    }
     st->reads_usage =
         std::any_of(st->s.usage_limits.begin(), st->s.usage_limits.end(), [](std::uint64_t l) { return l != 0; });
     // The read-only lookups: one combined fact when the store set can answer them at once, else a subscription
@@ -727,9 +859,14 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     backstop.operations = exec_ops;
     backstop.budget = s.backstop_budget;
     backstop.on_failure = failure_policy::fail_open;
-    backstop.check = [st](gate_context& c) { return backstop_check(st, c); };
-    if (st->mem_window != nullptr) backstop.try_check = [st](gate_context& c) { return backstop_try(*st, c); };
-    if (st->window_refund != nullptr) backstop.compensate = [st](const request& r) { return backstop_refund(st, r); };
+    if (!st->stores.windows) {
+        backstop.off = "no window store (store_set.windows is null)";
+    } else if (chained) {
+        backstop.check = [st](gate_context& c) { return backstop_chain_check(st, c); };
+    } else {
+        backstop.check = [st](gate_context& c) { return backstop_check(st, c); };
+        if (st->mem_window != nullptr) backstop.try_check = [st](gate_context& c) { return backstop_try(*st, c); };
+    }
     b.add_gate(std::move(backstop));
 
     gate_spec rate;
@@ -740,9 +877,12 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     rate.budget = s.rate_limit_budget;
     rate.on_failure = failure_policy::fail_open;
     rate.facts = {sub_fact_name};
-    rate.check = [st](gate_context& c) { return rate_limit_check(st, c); };
-    if (st->mem_rate != nullptr) rate.try_check = [st](gate_context& c) { return rate_limit_try(*st, c); };
-    rate.compensate = [st](const request& r) { return rate_limit_refund(st, r); };
+    if (chained) {
+        rate.check = [st](gate_context& c) { return rate_limit_chain_check(st, c); };
+    } else {
+        rate.check = [st](gate_context& c) { return rate_limit_check(st, c); };
+        if (st->mem_rate != nullptr) rate.try_check = [st](gate_context& c) { return rate_limit_try(*st, c); };
+    }
     b.add_gate(std::move(rate));
 
     gate_spec admission;
@@ -751,9 +891,15 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     admission.operations = exec_ops;
     admission.budget = s.admission_budget;
     admission.on_failure = policy(s.admission_fail_open);
-    admission.check = [st](gate_context& c) { return admission_check(st, c); };
-    if (st->mem_admission != nullptr) {
-        admission.try_check = [st](gate_context& c) { return admission_try(*st, c); };
+    if (!s.admission_enabled) {
+        admission.off = "admission.enabled is false";
+    } else if (chained) {
+        admission.check = [st](gate_context& c) { return admission_chain_check(st, c); };
+    } else {
+        admission.check = [st](gate_context& c) { return admission_check(st, c); };
+        if (st->mem_admission != nullptr) {
+            admission.try_check = [st](gate_context& c) { return admission_try(*st, c); };
+        }
     }
     b.add_gate(std::move(admission));
 

@@ -70,14 +70,20 @@ void register_default_pipeline_config(config_registry& r) {
     r.add(int_key("admission.lease_ttl_ms", 300'000, 1, "an unreleased admission lease expires after this"));
     r.add(budget_key("admission", 1000));
     r.add(bool_key("admission.fail_open", true, "a failing admission store admits without a lease"));
-    config_key spec;
-    spec.path = "pipeline.speculative_stateful";
-    spec.type = config_type::string;
-    spec.default_value = "auto";
-    spec.description =
-        "start the stateful gates and the admission together once the reads passed, undoing what passed on a "
-        "denial: auto (on for shared stores such as Postgres, off for in-memory ones), on, off";
-    r.add(std::move(spec));
+    r.add(bool_key(
+        "admission.enabled",
+        true,
+        "take an admission slot (and return a lease) for each execution; false for callers that hold no leases"
+    ));
+    config_key call;
+    call.path = "pipeline.stateful_call";
+    call.type = config_type::string;
+    call.default_value = "auto";
+    call.description =
+        "how the backstop, the rate limit and the admission reach their stores: auto (one ordered call that stops at "
+        "the first denial when the stores offer it, as Postgres does; one call per gate otherwise), separate (one "
+        "call per gate, in order)";
+    r.add(std::move(call));
 }
 
 default_pipeline_settings default_settings_from(const config& cfg) {
@@ -112,20 +118,18 @@ default_pipeline_settings default_settings_from(const config& cfg) {
     s.admission_lease_ttl = ms(cfg, "admission.lease_ttl_ms");
     s.admission_budget = ms(cfg, "admission.budget_ms");
     s.admission_fail_open = cfg.get_bool("admission.fail_open");
-    const std::string spec = cfg.get_string("pipeline.speculative_stateful");
-    if (spec == "auto") {
-        s.speculative_stateful = speculation::automatic;
-    } else if (spec == "on") {
-        s.speculative_stateful = speculation::on;
-    } else if (spec == "off") {
-        s.speculative_stateful = speculation::off;
+    s.admission_enabled = cfg.get_bool("admission.enabled");
+    const std::string call = cfg.get_string("pipeline.stateful_call");
+    if (call == "auto") {
+        s.stateful = stateful_call::automatic;
+    } else if (call == "separate") {
+        s.stateful = stateful_call::separate;
     } else {
-        const auto src = cfg.source_of("pipeline.speculative_stateful");
-        const std::string origin =
-            src == config_source::env    ? config_registry::env_name("pipeline.speculative_stateful")
-            : src == config_source::flag ? config_registry::flag_name("pipeline.speculative_stateful")
-                                         : std::string("file");
-        throw config_error("pipeline.speculative_stateful", src, origin, spec, "must be auto, on or off");
+        const auto src = cfg.source_of("pipeline.stateful_call");
+        const std::string origin = src == config_source::env    ? config_registry::env_name("pipeline.stateful_call")
+                                   : src == config_source::flag ? config_registry::flag_name("pipeline.stateful_call")
+                                                                : std::string("file");
+        throw config_error("pipeline.stateful_call", src, origin, call, "must be auto or separate");
     }
     return s;
 }

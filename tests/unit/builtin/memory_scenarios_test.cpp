@@ -2,6 +2,7 @@
 #include "scenario_suite.hpp"
 #include <preflight/clients/facts/memory_fact_stores.hpp>
 #include <preflight/clients/facts/subject_facts.hpp>
+#include <preflight/limits/memory_limit_chain.hpp>
 
 namespace preflight::builtin_test {
 namespace {
@@ -20,11 +21,21 @@ struct memory_scenario_factory {
 
 INSTANTIATE_TYPED_TEST_SUITE_P(memory, builtin_scenarios, memory_scenario_factory);
 
-/// The same with the speculative stateful phase (off by default on in-memory stores).
-struct memory_speculative_factory : memory_scenario_factory {
-    static constexpr const char* speculative = "on";
+/// The same with the stateful gates as one ordered call (`limits::memory_limit_chain`; the in-memory set offers none
+/// by default, its gates answering synchronously one after another).
+struct memory_chain_factory : memory_scenario_factory {
+    void set_up(asio::io_context& io, const preflight::clock& clk) {
+        memory_scenario_factory::set_up(io, clk);
+        chain_ = std::make_shared<limits::memory_limit_chain>(
+            dynamic_cast<limits::memory_fixed_window_store&>(*stores_.windows),
+            dynamic_cast<limits::memory_rate_limit_store&>(*stores_.rate_limits),
+            dynamic_cast<limits::memory_admission_store&>(*stores_.admissions)
+        );
+        stores_.limit_chain = chain_;
+    }
+    std::shared_ptr<limits::memory_limit_chain> chain_;
 };
-INSTANTIATE_TYPED_TEST_SUITE_P(memory_speculative, builtin_scenarios, memory_speculative_factory);
+INSTANTIATE_TYPED_TEST_SUITE_P(memory_chain, builtin_scenarios, memory_chain_factory);
 
 /// The same with the read-only gates reading through one combined lookup (`store_set::subject_facts`), as on
 /// Postgres.

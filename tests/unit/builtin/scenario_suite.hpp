@@ -15,8 +15,8 @@
 //       // Adds fact data in the format of `clients::load_fact_data` (bans, subscriptions, usage, members,
 //       // balances).
 //       void seed(const boost::json::value& facts);
-//       // Optional: pins `pipeline.speculative_stateful` ("on" / "off") for every scenario.
-//       static constexpr const char* speculative = "on";
+//       // Optional: pins `pipeline.stateful_call` ("auto" / "separate") for every scenario.
+//       static constexpr const char* stateful_call = "separate";
 //   };
 //
 // Instantiate with `INSTANTIATE_TYPED_TEST_SUITE_P(memory, builtin_scenarios, memory_scenario_factory);`.
@@ -48,7 +48,7 @@ protected:
         boost::json::object o = overrides;
         // A factory may pin the stateful phase (`static constexpr const char* speculative = "on";`), so that every
         // scenario also runs with the mode that is not its store kind's default.
-        if constexpr (requires { Factory::speculative; }) o["pipeline.speculative_stateful"] = Factory::speculative;
+        if constexpr (requires { Factory::stateful_call; }) o["pipeline.stateful_call"] = Factory::stateful_call;
         g::default_pipeline_deps deps;
         deps.stores = stores != nullptr ? *stores : factory_.stores();
         deps.clock = &clock_;
@@ -390,16 +390,9 @@ TYPED_TEST_P(builtin_scenarios, BackstopDeniesWith429AndABlockedAttemptWritesNot
         EXPECT_EQ(d.code, "execution_backstop");
         EXPECT_EQ(d.gate, "backstop");
         EXPECT_TRUE(d.retry_after.has_value());
-        // Sequential stateful phase: the rate limit never ran. Speculative (the default on Postgres): it ran
-        // together with the backstop and its token was refunded.
-        const auto* rl = d.find("rate_limit");
-        if (rl->speculative) {
-            EXPECT_EQ(rl->outcome, g::gate_outcome::pass);
-            EXPECT_TRUE(rl->compensated);
-            EXPECT_TRUE(d.find("admission")->compensated) << "its lease was released";
-        } else {
-            EXPECT_EQ(rl->outcome, g::gate_outcome::skipped);
-        }
+        // The rate limit and the admission never ran (with one ordered call too: it stopped at the backstop).
+        EXPECT_EQ(d.find("rate_limit")->outcome, g::gate_outcome::skipped);
+        EXPECT_EQ(d.find("admission")->outcome, g::gate_outcome::skipped);
     }
     EXPECT_EQ(this->backstop_count(stores, "org_ok"), 2U);
     // The denied attempts consumed no rate-limit token either: 2 of 100 used.
@@ -428,6 +421,81 @@ TYPED_TEST_P(builtin_scenarios, AdmissionDeniesWhenSlotsAreTakenAndRefundsTheTok
     auto third = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
     EXPECT_TRUE(third.allowed) << third.code;
     this->release(third);
+}
+
+// Admission is strictly last: a rate-limited flood never holds the only slot, not even for a moment, so the one
+// request the bucket lets through is never refused as "too many concurrent executions", and no lease is ever written
+// for a rate-limited request (a factory that can count lease writes checks that too).
+TYPED_TEST_P(builtin_scenarios, RateLimitedFloodNeverTakesTheOnlySlot) {
+    boost::json::object o;
+    o["admission.max_concurrent"] = 1;
+    o["rate_limit.pro.write_burst"] = 1;
+    o["rate_limit.pro.write_rps"] = 0.001;
+    auto p = this->build(o);
+    std::vector<std::future<g::decision>> futs;
+    for (int i = 0; i < 24; ++i) {
+        futs.push_back(asio::co_spawn(
+            this->io_, p.run(this->req(g::operation::execute, "org_ok", "user_ok")), asio::use_future
+        ));
+    }
+    this->io_.restart();
+    for (auto& f : futs) {
+        while (f.wait_for(std::chrono::seconds(0)) != std::future_status::ready) this->io_.run_one();
+    }
+    int allowed = 0;
+    int rate_limited = 0;
+    std::vector<g::decision> held;
+    for (auto& f : futs) {
+        auto d = f.get();
+        EXPECT_NE(d.code, "too_many_concurrent_executions");
+        if (d.allowed) {
+            ++allowed;
+            EXPECT_TRUE(d.lease.held());
+            held.push_back(std::move(d));
+            continue;
+        }
+        if (d.code == "rate_limited") ++rate_limited;
+        EXPECT_EQ(d.find("admission")->outcome, g::gate_outcome::skipped) << d.code;
+    }
+    EXPECT_EQ(allowed, 1);
+    EXPECT_EQ(rate_limited, 23);
+    if constexpr (requires { this->factory_.leases_written("org:org_ok"); }) {
+        EXPECT_EQ(this->factory_.leases_written("org:org_ok"), 1);
+    }
+    for (auto& d : held) this->release(d);
+}
+
+TYPED_TEST_P(builtin_scenarios, WithoutAdmissionNoSlotIsTakenAndNoLeaseReturned) {
+    boost::json::object o;
+    o["admission.enabled"] = false;
+    o["admission.max_concurrent"] = 1;
+    auto p = this->build(o);
+    for (int i = 0; i < 3; ++i) {  // more than max_concurrent, none released
+        auto d = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+        EXPECT_TRUE(d.allowed) << d.code;
+        EXPECT_FALSE(d.lease.held());
+        EXPECT_EQ(d.find("admission")->outcome, g::gate_outcome::skipped);
+        EXPECT_EQ(d.find("admission")->reason, "off: admission.enabled is false");
+    }
+    if constexpr (requires { this->factory_.leases_written("org:org_ok"); }) {
+        EXPECT_EQ(this->factory_.leases_written("org:org_ok"), 0);
+    }
+}
+
+TYPED_TEST_P(builtin_scenarios, WithoutAWindowStoreTheBackstopIsOffAndSaidOnce) {
+    auto stores = this->factory_.stores();
+    stores.windows = nullptr;
+    auto p = this->build({}, &stores);
+    EXPECT_EQ(this->events_.count("gate_off:backstop"), 1U);
+    for (int i = 0; i < 2; ++i) {
+        auto d = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+        ASSERT_TRUE(d.allowed) << d.code;
+        EXPECT_EQ(d.find("backstop")->outcome, g::gate_outcome::skipped);
+        EXPECT_NE(d.find("backstop")->reason.find("off: no window store"), std::string::npos);
+        EXPECT_EQ(d.find("rate_limit")->outcome, g::gate_outcome::pass);
+        this->release(d);
+    }
+    EXPECT_EQ(this->events_.count("gate_off:backstop"), 1U) << "said once, when built";
 }
 
 TYPED_TEST_P(builtin_scenarios, RateLimitedRunKeepsNoBackstopCountWhereRefundable) {
@@ -585,6 +653,9 @@ REGISTER_TYPED_TEST_SUITE_P(
     RateLimitByPlanTierDeniesWith429AndRetryAfter,
     BackstopDeniesWith429AndABlockedAttemptWritesNothing,
     AdmissionDeniesWhenSlotsAreTakenAndRefundsTheToken,
+    RateLimitedFloodNeverTakesTheOnlySlot,
+    WithoutAdmissionNoSlotIsTakenAndNoLeaseReturned,
+    WithoutAWindowStoreTheBackstopIsOffAndSaidOnce,
     RateLimitedRunKeepsNoBackstopCountWhereRefundable,
     FailingUsageLookupIsA503FromTheUsageGate,
     FailingSubscriptionLookupIsA503NamingTheFact,

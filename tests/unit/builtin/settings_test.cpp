@@ -32,27 +32,26 @@ TEST(builtin_settings, DefaultsMatchTheDocumentation) {
     EXPECT_EQ(s.admission_max_concurrent, 10U);
     EXPECT_EQ(s.admission_lease_ttl, std::chrono::milliseconds{300'000});
     EXPECT_TRUE(s.admission_fail_open);
-    EXPECT_EQ(s.speculative_stateful, g::speculation::automatic);
+    EXPECT_TRUE(s.admission_enabled);
+    EXPECT_EQ(s.stateful, g::stateful_call::automatic);
 }
 
-TEST(builtin_settings, SpeculativeStatefulIsAutoOnOrOff) {
+TEST(builtin_settings, StatefulCallIsAutoOrSeparate) {
     for (const auto& [text, want] :
-         {std::pair{"on", g::speculation::on},
-          std::pair{"off", g::speculation::off},
-          std::pair{"auto", g::speculation::automatic}}) {
+         {std::pair{"separate", g::stateful_call::separate}, std::pair{"auto", g::stateful_call::automatic}}) {
         boost::json::object o;
-        o["pipeline.speculative_stateful"] = text;
-        EXPECT_EQ(g::default_settings_from(make_config(o)).speculative_stateful, want) << text;
+        o["pipeline.stateful_call"] = text;
+        EXPECT_EQ(g::default_settings_from(make_config(o)).stateful, want) << text;
     }
     boost::json::object bad;
-    bad["pipeline.speculative_stateful"] = "sometimes";
+    bad["pipeline.stateful_call"] = "sometimes";
     try {
         (void)g::default_settings_from(make_config(bad));
         FAIL() << "expected config_error";
     } catch (const preflight::config_error& e) {
-        EXPECT_EQ(e.key(), "pipeline.speculative_stateful");
+        EXPECT_EQ(e.key(), "pipeline.stateful_call");
         EXPECT_EQ(e.value(), "sometimes");
-        EXPECT_NE(std::string(e.what()).find("auto, on or off"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("auto or separate"), std::string::npos) << e.what();
     }
 }
 
@@ -149,13 +148,18 @@ TEST_F(assembly, NoBalanceGateWhenDisabledOrWithoutSource) {
 
 TEST_F(assembly, MissingStoreOrClockIsAConfigError) {
     auto d = deps();
-    d.stores.windows = nullptr;
+    d.stores.admissions = nullptr;  // (a missing window store only turns the backstop off: builtin_scenarios)
     try {
         (void)g::default_pipeline(make_config(), std::move(d));
         FAIL() << "expected pipeline_config_error";
     } catch (const g::pipeline_config_error& e) {
-        EXPECT_NE(std::string(e.what()).find("windows"), std::string::npos);
+        EXPECT_NE(std::string(e.what()).find("admissions"), std::string::npos);
     }
+    boost::json::object off;
+    off["admission.enabled"] = false;
+    auto without = deps();
+    without.stores.admissions = nullptr;
+    EXPECT_NO_THROW((void)g::default_pipeline(make_config(off), std::move(without))) << "no admission, no store needed";
     auto d2 = deps();
     d2.clock = nullptr;
     EXPECT_THROW((void)g::default_pipeline(make_config(), std::move(d2)), g::pipeline_config_error);

@@ -72,7 +72,6 @@ TEST(http_mapping, allowed_is_200_with_the_decision) {
         false,
         false,
         {},
-        false,
         false});
     auto r = g::to_http(d);
     EXPECT_EQ(r.status, 200);
@@ -98,7 +97,7 @@ TEST(http_mapping, invalid_utf8_text_still_gives_valid_json) {
     d.message = "bad \xff\xc0\xaf \xed\xa0\x80 ok \xc3\xa9";  // stray, overlong, surrogate; then a valid é
     d.code = "c\xe2\x82";                                     // truncated sequence
     d.trace.push_back(g::gate_trace{
-        "ban", g::phase::read_only, g::gate_outcome::deny, {}, {}, false, false, false, "r\xfe", false, false});
+        "ban", g::phase::read_only, g::gate_outcome::deny, {}, {}, false, false, false, "r\xfe", false});
     boost::system::error_code ec;
     const auto body = boost::json::parse(g::to_http(d).body, ec);
     ASSERT_FALSE(ec) << ec.message();
@@ -131,7 +130,6 @@ TEST(decision_json, denial_carries_code_gate_and_trace) {
         false,
         false,
         "rate_limited",
-        false,
         false});
     auto j = d.to_json();
     EXPECT_FALSE(j.at("allowed").as_bool());

@@ -49,13 +49,14 @@ g::gate_spec stateful_gate(std::string name, std::shared_ptr<toy_store> store, b
                 std::chrono::milliseconds(1500),
                 g::limiter_info{100, 0, std::chrono::seconds(60), std::chrono::seconds(30)}});
         }
-        store->used[name + ":" + gc.req().subject.org]++;
-        co_return g::verdict::pass();
-    };
-    s.compensate = [store, name](const g::request& r) -> asio::awaitable<result<void>> {
-        std::lock_guard lock(store->m);
-        store->used[name + ":" + r.subject.org]--;
-        co_return result<void>{};
+        const std::string key = name + ":" + gc.req().subject.org;
+        store->used[key]++;
+        // The consume's undo knows what it took (no lookup from the request again).
+        co_return g::verdict::pass_with_undo([store, key]() -> asio::awaitable<result<void>> {
+            std::lock_guard undo_lock(store->m);
+            store->used[key]--;
+            co_return result<void>{};
+        });
     };
     return s;
 }

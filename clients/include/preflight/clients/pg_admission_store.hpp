@@ -36,6 +36,9 @@ public:
     /// periodically.
     boost::asio::awaitable<result<std::uint64_t>> purge_expired();
 
+    /// The pool the store runs on.
+    [[nodiscard]] const pg_pool& pool() const noexcept { return pool_; }
+
 private:
     pg_pool& pool_;
     pg_limit_batch* batch_;

@@ -32,6 +32,9 @@ public:
     /// See `limits::fixed_window_store::purge_idle`. One statement (uses the idle_after index).
     boost::asio::awaitable<result<std::uint64_t>> purge_idle() override;
 
+    /// The pool the store runs on.
+    [[nodiscard]] const pg_pool& pool() const noexcept { return pool_; }
+
 private:
     pg_pool& pool_;
     pg_limit_batch* batch_;

@@ -38,6 +38,9 @@ public:
     /// TAT is deliberately not indexed so that acquires stay HOT updates); run it periodically.
     boost::asio::awaitable<result<std::uint64_t>> purge_idle();
 
+    /// The pool the store runs on.
+    [[nodiscard]] const pg_pool& pool() const noexcept { return pool_; }
+
 private:
     pg_pool& pool_;
     pg_limit_batch* batch_;

@@ -11,6 +11,7 @@
 #include <preflight/core/clock.hpp>
 #include <preflight/limits/admission_store.hpp>
 #include <preflight/limits/fixed_window_store.hpp>
+#include <preflight/limits/limit_chain.hpp>
 #include <preflight/limits/rate_limit_store.hpp>
 
 #include <memory>
@@ -28,6 +29,12 @@ struct store_set {
     std::shared_ptr<limits::rate_limit_store> rate_limits;
     std::shared_ptr<limits::fixed_window_store> windows;
     std::shared_ptr<limits::admission_store> admissions;
+    /// Optional: the window, bucket and admission writes of a preflight as one ordered call over the three stores
+    /// above (`limits::limit_chain`: stops at the first denial, nothing of a later part written). When set, the
+    /// default pipeline's stateful phase is that one call instead of one call per gate (`pipeline.stateful_call`).
+    /// `make_pg_store_set` sets it (one round trip instead of three); the in-memory set leaves it empty (its gates
+    /// answer synchronously, one after another, which is as exact and costs no round trip).
+    std::shared_ptr<limits::limit_chain> limit_chain;
     /// Optional: the four read-only lookups (ban, subscription, usage, membership) of a request in one call. The
     /// built-in read-only gates read through it when it `answers_for` the four stores above (so replacing one of
     /// them falls back to four lookups). `make_pg_store_set` sets it (one statement instead of four).

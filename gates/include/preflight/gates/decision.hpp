@@ -31,7 +31,6 @@ struct gate_trace {
     bool shadow = false;                   ///< the gate is in shadow mode
     bool would_deny = false;               ///< shadow mode: the gate denied (or failed closed) but was not enforced
     std::string reason;                    ///< deny code, error text, or why it was skipped/cancelled
-    bool speculative = false;  ///< started by the speculative stateful phase (`pipeline_config::speculative_stateful`)
     bool compensated = false;  ///< its pass was undone: consume refunded (stateful) or lease released (commit)
 };
 

@@ -39,9 +39,6 @@ using check_function = std::function<boost::asio::awaitable<result<verdict>>(gat
 /// A gate answered here costs no coroutine and no timer.
 using try_check_function = std::function<std::optional<result<verdict>>(gate_context&)>;
 
-/// Gives back what a stateful gate's passing check consumed, when a later stateful (or the commit) gate denies.
-using compensate_function = std::function<boost::asio::awaitable<result<void>>(const request&)>;
-
 /// Declares one gate. Aggregate with defaults; `name` and `check` are required.
 struct gate_spec {
     std::string name;  ///< unique; letters, digits, '_', '-', '.', ':'
@@ -53,9 +50,13 @@ struct gate_spec {
     failure_policy on_failure = failure_policy::fail_closed;
     bool shadow = false;             ///< run and record the would-be denial, but never enforce it
     std::vector<std::string> facts;  ///< names of the facts the check awaits (validated at build time)
+    /// Non-empty: the gate is declared but off, for this reason (e.g. its store is missing). No run applies it; its
+    /// trace entry is skipped with reason "off: <reason>". Such a gate needs no check.
+    std::string off;
     check_function check;
-    try_check_function try_check;    ///< optional synchronous fast path, tried before `check`
-    compensate_function compensate;  ///< stateful gates only: refund a passed consume (optional)
+    /// Optional synchronous fast path, tried before `check`. A stateful gate's check (or fast path) that consumes
+    /// returns `verdict::pass_with_undo`: the pipeline runs that undo when a later gate denies.
+    try_check_function try_check;
 };
 
 /// A pipeline declaration the builder rejects (thrown by `pipeline_builder::build`). The message names the

@@ -25,6 +25,8 @@ enum class event_kind {
     fail_open,            ///< a gate's error/timeout was counted as a pass
     compensation_failed,  ///< a refund of an earlier stateful consume failed
     release_failed,       ///< a lease dropped without explicit release failed to release
+    gate_off,             ///< a gate is declared but off (`gate_spec::off`), said once when the pipeline is built
+    lease_lost,           ///< a lease dropped after its executor stopped: its release could not run
 };
 
 [[nodiscard]] std::string_view to_string(event_kind k) noexcept;
@@ -45,15 +47,6 @@ struct pipeline_config {
     const preflight::clock* clock = &preflight::clock::steady();
     event_hook on_event;  ///< empty: events are only counted in the metrics
     bool metrics = true;  ///< maintain `pipeline::metrics()`
-    /// Speculative stateful phase (default off). When every applicable read-only gate passed, every applicable
-    /// stateful gate and the commit gate are started at once in declaration order instead of one after another
-    /// (a pipelining remote store then sends their statements together: one round trip instead of one per
-    /// gate). The decision is the one of the sequential phase (first denial or fail-closed failure in declaration
-    /// order); the run waits for all of them, then undoes every gate that passed (stateful gates through their
-    /// compensation hook, the commit gate by releasing its lease). Trade-off: a later gate's store sees a
-    /// transient consume that is refunded. `build()` then requires a compensation hook on every stateful gate
-    /// that can run after another stateful gate.
-    bool speculative_stateful = false;
 };
 
 namespace detail {
@@ -100,9 +93,7 @@ public:
     /// Validates and builds. Throws `pipeline_config_error` naming the culprit for: no gates; a gate without
     /// name or check; an invalid or duplicate gate name; a duplicate fact name; a gate that declares an
     /// unknown fact; a gate with no operations (an empty phase for that gate) or that gates `resume`; a budget
-    /// <= 0; more than one commit gate; more than 64 read-only gates; a compensation hook on a non-stateful
-    /// gate; a null clock; with `speculative_stateful`, a stateful gate without compensation hook that runs after
-    /// another stateful gate for some operation.
+    /// <= 0; more than one commit gate; more than 64 read-only gates; a null clock.
     [[nodiscard]] pipeline build();
 
 private:

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -27,7 +28,12 @@ struct denial {
     std::optional<limiter_info> limiter;  ///< set by limiter gates
 };
 
-/// The answer of a gate's check: pass (commit gates may attach a lease) or deny.
+/// Gives back what a stateful gate's passing check consumed, when a later stateful gate or the commit denies (or the
+/// caller cancels the run). Made by the check that consumed, so it knows exactly what to give back (key, limit,
+/// quantity) without looking anything up again. Called at most once.
+using undo_function = std::function<boost::asio::awaitable<result<void>>()>;
+
+/// The answer of a gate's check: pass (a stateful gate may attach its undo, the commit gate a lease) or deny.
 class verdict {
 public:
     /// Pass (the default).
@@ -38,6 +44,12 @@ public:
         verdict v;
         v.lease_id_ = std::move(lease_id);
         v.release_ = std::move(release);
+        return v;
+    }
+    /// Pass, with what undoes the consume (stateful gates; ignored from other phases). An empty `undo` is a plain pass.
+    [[nodiscard]] static verdict pass_with_undo(undo_function undo) {
+        verdict v;
+        v.undo_ = std::move(undo);
         return v;
     }
     [[nodiscard]] static verdict deny(denial d) {
@@ -52,11 +64,13 @@ public:
     [[nodiscard]] const std::string& lease_id() const noexcept { return lease_id_; }
     [[nodiscard]] std::string& lease_id() noexcept { return lease_id_; }
     [[nodiscard]] release_function& release() noexcept { return release_; }
+    [[nodiscard]] undo_function& undo() noexcept { return undo_; }
 
 private:
     std::optional<denial> denial_;
     std::string lease_id_;
     release_function release_;
+    undo_function undo_;
 };
 
 }  // namespace preflight::gates

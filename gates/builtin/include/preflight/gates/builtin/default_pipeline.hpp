@@ -29,8 +29,8 @@ namespace preflight::gates {
 /// cache_capacity 10000}; backstop.budget_ms (backstop.max / period_s come from limits);
 /// rate_limit.{pro,team,enterprise}.{read_rps,read_burst,write_rps,write_burst} (the free tier uses limits'
 /// rate_limit.{read,write}_{rps,burst}), rate_limit.budget_ms; fleet.size 1;
-/// admission.{max_concurrent 10, lease_ttl_ms 300000, budget_ms 1000, fail_open true};
-/// pipeline.speculative_stateful "auto" (auto | on | off).
+/// admission.{enabled true, max_concurrent 10, lease_ttl_ms 300000, budget_ms 1000, fail_open true};
+/// pipeline.stateful_call "auto" (auto | separate).
 /// Throws `std::invalid_argument` when a key is already registered.
 void register_default_pipeline_config(preflight::config_registry& registry);
 
@@ -90,11 +90,12 @@ struct default_pipeline_options {
 inline constexpr std::array<const char*, 7> default_gate_names{
     "ban", "usage", "member_cap", "balance", "backstop", "rate_limit", "admission"};
 
-/// `pipeline.speculative_stateful`: whether the backstop, the rate limit and the admission start together once
-/// every read-only gate passed (one round trip on a shared store instead of three; whatever passed is undone when
-/// one of them denies). `automatic`: on when the rate-limit, window and admission stores are not all the
-/// in-memory ones (whose answers cost no round trip).
-enum class speculation { automatic, on, off };
+/// `pipeline.stateful_call`: how the stateful gates reach their stores. `automatic`: when the store set offers a
+/// `limits::limit_chain` (`make_pg_store_set` does), the backstop, the rate limit and the admission of a request are
+/// ONE ordered call that stops at the first denial (one round trip; a later part is never written when an earlier
+/// one denies); otherwise, and with `separate`, one call per gate, in order, each refunded by its undo when a later
+/// one denies.
+enum class stateful_call { automatic, separate };
 
 /// Everything the built-in gates read from the configuration (see `register_default_pipeline_config`).
 struct default_pipeline_settings {
@@ -133,8 +134,10 @@ struct default_pipeline_settings {
     std::chrono::milliseconds admission_lease_ttl{300'000};
     std::chrono::milliseconds admission_budget{1000};
     bool admission_fail_open = true;
+    /// false: no admission gate (no slot taken, no lease), for callers that do not hold leases.
+    bool admission_enabled = true;
 
-    speculation speculative_stateful = speculation::automatic;
+    stateful_call stateful = stateful_call::automatic;
 };
 
 /// Reads the keys registered by `register_default_pipeline_config` from a resolved configuration.
