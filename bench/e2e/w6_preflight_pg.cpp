@@ -28,7 +28,8 @@
 // statement of depth d sent at t µs after the run began, "-d@t:name" one completed, "end@t" the decision.
 //
 //   bench_e2e_w6 [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N] [--warmup N]
-//                [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1] [--stateful-call auto|separate]
+//                [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1] [--stateful-call
+//                auto|separate]
 //                [--balance 0|1] [--release held|background] [--batch-writes 0|1]
 //                [--gather-reads 0|1] [--batch-in-flight N] [--batch-max N]   (clients::pg_store_options)
 //   (URL defaults to $PREFLIGHT_BENCH_PG_URL, then $PREFLIGHT_TEST_PG_URL)
@@ -674,11 +675,12 @@ int main(int argc, char** argv) {
         } else if (k == "--batch-max") {
             o.batch.max_per_call = std::stoul(v);
         } else {
-            std::cerr << "usage: " << argv[0]
-                      << " [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N]"
-                         " [--warmup N] [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1]"
-                         " [--stateful-call auto|separate] [--balance 0|1] [--release held|background] [--batch-writes 0|1]"
-                         " [--gather-reads 0|1] [--batch-in-flight N] [--batch-max N]\n";
+            std::cerr
+                << "usage: " << argv[0]
+                << " [--url URL] [--mode sequential|preflight|all] [--concurrency 1,32] [--ops N]"
+                   " [--warmup N] [--cap-s S] [--pool N] [--coalesce 0|1] [--coalesce-max N] [--cork 0|1]"
+                   " [--stateful-call auto|separate] [--balance 0|1] [--release held|background] [--batch-writes 0|1]"
+                   " [--gather-reads 0|1] [--batch-in-flight N] [--batch-max N]\n";
             return 2;
         }
     }

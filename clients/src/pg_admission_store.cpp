@@ -70,7 +70,9 @@ asio::awaitable<result<limits::lease_grant>> pg_admission_store::reserve(
         auto got = co_await batch_->submit(pg_limit_batch::part::admission, std::move(params));
         if (!got) co_return got.error();
         const auto& rows = *got->rows;
-        out = detail::admission_answer(rows.text(got->row, got->first), rows.as_int64(got->row, got->first + 1), max_slots);
+        out = detail::admission_answer(
+            rows.text(got->row, got->first), rows.as_int64(got->row, got->first + 1), max_slots
+        );
     } else {
         auto rows = co_await pool_.exec(reserve_stmt, std::move(params));
         if (!rows) co_return rows.error();

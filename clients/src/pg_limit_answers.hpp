@@ -58,8 +58,8 @@ inline limits::acquire_result bucket_answer(
     const double now = rows.as_double(r, c + 2);
     const double tat = rows.is_null(r, c + 1) ? now : rows.as_double(r, c + 1);
     const double base = std::max(tat, now);
-    out.retry_after = out.allowed ? std::chrono::nanoseconds{0}
-                                  : us_to_ns(std::max(0.0, base + quantity * g.t - g.tau - now));
+    out.retry_after =
+        out.allowed ? std::chrono::nanoseconds{0} : us_to_ns(std::max(0.0, base + quantity * g.t - g.tau - now));
     out.remaining = remaining_tokens(now, g.tau, base, g.t);
     out.reset_after = us_to_ns(base - now);
     return out;
@@ -80,7 +80,9 @@ inline bool is_uuid(std::string_view s) {
 
 /// A reservation's outcome from the new lease id (empty: full) and the live leases after the call; nullopt when they
 /// are not what preflight_admit returns (a schema mismatch).
-inline std::optional<limits::lease_grant> admission_answer(std::string_view id, std::int64_t in_use, std::uint32_t max) {
+inline std::optional<limits::lease_grant> admission_answer(
+    std::string_view id, std::int64_t in_use, std::uint32_t max
+) {
     if ((!id.empty() && !is_uuid(id)) || in_use < 0 || in_use > std::numeric_limits<std::int32_t>::max()) {
         return std::nullopt;
     }

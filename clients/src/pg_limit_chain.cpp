@@ -90,7 +90,8 @@ detail::gather_spec chain_spec() {
     // Two chains with a key of a kind in common go to different calls (the set-based statements write a row once).
     s.conflict = [](const detail::gather_item& a, const detail::gather_item& b) {
         for (std::size_t p = 0; p < chain_parts; ++p) {
-            if (has_part(a, p) && has_part(b, p) && a.params[chain_first_param[p]] == b.params[chain_first_param[p]]) return true;
+            if (has_part(a, p) && has_part(b, p) && a.params[chain_first_param[p]] == b.params[chain_first_param[p]])
+                return true;
         }
         return false;
     };
@@ -107,8 +108,8 @@ result<std::vector<std::string>> params_of(const limits::chain_request& req) {
     std::vector<std::string> p{"", "0", "1", "0", "", "1", "1", "0", "", "0", "0", ""};
     unsigned mask = 0;
     if (const auto& w = req.window) {
-        if (!detail::check_key(w->key) || w->limit.period.count() < 1 || w->limit.max == 0 || w->limit.max > chain_max_i64 ||
-            w->n > chain_max_i64) {
+        if (!detail::check_key(w->key) || w->limit.period.count() < 1 || w->limit.max == 0 ||
+            w->limit.max > chain_max_i64 || w->n > chain_max_i64) {
             return errc::bad_input;
         }
         mask |= 1U;
@@ -161,7 +162,9 @@ result<limits::chain_result> chain_answer(const limits::chain_request& req, cons
     }
     if (req.admission && !rows.is_null(row, chain_first_column[2] + 1)) {
         out.admission = detail::admission_answer(
-            rows.text(row, chain_first_column[2]), rows.as_int64(row, chain_first_column[2] + 1), req.admission->max_slots
+            rows.text(row, chain_first_column[2]),
+            rows.as_int64(row, chain_first_column[2] + 1),
+            req.admission->max_slots
         );
         if (!out.admission) return errc::protocol_error;
         if (!out.admission->admitted) out.denied_by = limits::chain_part::admission;
@@ -175,8 +178,7 @@ result<limits::chain_result> chain_answer(const limits::chain_request& req, cons
 }  // namespace
 
 pg_limit_chain::pg_limit_chain(pg_pool& pool, pg_gather_options options)
-    : pool_(pool),
-      gather_(std::make_unique<detail::gatherer>(pool, chain_spec(), options)) {}
+    : pool_(pool), gather_(std::make_unique<detail::gatherer>(pool, chain_spec(), options)) {}
 
 pg_limit_chain::~pg_limit_chain() = default;
 

@@ -30,13 +30,48 @@ struct report_release {
     }
 };
 
+/// Held by a spawned release until it starts: when its io_context is destroyed (or shut down) before running it, the
+/// release never ran and this says so: a synchronous release where the lease has one, else the error hook with
+/// `errc::cancelled`. Never silent.
+struct release_watch {
+    std::string id;
+    release_now_function release_now;
+    release_error_hook on_error;
+    bool started = false;
+
+    release_watch(std::string i, release_now_function now, release_error_hook err)
+        : id(std::move(i)), release_now(std::move(now)), on_error(std::move(err)) {}
+    release_watch(const release_watch&) = delete;
+    release_watch& operator=(const release_watch&) = delete;
+    ~release_watch() {
+        if (started) return;
+        try {
+            if (release_now) {
+                release_now();
+            } else if (on_error) {
+                on_error(id, make_error_code(errc::cancelled));
+            }
+        } catch (...) {  // NOLINT(bugprone-empty-catch): a destructor must not throw; the store's ttl is the backstop
+        }
+    }
+};
+
 }  // namespace
 
-lease::lease(std::string id, release_function release, boost::asio::any_io_executor ex, release_error_hook on_error)
+lease::lease(
+    std::string id,
+    release_function release,
+    boost::asio::any_io_executor ex,
+    release_error_hook on_error,
+    renew_function renew,
+    release_now_function release_now
+)
     : id_(std::move(id)), state_(std::make_unique<state>()) {
     state_->fn = std::move(release);
     state_->ex = std::move(ex);
     state_->on_error = std::move(on_error);
+    state_->renew = std::move(renew);
+    state_->release_now = std::move(release_now);
 }
 
 lease::lease(lease&& other) noexcept : id_(std::move(other.id_)), state_(std::move(other.state_)) {}
@@ -63,17 +98,24 @@ boost::asio::awaitable<result<void>> lease::release() {
     co_return co_await state_->fn();
 }
 
+boost::asio::awaitable<result<bool>> lease::renew() {
+    if (!held()) co_return false;
+    if (!state_->renew) co_return result<bool>{boost::system::in_place_error, make_error_code(errc::bad_input)};
+    co_return co_await state_->renew();
+}
+
 void lease::release_detached() {
     if (!state_ || state_->released.exchange(true, std::memory_order_acq_rel)) return;
-    if (!state_->ex) {
-        if (state_->on_error) state_->on_error(id_, make_error_code(errc::cancelled));
-        return;
-    }
+    auto watch = std::make_shared<release_watch>(id_, std::move(state_->release_now), state_->on_error);
+    if (!state_->ex) return;  // nothing can run a release: `watch` reports it now
     // The function object moves into the spawned coroutine's frame via the awaitable it returns.
     auto fn = std::move(state_->fn);
     boost::asio::co_spawn(
         state_->ex,
-        [fn = std::move(fn)]() -> boost::asio::awaitable<result<void>> { co_return co_await fn(); },
+        [fn = std::move(fn), watch = std::move(watch)]() -> boost::asio::awaitable<result<void>> {
+            watch->started = true;
+            co_return co_await fn();
+        },
         report_release{id_, state_->on_error}
     );
 }

@@ -219,6 +219,13 @@ std::string pipeline_metrics::prometheus_text() const {
     out += "# TYPE preflight_decisions_total counter\n";
     out += "preflight_decisions_total{result=\"allow\"} " + std::to_string(decisions(true)) + "\n";
     out += "preflight_decisions_total{result=\"deny\"} " + std::to_string(decisions(false)) + "\n";
+    append_prometheus_metric(
+        out,
+        "preflight_leases_lost_total",
+        "counter",
+        "Dropped leases whose release never ran (their io_context went first; the store's ttl expires them).",
+        leases_lost()
+    );
     return out;
 }
 

@@ -523,7 +523,9 @@ void run_state::on_check_done(std::size_t gi, std::exception_ptr ep, result<verd
         auto fl = classify(ep);
         finish_gate(gi, fl.outcome, std::move(fl.reason), fl.ec, nullptr);
     } else if (!r) {
-        finish_gate(gi, gate_outcome::error, r.error().message(), r.error(), nullptr);
+        // A check that ran out of its own (shorter) time budget reports a time-out like the pipeline's.
+        const auto o = r.error() == make_error_code(errc::timeout) ? gate_outcome::timeout : gate_outcome::error;
+        finish_gate(gi, o, r.error().message(), r.error(), nullptr);
     } else if (r->passed()) {
         finish_gate(gi, gate_outcome::pass, {}, {}, &*r);
     } else {
@@ -915,12 +917,24 @@ lease run_state::make_lease(std::size_t gi) {
     auto& c = *children_[gi];
     if (!c.passed.release()) return {};
     release_error_hook hook;
-    if (impl_->config.on_event) {
+    if (impl_->config.on_event || impl_->metrics) {
         hook = [impl = impl_, gi](const std::string& id, boost::system::error_code ec) {
-            impl->emit(event_kind::release_failed, impl->gates[gi].spec.name, "lease " + id, ec);
+            // cancelled: the release never ran (lease_lost); else the store failed it.
+            const bool lost = ec == make_error_code(errc::cancelled);
+            if (lost && impl->metrics) impl->metrics->record_lease_lost();
+            impl->emit(
+                lost ? event_kind::lease_lost : event_kind::release_failed, impl->gates[gi].spec.name, "lease " + id, ec
+            );
         };
     }
-    return lease(std::move(c.passed.lease_id()), std::move(c.passed.release()), ex_, std::move(hook));
+    return lease(
+        std::move(c.passed.lease_id()),
+        std::move(c.passed.release()),
+        ex_,
+        std::move(hook),
+        std::move(c.passed.renew()),
+        std::move(c.passed.release_now())
+    );
 }
 
 asio::awaitable<decision> run_state::drive_slow() {

@@ -394,15 +394,16 @@ boost::asio::awaitable<http_response> api::handle(http_request req) {
         co_return json_response(200, config_body_, version, keep_alive);
     }
     constexpr std::string_view lease_prefix = "/v1/leases/";
-    constexpr std::string_view release_suffix = "/release";
-    if (target.starts_with(lease_prefix) && target.ends_with(release_suffix) &&
-        target.size() > lease_prefix.size() + release_suffix.size()) {
-        std::string_view id =
-            target.substr(lease_prefix.size(), target.size() - lease_prefix.size() - release_suffix.size());
-        if (id.find('/') == std::string_view::npos && id.size() <= 256) {
-            if (method != http::verb::post) co_return not_allowed("POST");
-            co_return co_await release(std::string(id), version, keep_alive);
+    for (const std::string_view suffix : {std::string_view("/release"), std::string_view("/renew")}) {
+        if (!target.starts_with(lease_prefix) || !target.ends_with(suffix) ||
+            target.size() <= lease_prefix.size() + suffix.size()) {
+            continue;
         }
+        std::string_view id = target.substr(lease_prefix.size(), target.size() - lease_prefix.size() - suffix.size());
+        if (id.find('/') != std::string_view::npos || id.size() > 256) continue;
+        if (method != http::verb::post) co_return not_allowed("POST");
+        if (suffix == "/renew") co_return co_await renew(std::string(id), version, keep_alive);
+        co_return co_await release(std::string(id), version, keep_alive);
     }
     stats_.not_found.fetch_add(1, std::memory_order_relaxed);
     co_return error_response(404, "not_found", "no endpoint " + quoted(target), version, keep_alive);
@@ -450,6 +451,42 @@ boost::asio::awaitable<http_response> api::preflight(const http_request& req) {
     res.body() = std::move(body);
     res.prepare_payload();
     co_return res;
+}
+
+boost::asio::awaitable<http_response> api::renew(std::string id, unsigned version, bool keep_alive) {
+    boost::system::error_code ec;
+    const renew_status st = co_await leases_.renew(id, &ec);
+    switch (st) {
+        case renew_status::renewed:
+            stats_.renewals.fetch_add(1, std::memory_order_relaxed);
+            co_return json_response(
+                200,
+                R"({"renewed":true,"lease_id":)" + quoted(id) + R"(,"ttl_ms":)" +
+                    std::to_string(leases_.ttl().count()) + "}",
+                version,
+                keep_alive
+            );
+        case renew_status::expired:
+        case renew_status::unknown:
+            stats_.not_found.fetch_add(1, std::memory_order_relaxed);
+            co_return error_response(
+                404, "lease_not_found", "no lease " + quoted(id) + " (unknown, or expired)", version, keep_alive
+            );
+        case renew_status::released:
+            co_return error_response(
+                409, "lease_released", "lease " + quoted(id) + " was released; take a new one", version, keep_alive
+            );
+        case renew_status::failed:
+            stats_.renew_failures.fetch_add(1, std::memory_order_relaxed);
+            co_return error_response(
+                503,
+                "lease_renew_failed",
+                "renewing lease " + quoted(id) + " failed: " + ec.message(),
+                version,
+                keep_alive
+            );
+    }
+    co_return error_response(500, "internal", "unexpected renew status", version, keep_alive);
 }
 
 boost::asio::awaitable<http_response> api::release(std::string id, unsigned version, bool keep_alive) {
@@ -542,6 +579,8 @@ std::string api::metrics_text() const {
         get(stats_.lease_registry_full)
     );
     out += counter("preflight_lease_releases_total", "Leases released by the caller.", get(stats_.releases));
+    out += counter("preflight_lease_renewals_total", "Leases renewed by the caller.", get(stats_.renewals));
+    out += counter("preflight_lease_renew_failures_total", "Renewals the store failed.", get(stats_.renew_failures));
     out +=
         counter("preflight_lease_release_failures_total", "Releases the store failed.", get(stats_.release_failures));
     if (params_.extra_metrics) out += params_.extra_metrics();
@@ -606,7 +645,6 @@ void register_server_config(preflight::config_registry& registry) {
         "writes of one kind, or reads, per gathered call, at most",
         1,
         4096);
-    add("server.lease_ttl_ms", config_type::integer, 300000, "how long an unreleased lease is kept", 1, {});
     add("server.max_leases", config_type::integer, 100000, "bound of the lease registry", 1, {});
     add("server.drain_timeout_ms", config_type::integer, 10000, "how long SIGTERM waits for in-flight requests", 0, {});
     add("server.balance_url",

@@ -89,6 +89,43 @@ boost::asio::awaitable<release_status> lease_registry::release(std::string id, b
     co_return release_status::released;
 }
 
+boost::asio::awaitable<renew_status> lease_registry::renew(std::string id, boost::system::error_code* ec) {
+    gates::renew_function renew;
+    {
+        std::lock_guard lock(mutex_);
+        purge_locked(clock_->now());
+        auto it = entries_.find(id);
+        if (it == entries_.end()) co_return renew_status::unknown;
+        if (it->second.tombstone) co_return renew_status::released;
+        renew = it->second.lease.renewer();
+    }
+    if (!renew) {
+        if (ec != nullptr) *ec = make_error_code(errc::bad_input);
+        co_return renew_status::failed;
+    }
+    result<bool> r = co_await renew();  // not under the lock: the entry may be released meanwhile
+    if (!r) {
+        if (ec != nullptr) *ec = r.error();
+        co_return renew_status::failed;
+    }
+    gates::lease dropped;  // destroyed after the lock is let go
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) co_return renew_status::unknown;
+    entry& e = it->second;
+    if (e.tombstone) co_return renew_status::released;
+    if (!*r) {
+        dropped = std::move(e.lease);
+        held_order_.erase(&e);
+        entries_.erase(it);
+        co_return renew_status::expired;
+    }
+    e.expires = clock_->now() + ttl_;  // the latest expiry of all: to the back of the order
+    held_order_.erase(&e);
+    held_order_.push_back(&e);
+    co_return renew_status::renewed;
+}
+
 std::size_t lease_registry::held() const {
     std::lock_guard lock(mutex_);
     return held_order_.size;

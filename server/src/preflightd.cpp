@@ -263,7 +263,8 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
                           << std::endl;
             };
             gates::pipeline pipeline = parts.make_pipeline(cfg, stores, std::move(on_event));
-            params.lease_ttl = std::chrono::milliseconds(cfg.get_int("server.lease_ttl_ms"));
+            // One lease ttl: the admission store's (a lease neither released nor renewed is gone from both then).
+            params.lease_ttl = std::chrono::milliseconds(cfg.get_int("admission.lease_ttl_ms"));
             params.max_leases = static_cast<std::size_t>(cfg.get_int("server.max_leases"));
             params.effective_config = cfg.to_json();
             the_api = std::make_unique<api>(std::move(pipeline), std::move(params));

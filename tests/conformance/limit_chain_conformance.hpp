@@ -51,7 +51,11 @@ protected:
     }
     // All three parts.
     static limits::chain_request all(
-        const std::string& k, std::uint64_t window_max, double burst, std::uint32_t slots, std::uint64_t n = 1,
+        const std::string& k,
+        std::uint64_t window_max,
+        double burst,
+        std::uint32_t slots,
+        std::uint64_t n = 1,
         std::uint32_t quantity = 1
     ) {
         limits::chain_request q;
@@ -109,8 +113,8 @@ TYPED_TEST_P(limit_chain_conformance, a_bucket_denial_gives_the_window_back_and_
     auto r = this->ok(this->all(k, 1, 1, 1));
     EXPECT_EQ(r.denied_by, limits::chain_part::bucket);
     ASSERT_TRUE(r.window && r.bucket);
-    EXPECT_TRUE(r.window->allowed);   // it passed ...
-    EXPECT_EQ(r.window->count, 0U);   // ... and was given back
+    EXPECT_TRUE(r.window->allowed);  // it passed ...
+    EXPECT_EQ(r.window->count, 0U);  // ... and was given back
     EXPECT_FALSE(r.bucket->allowed);
     EXPECT_GT(r.bucket->retry_after, 0ns);
     EXPECT_FALSE(r.admission);  // never attempted
@@ -175,20 +179,20 @@ TYPED_TEST_P(limit_chain_conformance, concurrent_chains_each_decide_as_alone) {
     const auto k = unique_key("c");
     ASSERT_TRUE(this->ok(this->admission(k + "3:a", 1)).allowed());  // chain 3 will find its slot taken
     std::vector<limits::chain_request> reqs{
-        this->all(k + "0", 5, 5, 5),         // passes
-        this->all(k + "1", 1, 5, 5, 2),      // window: 2 > 1
-        this->all(k + "2", 5, 2, 5, 1, 3),   // bucket: 3 > 2
-        this->all(k + "3", 5, 5, 1),         // admission: full
-        this->all(k + "4", 5, 5, 5),         // passes
+        this->all(k + "0", 5, 5, 5),        // passes
+        this->all(k + "1", 1, 5, 5, 2),     // window: 2 > 1
+        this->all(k + "2", 5, 2, 5, 1, 3),  // bucket: 3 > 2
+        this->all(k + "3", 5, 5, 1),        // admission: full
+        this->all(k + "4", 5, 5, 5),        // passes
     };
     std::vector<std::optional<result<limits::chain_result>>> got(reqs.size());
     for (std::size_t i = 0; i < reqs.size(); ++i) {
         boost::asio::co_spawn(
             this->io_,
-            [](limits::limit_chain& c, limits::chain_request q, std::optional<result<limits::chain_result>>& out)
-                -> boost::asio::awaitable<void> { out.emplace(co_await c.apply(std::move(q))); }(
-                this->factory_.store(), reqs[i], got[i]
-            ),
+            [](limits::limit_chain& c, limits::chain_request q, std::optional<result<limits::chain_result>>& out
+            ) -> boost::asio::awaitable<void> {
+                out.emplace(co_await c.apply(std::move(q)));
+            }(this->factory_.store(), reqs[i], got[i]),
             boost::asio::detached
         );
     }

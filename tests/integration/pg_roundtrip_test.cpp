@@ -158,11 +158,11 @@ protected:
     }
 
     // (Re)builds the pipeline on the pool with store options `o`.
-    void build(clients::pg_store_options o) {
+    void build(clients::pg_store_options o, const boost::json::object& config = {}) {
         g::default_pipeline_deps deps;
         deps.stores = clients::make_pg_store_set(pool, o);
         pipe.reset();
-        pipe.emplace(g::default_pipeline(make_config(), std::move(deps)));
+        pipe.emplace(g::default_pipeline(make_config(config), std::move(deps)));
     }
 
     // The allowed path: every read at depth 1, the stateful phase's `writes` together at depth 2.
@@ -200,11 +200,8 @@ protected:
 // The ban, subscription, usage and membership lookups are one statement (`pg_subject_facts_source`); the balance is
 // its own source (it may be another backend, and its outcome is cached per org).
 const std::vector<std::string> reads{"preflight_balance_get", "preflight_subject_facts"};
-// The backstop consume, rate-limit acquire and admission reserve: one batched call by default (pg_limit_batch),
-// three statements in parallel without batching.
-const std::vector<std::string> batched_writes{"preflight_limit_batch"};
-const std::vector<std::string> unbatched_writes{
-    "preflight_adm_reserve", "preflight_fw_consume", "preflight_rl_acquire"};
+// The backstop consume, rate-limit acquire and admission reserve: one ordered call by default (pg_limit_chain).
+const std::vector<std::string> chained_writes{"preflight_limit_chain"};
 
 void pg_preflight_roundtrips::expect_allowed_path(const std::vector<std::string>& writes) {
     {
@@ -222,7 +219,7 @@ void pg_preflight_roundtrips::expect_allowed_path(const std::vector<std::string>
     EXPECT_EQ(log.names(), all) << "the combined read, the balance, backstop + rate limit + admission";
     EXPECT_LE(log.critical_path(), 2) << "reads in one round trip, consume + reserve in the next";
     EXPECT_EQ(log.names_at_depth(1), reads) << "every read starts when the run begins";
-    EXPECT_EQ(log.names_at_depth(2), writes) << "the stateful gates and the commit are sent together";
+    EXPECT_EQ(log.names_at_depth(2), writes) << "the stateful gates and the commit are one ordered call";
     ASSERT_TRUE(run(io, d.lease.release()).has_value());
 
     // The same org again: its balance outcome is cached (60 s), one statement fewer, still two round trips.
@@ -236,13 +233,27 @@ void pg_preflight_roundtrips::expect_allowed_path(const std::vector<std::string>
 
 TEST_F(pg_preflight_roundtrips, AllowedPathHasTwoSequentialRoundTripsAndOneWriteStatement) {
     if (!ready) return;
-    expect_allowed_path(batched_writes);
+    expect_allowed_path(chained_writes);
 }
 
-TEST_F(pg_preflight_roundtrips, AllowedPathWithoutWriteBatchingSendsTheThreeWritesTogether) {
+// pipeline.stateful_call = separate: one statement per stateful gate, one after another, admission last.
+TEST_F(pg_preflight_roundtrips, SeparateStatefulCallsGoOneAfterAnotherAdmissionLast) {
     if (!ready) return;
-    build({.batch_limit_writes = false, .gather_reads = true, .gather = {}});
-    expect_allowed_path(unbatched_writes);
+    boost::json::object o;
+    o["pipeline.stateful_call"] = "separate";
+    build({.batch_limit_writes = false, .gather_reads = true, .gather = {}}, o);
+    auto warm = preflight(warm_org, user);
+    ASSERT_TRUE(warm.allowed) << warm.message;
+    settle();
+    ASSERT_TRUE(run(io, warm.lease.release()).has_value());
+    auto d = preflight(org, user);
+    ASSERT_TRUE(d.allowed) << d.gate << ": " << d.message;
+    settle();
+    EXPECT_EQ(log.critical_path(), 4);
+    EXPECT_EQ(log.names_at_depth(2), std::vector<std::string>{"preflight_fw_consume"});
+    EXPECT_EQ(log.names_at_depth(3), std::vector<std::string>{"preflight_rl_acquire"});
+    EXPECT_EQ(log.names_at_depth(4), std::vector<std::string>{"preflight_adm_reserve"});
+    ASSERT_TRUE(run(io, d.lease.release()).has_value());
 }
 
 TEST_F(pg_preflight_roundtrips, DeniedByAReadWritesNothing) {
@@ -251,14 +262,14 @@ TEST_F(pg_preflight_roundtrips, DeniedByAReadWritesNothing) {
     EXPECT_EQ(banned_d.status, 403);
     settle();
     EXPECT_EQ(log.critical_path(), 1);
-    for (const auto& n : log.names()) EXPECT_NE(n, batched_writes[0]);
+    for (const auto& n : log.names()) EXPECT_NE(n, chained_writes[0]);
 
     auto over = preflight(over_org, user);
     EXPECT_EQ(over.status, 402);
     EXPECT_EQ(over.code, "usage_limit_exceeded");
     settle();
     EXPECT_EQ(log.critical_path(), 1) << "the usage read started with the subscription's";
-    for (const auto& n : log.names()) EXPECT_NE(n, batched_writes[0]);
+    for (const auto& n : log.names()) EXPECT_NE(n, chained_writes[0]);
 }
 
 }  // namespace

@@ -334,7 +334,9 @@ asio::awaitable<result<verdict>> balance_check(state_ptr st, gate_context& c) {
     const std::string& org = c.req().subject.org;
     if (org.empty()) co_return verdict::pass();
     auto src = st->stores.balance;
-    auto ask = [src, org]() { return ask_balance(src, org); };
+    // The provider call itself is bounded by the gate's budget and abandoned when it runs out (whatever the source's
+    // own time-outs): the checks that joined it fail open together, and the next check calls the source again.
+    auto ask = [src, org, budget = st->s.balance_budget]() { return abandon_after(ask_balance(src, org), budget); };
     std::string key = org;
     auto r = co_await st->balance_cache->get_or_check(std::move(key), std::move(ask));
     if (!r) co_return r.error();  // never cached; the gate fails open
@@ -378,8 +380,11 @@ std::string backstop_key(const request& r) {
 /// when the window store cannot refund).
 verdict backstop_pass(const state& st, std::string key) {
     if (st.window_refund == nullptr) return verdict::pass();
-    return verdict::pass_with_undo([windows = st.stores.windows, refund = st.window_refund, key = std::move(key),
-                                    limit = st.s.backstop]() { return refund->refund(key, limit, 1); });
+    return verdict::pass_with_undo(
+        [windows = st.stores.windows, refund = st.window_refund, key = std::move(key), limit = st.s.backstop]() {
+            return refund->refund(key, limit, 1);
+        }
+    );
 }
 
 asio::awaitable<result<verdict>> backstop_check(state_ptr st, gate_context& c) {
@@ -532,8 +537,17 @@ result<verdict> admission_verdict(const state& st, const std::string& key, const
         return verdict::deny(std::move(d));
     }
     auto store = st.stores.admissions;
-    std::string id = r->lease_id;
-    return verdict::pass_with_lease(r->lease_id, [store, id]() { return release_admission(store, id); });
+    const auto ttl = st.s.admission_lease_ttl;  // the one lease ttl: reserve and renew alike
+    release_now_function now;
+    if (st.mem_admission != nullptr) {
+        now = [store, mem = st.mem_admission, id = r->lease_id]() { (void)mem->release_now(id); };
+    }
+    return verdict::pass_with_lease(
+        r->lease_id,
+        [store, id = r->lease_id]() { return release_admission(store, id); },
+        [store, id = r->lease_id, ttl]() { return store->renew(id, ttl); },
+        std::move(now)
+    );
 }
 
 asio::awaitable<result<verdict>> admission_check(state_ptr st, gate_context& c) {
@@ -754,6 +768,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     if (with_balance) {
         cache::outcome_cache_params cp;
         cp.ttl = st->s.balance_cache_ttl;
+        cp.stale_if_error = st->s.balance_stale_if_error;
         cp.capacity = st->s.balance_cache_capacity;
         st->balance_cache = std::make_unique<cache::outcome_cache<clients::balance_outcome>>(cp, *deps.clock);
     }

@@ -49,6 +49,15 @@ void register_default_pipeline_config(config_registry& r) {
     r.add(bool_key("balance.enabled", true, "check the billing balance (also needs a balance source)"));
     r.add(budget_key("balance", 2000));
     r.add(int_key("balance.cache_ttl_s", 60, 1, "seconds a balance outcome (allowed or blocked) is cached per org"));
+    auto stale = int_key(
+        "balance.stale_if_error_s",
+        0,
+        0,
+        "while the balance provider fails, keep using the last real outcome for this many seconds after it went stale "
+        "(0: fail open at once)"
+    );
+    stale.max = 86'400;
+    r.add(std::move(stale));
     r.add(int_key("balance.cache_capacity", 10'000, 1, "orgs held by the balance outcome cache"));
     r.add(budget_key("backstop", 1000));
     for (std::size_t t = 1; t < 4; ++t) {
@@ -101,6 +110,7 @@ default_pipeline_settings default_settings_from(const config& cfg) {
     s.balance_enabled = cfg.get_bool("balance.enabled");
     s.balance_budget = ms(cfg, "balance.budget_ms");
     s.balance_cache_ttl = std::chrono::seconds{cfg.get_int("balance.cache_ttl_s")};
+    s.balance_stale_if_error = std::chrono::seconds{cfg.get_int("balance.stale_if_error_s")};
     s.balance_cache_capacity = static_cast<std::size_t>(cfg.get_int("balance.cache_capacity"));
     s.backstop = lim.backstop;
     s.backstop_budget = ms(cfg, "backstop.budget_ms");

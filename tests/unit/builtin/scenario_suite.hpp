@@ -217,6 +217,49 @@ TYPED_TEST_P(builtin_scenarios, SlowBalanceProviderTimesOutAndLetsExecutionsThro
     this->release(d);
 }
 
+// The provider call itself is bounded: a source that ignores cancellation and hangs does not hold the org's later
+// checks (they do not join the abandoned call: each reaches the source again and fails open within the budget).
+TYPED_TEST_P(builtin_scenarios, HungProviderCallIsAbandonedAtTheBudgetAndTheNextCheckCallsAgain) {
+    auto stores = this->factory_.stores();
+    auto src = std::make_shared<scripted_balance>(scripted_balance::mode::deaf, std::chrono::milliseconds{400});
+    stores.balance = src;
+    boost::json::object o;
+    o["balance.budget_ms"] = 50;
+    auto p = this->build(o, &stores);
+    for (int i = 1; i <= 2; ++i) {
+        auto d = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+        ASSERT_TRUE(d.allowed) << d.code;
+        EXPECT_TRUE(d.find("balance")->fail_open);
+        EXPECT_EQ(src->calls.load(), i) << "each check reaches the source";
+        this->release(d);
+    }
+    EXPECT_EQ(src->finished.load(), 0) << "both were still hanging when their checks ended";
+    EXPECT_EQ(this->monitor_->read().balance_cache.size, 0U) << "time-outs are never cached";
+    this->io_.restart();
+    while (src->finished.load() < 2) this->io_.run_one();  // let the abandoned calls end
+}
+
+// balance.stale_if_error_s: while the provider fails, the last real outcome still decides for a bounded time.
+TYPED_TEST_P(builtin_scenarios, StaleIfErrorKeepsTheLastOutcomeForABoundedTime) {
+    auto stores = this->factory_.stores();
+    auto src = std::make_shared<scripted_balance>(scripted_balance::mode::blocked);
+    stores.balance = src;
+    boost::json::object o;
+    o["balance.stale_if_error_s"] = 120;
+    auto p = this->build(o, &stores);
+    EXPECT_EQ(this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok")).code, "plan_executions_exhausted");
+    src->set(scripted_balance::mode::fail);
+    this->clock_.advance(std::chrono::seconds{61});  // no longer fresh: the provider is asked, and fails
+    auto stale = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_EQ(stale.code, "plan_executions_exhausted") << "still blocked: the last outcome, 61 s old";
+    EXPECT_EQ(src->calls.load(), 2);
+    this->clock_.advance(std::chrono::seconds{120});  // 181 s: beyond ttl + stale_if_error
+    auto open = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_TRUE(open.allowed) << open.code;
+    EXPECT_TRUE(open.find("balance")->fail_open);
+    this->release(open);
+}
+
 TYPED_TEST_P(builtin_scenarios, BlockedOrgStaysBlockedFromCacheWithoutCallingTheProvider) {
     auto stores = this->factory_.stores();
     auto src = std::make_shared<scripted_balance>(scripted_balance::mode::blocked);
@@ -434,9 +477,9 @@ TYPED_TEST_P(builtin_scenarios, RateLimitedFloodNeverTakesTheOnlySlot) {
     auto p = this->build(o);
     std::vector<std::future<g::decision>> futs;
     for (int i = 0; i < 24; ++i) {
-        futs.push_back(asio::co_spawn(
-            this->io_, p.run(this->req(g::operation::execute, "org_ok", "user_ok")), asio::use_future
-        ));
+        futs.push_back(
+            asio::co_spawn(this->io_, p.run(this->req(g::operation::execute, "org_ok", "user_ok")), asio::use_future)
+        );
     }
     this->io_.restart();
     for (auto& f : futs) {
@@ -644,6 +687,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     MemberAtItsCapGets402,
     BalanceProviderDownOrUnknownLetsExecutionsThroughAndReports,
     SlowBalanceProviderTimesOutAndLetsExecutionsThrough,
+    HungProviderCallIsAbandonedAtTheBudgetAndTheNextCheckCallsAgain,
+    StaleIfErrorKeepsTheLastOutcomeForABoundedTime,
     BlockedOrgStaysBlockedFromCacheWithoutCallingTheProvider,
     AllowedBalanceIsCachedToo,
     BalanceErrorsAreNeverCached,

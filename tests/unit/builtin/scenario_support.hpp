@@ -9,6 +9,8 @@
 #include <preflight/gates/builtin/default_pipeline.hpp>
 #include <preflight/limits/window_refund.hpp>
 
+#include <boost/asio/bind_cancellation_slot.hpp>
+#include <boost/asio/cancellation_signal.hpp>
 #include <boost/asio/co_spawn.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -65,14 +67,16 @@ inline std::chrono::system_clock::time_point fixed_wall_time() {
 /// A balance source that counts calls and answers by mode.
 class scripted_balance final : public clients::balance_source {
 public:
-    enum class mode { allowed, blocked, fail, unknown, slow };
+    /// `slow`: answers allowed after `delay` (honours cancellation); `deaf`: the same, ignoring cancellation (a
+    /// client whose own time-out is not ours).
+    enum class mode { allowed, blocked, fail, unknown, slow, deaf };
     explicit scripted_balance(mode m, std::chrono::milliseconds delay = std::chrono::milliseconds{250})
         : mode_(m), delay_(delay) {}
 
     asio::awaitable<result<clients::balance_outcome>> check(std::string org_id) override {
         calls.fetch_add(1);
         last_org = org_id;
-        switch (mode_) {
+        switch (mode_.load()) {
             case mode::allowed: co_return clients::balance_outcome{};
             case mode::blocked: {
                 clients::balance_outcome o;
@@ -88,15 +92,24 @@ public:
                 co_await t.async_wait(asio::use_awaitable);
                 co_return clients::balance_outcome{};
             }
+            case mode::deaf: {
+                asio::steady_timer t(co_await asio::this_coro::executor, delay_);
+                co_await t.async_wait(asio::bind_cancellation_slot(asio::cancellation_slot(), asio::use_awaitable));
+                finished.fetch_add(1);
+                co_return clients::balance_outcome{};
+            }
         }
         co_return make_error_code(errc::protocol_error);
     }
 
+    void set(mode m) { mode_ = m; }
+
     std::atomic<int> calls{0};
+    std::atomic<int> finished{0};  ///< deaf calls that ran to their end
     std::string last_org;
 
 private:
-    mode mode_;
+    std::atomic<mode> mode_;
     std::chrono::milliseconds delay_;
 };
 

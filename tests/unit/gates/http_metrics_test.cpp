@@ -121,16 +121,7 @@ TEST(http_mapping, retry_after_near_the_maximum_does_not_overflow) {
 TEST(decision_json, denial_carries_code_gate_and_trace) {
     auto d = denied(429, std::chrono::milliseconds(1500));
     d.trace.push_back(g::gate_trace{
-        "org_rate",
-        g::phase::stateful,
-        g::gate_outcome::deny,
-        {},
-        {},
-        false,
-        false,
-        false,
-        "rate_limited",
-        false});
+        "org_rate", g::phase::stateful, g::gate_outcome::deny, {}, {}, false, false, false, "rate_limited", false});
     auto j = d.to_json();
     EXPECT_FALSE(j.at("allowed").as_bool());
     EXPECT_EQ(j.at("status").as_int64(), 429);

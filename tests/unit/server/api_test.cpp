@@ -37,6 +37,7 @@ struct shared_state {
     std::map<std::string, int> consumed;  // per user, by the "rate" gate
     std::atomic<int> leases{0};
     std::atomic<int> releases{0};
+    std::atomic<int> renewals{0};
 };
 
 g::pipeline make_pipeline(std::shared_ptr<shared_state> st) {
@@ -89,7 +90,11 @@ g::pipeline make_pipeline(std::shared_ptr<shared_state> st) {
             ++st->releases;
             co_return preflight::result<void>{};
         };
-        co_return g::verdict::pass_with_lease(std::move(id), std::move(release));
+        g::renew_function renew = [st]() -> asio::awaitable<preflight::result<bool>> {
+            ++st->renewals;
+            co_return true;
+        };
+        co_return g::verdict::pass_with_lease(std::move(id), std::move(release), std::move(renew));
     };
     b.add_gate(std::move(admission));
     return b.build();
@@ -261,6 +266,25 @@ TEST_F(api_test, every_bad_input_is_400_naming_the_field) {
     }
     // The server keeps serving.
     EXPECT_EQ(preflight(R"({"operation":"read"})").result_int(), 200);
+}
+
+TEST_F(api_test, lease_renew_is_200_then_409_once_released_and_404_when_unknown) {
+    start();
+    auto ok = preflight(R"({"operation":"execute","subject":{"user":"u1","org":"org_1"}})");
+    ASSERT_EQ(ok.result_int(), 200) << ok.body();
+    const std::string id(body_of(ok).at("lease_id").as_string());
+    auto renewed = send(http::verb::post, "/v1/leases/" + id + "/renew");
+    EXPECT_EQ(renewed.result_int(), 200);
+    EXPECT_EQ(body_of(renewed).at("renewed"), true);
+    EXPECT_EQ(body_of(renewed).at("ttl_ms"), 300000);
+    EXPECT_EQ(state_->renewals.load(), 1);
+    EXPECT_EQ(send(http::verb::get, "/v1/leases/" + id + "/renew").result_int(), 405);
+    ASSERT_EQ(send(http::verb::post, "/v1/leases/" + id + "/release").result_int(), 200);
+    auto after = send(http::verb::post, "/v1/leases/" + id + "/renew");
+    EXPECT_EQ(after.result_int(), 409);
+    EXPECT_EQ(body_of(after).at("error").at("code"), "lease_released");
+    EXPECT_EQ(send(http::verb::post, "/v1/leases/nope/renew").result_int(), 404);
+    EXPECT_EQ(state_->renewals.load(), 1);
 }
 
 TEST_F(api_test, lease_release_is_200_then_idempotent_and_404_when_unknown) {

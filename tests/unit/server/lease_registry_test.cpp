@@ -122,3 +122,53 @@ TEST(lease_registry, failed_store_release_is_reported_and_the_lease_counts_as_re
 }
 
 }  // namespace
+
+// Renewal: the store extends the lease, then the registry does; the store saying "no longer live" drops it.
+TEST(lease_registry, renew_extends_the_lease_in_the_store_and_here) {
+    asio::io_context ctx;
+    preflight::manual_clock clock;
+    auto c = std::make_shared<counts>();
+    auto live = std::make_shared<bool>(true);
+    auto renewals = std::make_shared<int>(0);
+    const auto make = [&](std::string id) {
+        g::release_function fn = [c]() -> asio::awaitable<preflight::result<void>> {
+            ++c->released;
+            co_return preflight::result<void>{};
+        };
+        g::renew_function renew = [live, renewals]() -> asio::awaitable<preflight::result<bool>> {
+            ++*renewals;
+            co_return *live;
+        };
+        return g::lease(std::move(id), std::move(fn), ctx.get_executor(), {}, std::move(renew));
+    };
+    lease_registry reg(10, 1000ms, clock);
+    auto a = make("a");
+    ASSERT_TRUE(reg.add(a));
+    for (int i = 0; i < 3; ++i) {
+        clock.advance(800ms);
+        EXPECT_EQ(preflight::test::run_coro(ctx, reg.renew("a")), preflight::server::renew_status::renewed);
+    }
+    EXPECT_EQ(*renewals, 3);
+    EXPECT_EQ(reg.held(), 1u) << "2400 ms after it was added, with a 1000 ms ttl";
+    clock.advance(1000ms);  // no renewal for a ttl: gone
+    EXPECT_EQ(preflight::test::run_coro(ctx, reg.renew("a")), preflight::server::renew_status::unknown);
+    EXPECT_EQ(*renewals, 3);
+
+    auto b = make("b");
+    ASSERT_TRUE(reg.add(b));
+    *live = false;  // the store let it expire
+    EXPECT_EQ(preflight::test::run_coro(ctx, reg.renew("b")), preflight::server::renew_status::expired);
+    EXPECT_EQ(reg.held(), 0u);
+    EXPECT_EQ(preflight::test::run_coro(ctx, reg.release("b")), release_status::unknown);
+
+    *live = true;
+    auto d = make("d");
+    ASSERT_TRUE(reg.add(d));
+    EXPECT_EQ(preflight::test::run_coro(ctx, reg.release("d")), release_status::released);
+    EXPECT_EQ(preflight::test::run_coro(ctx, reg.renew("d")), preflight::server::renew_status::released);
+    auto e = make_lease(ctx, "e", c);  // no renew function
+    ASSERT_TRUE(reg.add(e));
+    boost::system::error_code ec;
+    EXPECT_EQ(preflight::test::run_coro(ctx, reg.renew("e", &ec)), preflight::server::renew_status::failed);
+    EXPECT_EQ(ec, make_error_code(preflight::errc::bad_input));
+}

@@ -27,9 +27,9 @@ struct pg_store_options {
 /// `pg_usage_store`, `pg_member_store`, `pg_balance_source`) and the three limit stores (`pg_rate_limit_store`,
 /// `pg_fixed_window_store`, `pg_admission_store`), plus `pg_subject_facts_source` (the four read-only lookups of a
 /// request in one statement) and `pg_limit_chain` (a preflight's three limiter writes as one ordered call that stops at
-/// the first denial; migration 007: the default pipeline's stateful phase on Postgres), all on `pool`. The tables must exist (`migrate`). Replace
-/// `balance` with another source (e.g. `http_balance_source`) or null it to drop the balance gate.
-/// Lifetime: every store in the set shares ownership of `pool` (and of the others), so the pool lives as long as
+/// the first denial; migration 007: the default pipeline's stateful phase on Postgres), all on `pool`. The tables must
+/// exist (`migrate`). Replace `balance` with another source (e.g. `http_balance_source`) or null it to drop the balance
+/// gate. Lifetime: every store in the set shares ownership of `pool` (and of the others), so the pool lives as long as
 /// any store of the set; it must still be destroyed before its io_context. Throws `std::invalid_argument` for a
 /// null pool. Thread safety: the stores are fully thread-safe.
 [[nodiscard]] store_set make_pg_store_set(std::shared_ptr<pg_pool> pool, pg_store_options options = {});

@@ -15,7 +15,17 @@ namespace preflight::gates {
 /// Releases what a commit gate reserved (e.g. an admission slot). Called at most once per lease.
 using release_function = std::function<boost::asio::awaitable<result<void>>()>;
 
+/// Extends what a commit gate reserved by its ttl (the one lease ttl of its store's configuration). true: extended;
+/// false: no longer live (expired or released).
+using renew_function = std::function<boost::asio::awaitable<result<bool>>()>;
+
+/// Releases without waiting (a store that answers at once, e.g. in memory): used when a dropped lease's release
+/// could never run (its io_context was destroyed or shut down first).
+using release_now_function = std::function<void()>;
+
 /// Reports a failed release of a lease dropped without an explicit release (the destructor cannot return it).
+/// `errc::cancelled`: the release never ran (its io_context went away first) and the lease has no synchronous
+/// release, so it was not released at all (its store's ttl expires it).
 using release_error_hook = std::function<void(const std::string& lease_id, boost::system::error_code)>;
 
 /// The reservation a commit gate took for an admitted execution; the caller releases it when the execution
@@ -29,8 +39,17 @@ class lease {
 public:
     lease() = default;
     /// A held lease. `ex` runs the release started by the destructor or `release_detached()`; `on_error`
-    /// (may be empty) hears about failures of that release.
-    lease(std::string id, release_function release, boost::asio::any_io_executor ex, release_error_hook on_error);
+    /// (may be empty) hears about failures of that release. `renew` (may be empty: `renew()` then fails with
+    /// `errc::bad_input`) extends it; `release_now` (may be empty) releases synchronously when `ex`'s io_context is
+    /// destroyed before it ran the release.
+    lease(
+        std::string id,
+        release_function release,
+        boost::asio::any_io_executor ex,
+        release_error_hook on_error,
+        renew_function renew = {},
+        release_now_function release_now = {}
+    );
     lease(lease&& other) noexcept;
     lease& operator=(lease&& other) noexcept;
     lease(const lease&) = delete;
@@ -49,7 +68,19 @@ public:
     boost::asio::awaitable<result<void>> release();
 
     /// Starts the release in the background on the lease's executor and returns at once. No-op when released.
+    /// When that io_context is destroyed (or shut down) before it ran the release: releases synchronously if the
+    /// lease can, else reports `errc::cancelled` to the error hook. Never silent. (A stopped io_context that is
+    /// restarted runs the release as usual.)
     void release_detached();
+
+    /// Extends the held lease by its store's ttl, so that an execution longer than the ttl keeps its slot. false:
+    /// released, or no longer live in the store (expired: the slot may be someone else's now). Errors: the store's;
+    /// `errc::bad_input` for a lease whose commit gate cannot renew.
+    boost::asio::awaitable<result<bool>> renew();
+
+    /// A copy of the lease's renew function (empty when it cannot renew), for a holder that renews from elsewhere
+    /// (a registry that must not hold its lock across the store's answer). Empty for an empty lease.
+    [[nodiscard]] renew_function renewer() const { return state_ ? state_->renew : renew_function{}; }
 
 private:
     struct state {
@@ -57,6 +88,8 @@ private:
         release_function fn;
         boost::asio::any_io_executor ex;
         release_error_hook on_error;
+        renew_function renew;
+        release_now_function release_now;
     };
     std::string id_;
     std::unique_ptr<state> state_;

@@ -46,10 +46,14 @@ public:
     [[nodiscard]] std::uint64_t fail_open_count(std::string_view gate) const;
     [[nodiscard]] std::uint64_t shadow_denial_count(std::string_view gate) const;
     [[nodiscard]] std::uint64_t decisions(bool allowed) const noexcept;
+    /// A lease dropped whose release could never run (`event_kind::lease_lost`).
+    void record_lease_lost() noexcept { leases_lost_.fetch_add(1, std::memory_order_relaxed); }
+    [[nodiscard]] std::uint64_t leases_lost() const noexcept { return leases_lost_.load(std::memory_order_relaxed); }
 
     /// Prometheus text exposition format 0.0.4: preflight_gate_outcomes_total{gate,outcome},
     /// preflight_gate_fail_open_total{gate}, preflight_gate_shadow_denials_total{gate},
-    /// preflight_gate_duration_seconds{gate} (histogram), preflight_decisions_total{result}.
+    /// preflight_gate_duration_seconds{gate} (histogram), preflight_decisions_total{result},
+    /// preflight_leases_lost_total.
     [[nodiscard]] std::string prometheus_text() const;
 
 private:
@@ -59,6 +63,7 @@ private:
 
     std::vector<std::string> names_;
     std::unique_ptr<cell[]> cells_;  // shards x (gates + 1 decision cell)
+    std::atomic<std::uint64_t> leases_lost_{0};
 };
 
 }  // namespace preflight::gates

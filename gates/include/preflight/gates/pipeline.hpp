@@ -26,7 +26,7 @@ enum class event_kind {
     compensation_failed,  ///< a refund of an earlier stateful consume failed
     release_failed,       ///< a lease dropped without explicit release failed to release
     gate_off,             ///< a gate is declared but off (`gate_spec::off`), said once when the pipeline is built
-    lease_lost,           ///< a lease dropped after its executor stopped: its release could not run
+    lease_lost,           ///< a dropped lease's release never ran (its io_context went first): not released
 };
 
 [[nodiscard]] std::string_view to_string(event_kind k) noexcept;

@@ -63,8 +63,9 @@ using health_check = std::function<boost::asio::awaitable<result<void>>()>;
 /// Options of the API. Aggregate with defaults in every field.
 struct api_params {
     request_limits limits;
-    std::chrono::milliseconds lease_ttl{std::chrono::minutes{5}};  ///< kept this long unless released
-    std::size_t max_leases = 100'000;                              ///< bound of the held leases
+    /// Kept this long unless released or renewed: preflightd sets the admission store's `admission.lease_ttl_ms`.
+    std::chrono::milliseconds lease_ttl{std::chrono::minutes{5}};
+    std::size_t max_leases = 100'000;          ///< bound of the held leases
     std::size_t max_released_leases = 10'000;  ///< released ids remembered (a repeated release is still 200)
     const preflight::clock* clock = &preflight::clock::steady();  ///< lease expiry; must outlive the api
     health_check health;                                          ///< empty: /healthz checks nothing else
@@ -79,6 +80,8 @@ struct api_stats {
     std::atomic<std::uint64_t> lease_registry_full{0};
     std::atomic<std::uint64_t> releases{0};
     std::atomic<std::uint64_t> release_failures{0};
+    std::atomic<std::uint64_t> renewals{0};
+    std::atomic<std::uint64_t> renew_failures{0};
     std::atomic<std::uint64_t> not_found{0};
     std::atomic<std::uint64_t> method_not_allowed{0};
 };
@@ -120,6 +123,7 @@ public:
 private:
     boost::asio::awaitable<http_response> preflight(const http_request& req);
     boost::asio::awaitable<http_response> release(std::string id, unsigned version, bool keep_alive);
+    boost::asio::awaitable<http_response> renew(std::string id, unsigned version, bool keep_alive);
     boost::asio::awaitable<http_response> healthz(unsigned version, bool keep_alive);
 
     gates::pipeline pipeline_;
@@ -136,7 +140,7 @@ private:
 /// `server.pg_batch_writes` (true: `clients::pg_store_options::batch_limit_writes`), `server.pg_gather_reads` (true:
 /// `gather_reads`), `server.pg_batch_in_flight` (2) and `server.pg_batch_max_per_call` (64)
 /// (`clients::pg_gather_options`), `server.purge_interval_ms` (60000; 0 = never: `clients::periodic_purge` of the
-/// Postgres store set), `server.lease_ttl_ms` (300000), `server.max_leases` (100000), `server.drain_timeout_ms`
+/// Postgres store set), `server.max_leases` (100000), `server.drain_timeout_ms`
 /// (10000); the HTTP billing provider of the balance gate: `server.balance_url` ("" = the store set's balance source),
 /// `server.balance_api_key` (secret), `server.balance_timeout_ms` (2000).
 void register_server_config(preflight::config_registry& registry);

@@ -22,6 +22,15 @@ enum class release_status {
     failed,            ///< the store's release failed (the lease still counts as released; its ttl is the backstop)
 };
 
+/// What `lease_registry::renew` did.
+enum class renew_status {
+    renewed,   ///< the store extended the lease by its ttl; so did the registry
+    expired,   ///< the store no longer holds it (its ttl passed): dropped from the registry
+    released,  ///< released before
+    unknown,   ///< no such lease (never issued here, or expired)
+    failed,    ///< the store's renew failed (the lease is kept; retry)
+};
+
 /// Leases handed out by POST /v1/preflight, kept by id until the caller releases them or their ttl passes
 /// (the admission store expires them by then too). Bounded: at most `capacity` held leases, plus at most
 /// `max_released` tombstones of released ones (kept until their ttl, or until newer tombstones push them out, so
@@ -48,6 +57,10 @@ public:
     /// Releases lease `id` (awaiting the store). Idempotent. `ec`, when given, receives the store's error of a
     /// `failed` release. Cancellation: that of `gates::lease::release` (the lease counts as released anyway).
     boost::asio::awaitable<release_status> release(std::string id, boost::system::error_code* ec = nullptr);
+
+    /// Extends held lease `id` by the ttl (in its store, then here), so that an execution longer than the ttl that
+    /// renews keeps its slot. `ec`, when given, receives the store's error of a `failed` renew.
+    boost::asio::awaitable<renew_status> renew(std::string id, boost::system::error_code* ec = nullptr);
 
     /// Held (not yet released, not expired) leases. Approximate: expired entries are purged lazily.
     [[nodiscard]] std::size_t held() const;

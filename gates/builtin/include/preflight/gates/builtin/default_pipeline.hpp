@@ -26,7 +26,7 @@ namespace preflight::gates {
 /// Keys (defaults; see docs/gates.md): ban.{budget_ms 1000, fail_open false};
 /// usage.limits.{free 1000, pro 100000, team 1000000, enterprise 0 = unlimited}, usage.{budget_ms, fail_open false};
 /// member_cap.{budget_ms, fail_open false}; balance.{enabled true, budget_ms 2000, cache_ttl_s 60,
-/// cache_capacity 10000}; backstop.budget_ms (backstop.max / period_s come from limits);
+/// stale_if_error_s 0, cache_capacity 10000}; backstop.budget_ms (backstop.max / period_s come from limits);
 /// rate_limit.{pro,team,enterprise}.{read_rps,read_burst,write_rps,write_burst} (the free tier uses limits'
 /// rate_limit.{read,write}_{rps,burst}), rate_limit.budget_ms; fleet.size 1;
 /// admission.{enabled true, max_concurrent 10, lease_ttl_ms 300000, budget_ms 1000, fail_open true};
@@ -113,6 +113,9 @@ struct default_pipeline_settings {
     bool balance_enabled = true;
     std::chrono::milliseconds balance_budget{2000};
     std::chrono::seconds balance_cache_ttl{60};
+    /// While the provider fails, the last real outcome is still used for this long after it stopped being fresh
+    /// (0: a failure fails open at once).
+    std::chrono::seconds balance_stale_if_error{0};
     std::size_t balance_cache_capacity = 10'000;
 
     limits::window_limit backstop{1000, std::chrono::seconds{3600}};
