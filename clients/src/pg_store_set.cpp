@@ -4,6 +4,7 @@
 #include <preflight/clients/pg_limit_batch.hpp>
 #include <preflight/clients/pg_limit_chain.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
+#include <preflight/clients/pg_run_budget_store.hpp>
 #include <preflight/clients/pg_store_set.hpp>
 
 #include <optional>
@@ -27,6 +28,7 @@ struct pg_stores {
           rate_limits(*pool, o.batch_limit_writes ? &batch : nullptr),
           windows(*pool, o.batch_limit_writes ? &batch : nullptr),
           admissions(*pool, o.batch_limit_writes ? &batch : nullptr),
+          run_budgets(*pool),
           subject_facts(*pool, o.gather_reads ? std::optional<pg_gather_options>(o.gather) : std::nullopt) {}
 
     std::shared_ptr<pg_pool> pool;
@@ -40,6 +42,7 @@ struct pg_stores {
     pg_rate_limit_store rate_limits;
     pg_fixed_window_store windows;
     pg_admission_store admissions;
+    pg_run_budget_store run_budgets;
     pg_subject_facts_source subject_facts;
 };
 
@@ -57,6 +60,7 @@ boost::asio::awaitable<result<std::uint64_t>> purge_all(std::shared_ptr<pg_store
     count(co_await all->windows.purge_idle());
     count(co_await all->rate_limits.purge_idle());
     count(co_await all->admissions.purge_expired());
+    count(co_await all->run_budgets.purge_expired());
     if (first) co_return *first;
     co_return removed;
 }
@@ -76,6 +80,7 @@ store_set make_pg_store_set(std::shared_ptr<pg_pool> pool, pg_store_options opti
     s.windows = std::shared_ptr<limits::fixed_window_store>(all, &all->windows);
     s.admissions = std::shared_ptr<limits::admission_store>(all, &all->admissions);
     s.limit_chain = std::shared_ptr<limits::limit_chain>(all, &all->chain);
+    s.run_budgets = std::shared_ptr<limits::run_budget_store>(all, &all->run_budgets);
     s.subject_facts = std::shared_ptr<subject_facts_source>(all, &all->subject_facts);
     s.purge = [all]() { return purge_all(all); };
     return s;

@@ -15,6 +15,7 @@ store_set make_memory_store_set(const memory_fact_stores& facts, const preflight
     s.rate_limits = std::make_shared<limits::memory_rate_limit_store>(c);
     s.windows = std::make_shared<limits::memory_fixed_window_store>(c);
     s.admissions = std::make_shared<limits::memory_admission_store>(c);
+    s.run_budgets = std::make_shared<limits::memory_run_budget_store>(c);
     return s;
 }
 

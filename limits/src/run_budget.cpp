@@ -2,13 +2,13 @@
 
 namespace preflight::limits {
 
+std::string run_budget_message(std::uint64_t used, std::uint64_t max) {
+    return "rate-limit budget exhausted: used " + std::to_string(used) + " of " + std::to_string(max) +
+           " mutating calls for this flow run";
+}
+
 run_budget_exhausted::run_budget_exhausted(std::uint64_t used, std::uint64_t max)
-    : std::runtime_error(
-          "rate-limit budget exhausted: used " + std::to_string(used) + " of " + std::to_string(max) +
-          " mutating calls for this run"
-      ),
-      used_{used},
-      max_{max} {}
+    : std::runtime_error(run_budget_message(used, max)), used_{used}, max_{max} {}
 
 run_budget run_budget_policy::make() const {
     if (max_mutating_calls == 0) throw std::invalid_argument("run_budget.max_mutating_calls must be >= 1, got 0");

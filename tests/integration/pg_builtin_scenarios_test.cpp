@@ -21,7 +21,7 @@ struct pg_scenario_factory {
             pqxx::nontransaction tx{c};
             tx.exec(
                 "TRUNCATE preflight_bans, preflight_subscriptions, preflight_usage, preflight_org_members, "
-                "preflight_balances, preflight_rate_limits, preflight_windows, preflight_leases"
+                "preflight_balances, preflight_rate_limits, preflight_windows, preflight_leases, preflight_run_budgets"
             );
         }
         {

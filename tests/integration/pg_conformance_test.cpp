@@ -2,6 +2,7 @@
 #include "conformance/fixed_window_store_conformance.hpp"
 #include "conformance/limit_chain_conformance.hpp"
 #include "conformance/rate_limit_store_conformance.hpp"
+#include "conformance/run_budget_store_conformance.hpp"
 #include "pg_fixture.hpp"
 #include <preflight/clients/pg_store_set.hpp>
 
@@ -32,6 +33,8 @@ INSTANTIATE_TYPED_TEST_SUITE_P(postgres_batched, rate_limit_store_conformance, p
 INSTANTIATE_TYPED_TEST_SUITE_P(postgres_batched, fixed_window_store_conformance, pg_batched_window_factory);
 INSTANTIATE_TYPED_TEST_SUITE_P(postgres_batched, admission_store_conformance, pg_batched_admission_factory);
 INSTANTIATE_TYPED_TEST_SUITE_P(postgres, limit_chain_conformance, preflight::test::pg_chain_factory);
+using pg_run_budget_factory = preflight::test::pg_store_factory<preflight::clients::pg_run_budget_store>;
+INSTANTIATE_TYPED_TEST_SUITE_P(postgres, run_budget_store_conformance, pg_run_budget_factory);
 }  // namespace preflight::conformance
 
 // `make_pg_store_set`'s purge: one call removes an idle window, a full (idle) bucket and an expired lease, and keeps

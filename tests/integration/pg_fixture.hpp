@@ -8,6 +8,7 @@
 #include <preflight/clients/pg_limit_chain.hpp>
 #include <preflight/clients/pg_pool.hpp>
 #include <preflight/clients/pg_rate_limit_store.hpp>
+#include <preflight/clients/pg_run_budget_store.hpp>
 
 #include <boost/asio/io_context.hpp>
 #include <gtest/gtest.h>

@@ -4,6 +4,7 @@
 #include <preflight/limits/memory_admission_store.hpp>
 #include <preflight/limits/memory_fixed_window_store.hpp>
 #include <preflight/limits/memory_rate_limit_store.hpp>
+#include <preflight/limits/run_budget.hpp>
 #include <preflight/limits/window_refund.hpp>
 
 #include <boost/asio/awaitable.hpp>
@@ -76,6 +77,7 @@ struct state {
     limits::memory_rate_limit_store* mem_rate = nullptr;
     limits::memory_fixed_window_store* mem_window = nullptr;
     limits::memory_admission_store* mem_admission = nullptr;
+    limits::memory_run_budget_store* mem_run_budgets = nullptr;
     /// The window store's refund capability (null when it has none: the backstop is then never refunded).
     limits::window_refund* window_refund = nullptr;
     /// Set when the stateful gates reach their stores through one ordered call (`pipeline.stateful_call`): the run's
@@ -349,6 +351,43 @@ std::optional<result<verdict>> balance_try(const state& st, gate_context& c) {
     auto hit = st.balance_cache->peek(org);
     if (!hit) return std::nullopt;
     return balance_verdict(org, *hit);
+}
+
+// ---- run budget -------------------------------------------------------------------------------------------------
+
+result<verdict> run_budget_verdict(const state& st, const std::string& run, const result<limits::run_charge>& r) {
+    if (!r) return r.error();
+    if (r->allowed) {
+        return verdict::pass_with_undo([store = st.stores.run_budgets, run]() { return store->refund(run, 1); });
+    }
+    denial d = make_denial(429, "run_budget_exhausted", limits::run_budget_message(r->used, r->max));
+    limiter_info info;
+    info.limit = r->max;
+    info.remaining = 0;
+    d.limiter = info;
+    return verdict::deny(std::move(d));
+}
+
+asio::awaitable<result<verdict>> run_budget_check(state_ptr st, gate_context& c) {
+    const std::string& run = c.req().subject.run_id;
+    if (run.empty()) co_return verdict::pass();  // not part of a flow run
+    std::string id = run;
+    auto r = co_await st->stores.run_budgets->charge(
+        std::move(id),
+        st->s.run_budget_max,
+        1,
+        std::chrono::duration_cast<std::chrono::milliseconds>(st->s.run_budget_ttl)
+    );
+    co_return run_budget_verdict(*st, run, r);
+}
+
+std::optional<result<verdict>> run_budget_try(const state& st, gate_context& c) {
+    const std::string& run = c.req().subject.run_id;
+    if (run.empty()) return verdict::pass();
+    auto r = st.mem_run_budgets->charge_now(
+        run, st.s.run_budget_max, 1, std::chrono::duration_cast<std::chrono::milliseconds>(st.s.run_budget_ttl)
+    );
+    return run_budget_verdict(st, run, r);
 }
 
 // ---- backstop ---------------------------------------------------------------------------------------------------
@@ -762,6 +801,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     st->mem_rate = dynamic_cast<limits::memory_rate_limit_store*>(st->stores.rate_limits.get());
     st->mem_window = dynamic_cast<limits::memory_fixed_window_store*>(st->stores.windows.get());
     st->mem_admission = dynamic_cast<limits::memory_admission_store*>(st->stores.admissions.get());
+    st->mem_run_budgets = dynamic_cast<limits::memory_run_budget_store*>(st->stores.run_budgets.get());
     st->mem_usage = dynamic_cast<clients::memory_usage_store*>(st->stores.usage.get());
     st->window_refund = dynamic_cast<limits::window_refund*>(st->stores.windows.get());
     const bool with_balance = st->s.balance_enabled && st->stores.balance != nullptr;
@@ -867,6 +907,24 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
         balance.try_check = [st](gate_context& c) { return balance_try(*st, c); };
         b.add_gate(std::move(balance));
     }
+
+    // Before the ordered call of the others (a separate call when a request carries a run id): a request over its
+    // run's budget writes nothing else, and a later denial gives the run's call back.
+    gate_spec run_budget;
+    run_budget.name = "run_budget";
+    run_budget.phase = phase::stateful;
+    run_budget.operations = exec_ops;
+    run_budget.budget = s.run_budget_budget;
+    run_budget.on_failure = policy(s.run_budget_fail_open);
+    if (!st->stores.run_budgets) {
+        run_budget.off = "no run budget store (store_set.run_budgets is null)";
+    } else {
+        run_budget.check = [st](gate_context& c) { return run_budget_check(st, c); };
+        if (st->mem_run_budgets != nullptr) {
+            run_budget.try_check = [st](gate_context& c) { return run_budget_try(*st, c); };
+        }
+    }
+    b.add_gate(std::move(run_budget));
 
     gate_spec backstop;
     backstop.name = "backstop";

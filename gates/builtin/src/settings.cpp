@@ -59,6 +59,12 @@ void register_default_pipeline_config(config_registry& r) {
     stale.max = 86'400;
     r.add(std::move(stale));
     r.add(int_key("balance.cache_capacity", 10'000, 1, "orgs held by the balance outcome cache"));
+    auto run_ttl =
+        int_key("run_budget.ttl_s", 86'400, 1, "a flow run's budget is forgotten this long after its last charge");
+    run_ttl.max = 31'536'000;
+    r.add(std::move(run_ttl));
+    r.add(budget_key("run_budget", 1000));
+    r.add(bool_key("run_budget.fail_open", true, "a failing run budget store lets the request through"));
     r.add(budget_key("backstop", 1000));
     for (std::size_t t = 1; t < 4; ++t) {
         const std::string base = std::string("rate_limit.") + tier_names[t] + ".";
@@ -112,6 +118,10 @@ default_pipeline_settings default_settings_from(const config& cfg) {
     s.balance_cache_ttl = std::chrono::seconds{cfg.get_int("balance.cache_ttl_s")};
     s.balance_stale_if_error = std::chrono::seconds{cfg.get_int("balance.stale_if_error_s")};
     s.balance_cache_capacity = static_cast<std::size_t>(cfg.get_int("balance.cache_capacity"));
+    s.run_budget_max = lim.run_budget.max_mutating_calls;
+    s.run_budget_ttl = std::chrono::seconds{cfg.get_int("run_budget.ttl_s")};
+    s.run_budget_budget = ms(cfg, "run_budget.budget_ms");
+    s.run_budget_fail_open = cfg.get_bool("run_budget.fail_open");
     s.backstop = lim.backstop;
     s.backstop_budget = ms(cfg, "backstop.budget_ms");
     s.rate_limits[0] = {lim.rate_limit.read, lim.rate_limit.write};

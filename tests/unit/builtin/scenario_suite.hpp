@@ -541,6 +541,55 @@ TYPED_TEST_P(builtin_scenarios, WithoutAWindowStoreTheBackstopIsOffAndSaidOnce) 
     EXPECT_EQ(this->events_.count("gate_off:backstop"), 1U) << "said once, when built";
 }
 
+// A flow run's budget lives in the store, by run id: two pipelines (two processes) serving one run share it; another
+// run has its own; a request without a run id is not counted.
+TYPED_TEST_P(builtin_scenarios, RunBudgetIsPerFlowRunAndSharedByEveryProcessServingIt) {
+    auto p1 = this->build();
+    auto p2 = this->build();
+    const auto in_run = [this](std::string run) {
+        auto r = this->req(g::operation::execute, "org_ok", "user_ok");
+        r.subject.run_id = std::move(run);
+        return r;
+    };
+    for (int i = 0; i < 20; ++i) {
+        auto d = this->decide(i % 2 == 0 ? p1 : p2, in_run("run-a"));
+        ASSERT_TRUE(d.allowed) << i << ": " << d.code;
+        this->release(d);
+    }
+    auto over = this->decide(p2, in_run("run-a"));
+    EXPECT_EQ(over.status, 429);
+    EXPECT_EQ(over.code, "run_budget_exhausted");
+    EXPECT_EQ(over.gate, "run_budget");
+    EXPECT_EQ(over.message, "rate-limit budget exhausted: used 20 of 20 mutating calls for this flow run");
+    EXPECT_EQ(over.find("backstop")->outcome, g::gate_outcome::skipped) << "nothing after it was written";
+    auto other = this->decide(p1, in_run("run-b"));
+    EXPECT_TRUE(other.allowed) << other.code;
+    this->release(other);
+    auto none = this->decide(p1, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_TRUE(none.allowed) << none.code;
+    this->release(none);
+    EXPECT_EQ(this->decide(p1, in_run("run-a")).code, "run_budget_exhausted");
+}
+
+// A later denial gives the run's call back (its undo).
+TYPED_TEST_P(builtin_scenarios, ARunCallDeniedLaterIsGivenBack) {
+    boost::json::object o;
+    o["run_budget.max_mutating_calls"] = 1;
+    o["admission.max_concurrent"] = 1;
+    auto p = this->build(o);
+    auto first = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));  // holds the slot
+    ASSERT_TRUE(first.allowed) << first.code;
+    auto r = this->req(g::operation::execute, "org_ok", "user_ok");
+    r.subject.run_id = "run-c";
+    auto full = this->decide(p, r);
+    EXPECT_EQ(full.code, "too_many_concurrent_executions");
+    EXPECT_TRUE(full.find("run_budget")->compensated);
+    this->release(first);
+    auto again = this->decide(p, r);
+    EXPECT_TRUE(again.allowed) << again.code << ": the run's one call was given back";
+    this->release(again);
+}
+
 TYPED_TEST_P(builtin_scenarios, RateLimitedRunKeepsNoBackstopCountWhereRefundable) {
     boost::json::object o;
     o["rate_limit.pro.write_burst"] = 1;
@@ -701,6 +750,8 @@ REGISTER_TYPED_TEST_SUITE_P(
     RateLimitedFloodNeverTakesTheOnlySlot,
     WithoutAdmissionNoSlotIsTakenAndNoLeaseReturned,
     WithoutAWindowStoreTheBackstopIsOffAndSaidOnce,
+    RunBudgetIsPerFlowRunAndSharedByEveryProcessServingIt,
+    ARunCallDeniedLaterIsGivenBack,
     RateLimitedRunKeepsNoBackstopCountWhereRefundable,
     FailingUsageLookupIsA503FromTheUsageGate,
     FailingSubscriptionLookupIsA503NamingTheFact,

@@ -143,7 +143,7 @@ TEST_F(assembly, NoBalanceGateWhenDisabledOrWithoutSource) {
     auto p2 = g::default_pipeline(make_config(), std::move(d));
     names = p2.gate_names();
     EXPECT_EQ(std::find(names.begin(), names.end(), "balance"), names.end());
-    EXPECT_EQ(names.size(), 6U);
+    EXPECT_EQ(names.size(), 7U);
 }
 
 TEST_F(assembly, MissingStoreOrClockIsAConfigError) {

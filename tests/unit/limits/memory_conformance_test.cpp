@@ -5,6 +5,7 @@
 #include "conformance/limit_chain_conformance.hpp"
 #include "conformance/memory_factory.hpp"
 #include "conformance/rate_limit_store_conformance.hpp"
+#include "conformance/run_budget_store_conformance.hpp"
 #include <preflight/limits/memory_admission_store.hpp>
 #include <preflight/limits/memory_fixed_window_store.hpp>
 #include <preflight/limits/memory_limit_chain.hpp>
@@ -32,4 +33,6 @@ struct memory_chain_factory {
     limits::memory_limit_chain chain{windows, buckets, admissions};
 };
 INSTANTIATE_TYPED_TEST_SUITE_P(memory, limit_chain_conformance, memory_chain_factory);
+using memory_run_budget_factory = memory_store_factory<limits::memory_run_budget_store>;
+INSTANTIATE_TYPED_TEST_SUITE_P(memory, run_budget_store_conformance, memory_run_budget_factory);
 }  // namespace preflight::conformance

@@ -31,7 +31,7 @@ TEST(run_budget, exhaustion_is_a_typed_error_with_the_exact_message) {
         b.charge();
         FAIL() << "expected run_budget_exhausted";
     } catch (const run_budget_exhausted& e) {
-        EXPECT_STREQ(e.what(), "rate-limit budget exhausted: used 20 of 20 mutating calls for this run");
+        EXPECT_STREQ(e.what(), "rate-limit budget exhausted: used 20 of 20 mutating calls for this flow run");
         EXPECT_EQ(e.used(), 20u);
         EXPECT_EQ(e.max(), 20u);
     }

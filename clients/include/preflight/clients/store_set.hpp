@@ -13,6 +13,7 @@
 #include <preflight/limits/fixed_window_store.hpp>
 #include <preflight/limits/limit_chain.hpp>
 #include <preflight/limits/rate_limit_store.hpp>
+#include <preflight/limits/run_budget_store.hpp>
 
 #include <memory>
 
@@ -35,6 +36,9 @@ struct store_set {
     /// `make_pg_store_set` sets it (one round trip instead of three); the in-memory set leaves it empty (its gates
     /// answer synchronously, one after another, which is as exact and costs no round trip).
     std::shared_ptr<limits::limit_chain> limit_chain;
+    /// Per-run budgets (the `run_budget` gate, for requests that carry a run id). Null: no run budget gate (its
+    /// trace says it is off). Both store sets set it.
+    std::shared_ptr<limits::run_budget_store> run_budgets;
     /// Optional: the four read-only lookups (ban, subscription, usage, membership) of a request in one call. The
     /// built-in read-only gates read through it when it `answers_for` the four stores above (so replacing one of
     /// them falls back to four lookups). `make_pg_store_set` sets it (one statement instead of four).

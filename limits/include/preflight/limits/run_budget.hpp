@@ -9,8 +9,12 @@ namespace preflight::limits {
 
 class run_budget;
 
+/// "rate-limit budget exhausted: used <used> of <max> mutating calls for this flow run" (the denial of a run's
+/// budget, in process or in a `run_budget_store`).
+[[nodiscard]] std::string run_budget_message(std::uint64_t used, std::uint64_t max);
+
 /// Thrown by `run_budget::charge` when a run has used its budget. Message shape:
-/// "rate-limit budget exhausted: used 20 of 20 mutating calls for this run".
+/// `run_budget_message(used, max)`.
 class run_budget_exhausted : public std::runtime_error {
 public:
     run_budget_exhausted(std::uint64_t used, std::uint64_t max);

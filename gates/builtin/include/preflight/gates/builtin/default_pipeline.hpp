@@ -26,8 +26,9 @@ namespace preflight::gates {
 /// Keys (defaults; see docs/gates.md): ban.{budget_ms 1000, fail_open false};
 /// usage.limits.{free 1000, pro 100000, team 1000000, enterprise 0 = unlimited}, usage.{budget_ms, fail_open false};
 /// member_cap.{budget_ms, fail_open false}; balance.{enabled true, budget_ms 2000, cache_ttl_s 60,
-/// stale_if_error_s 0, cache_capacity 10000}; backstop.budget_ms (backstop.max / period_s come from limits);
-/// rate_limit.{pro,team,enterprise}.{read_rps,read_burst,write_rps,write_burst} (the free tier uses limits'
+/// stale_if_error_s 0, cache_capacity 10000}; run_budget.{ttl_s 86400, budget_ms 1000, fail_open true} (the
+/// max, run_budget.max_mutating_calls 20, comes from limits); backstop.budget_ms (backstop.max / period_s come from
+/// limits); rate_limit.{pro,team,enterprise}.{read_rps,read_burst,write_rps,write_burst} (the free tier uses limits'
 /// rate_limit.{read,write}_{rps,burst}), rate_limit.budget_ms; fleet.size 1;
 /// admission.{enabled true, max_concurrent 10, lease_ttl_ms 300000, budget_ms 1000, fail_open true};
 /// pipeline.stateful_call "auto" (auto | separate).
@@ -87,8 +88,8 @@ struct default_pipeline_options {
 );
 
 /// Names of the built-in gates, in precedence order.
-inline constexpr std::array<const char*, 7> default_gate_names{
-    "ban", "usage", "member_cap", "balance", "backstop", "rate_limit", "admission"};
+inline constexpr std::array<const char*, 8> default_gate_names{
+    "ban", "usage", "member_cap", "balance", "run_budget", "backstop", "rate_limit", "admission"};
 
 /// `pipeline.stateful_call`: how the stateful gates reach their stores. `automatic`: when the store set offers a
 /// `limits::limit_chain` (`make_pg_store_set` does), the backstop, the rate limit and the admission of a request are
@@ -117,6 +118,12 @@ struct default_pipeline_settings {
     /// (0: a failure fails open at once).
     std::chrono::seconds balance_stale_if_error{0};
     std::size_t balance_cache_capacity = 10'000;
+
+    /// Mutating calls per flow run (requests with a run id), shared through `store_set::run_budgets`.
+    std::uint64_t run_budget_max = 20;
+    std::chrono::seconds run_budget_ttl{86'400};
+    std::chrono::milliseconds run_budget_budget{1000};
+    bool run_budget_fail_open = true;
 
     limits::window_limit backstop{1000, std::chrono::seconds{3600}};
     std::chrono::milliseconds backstop_budget{1000};
