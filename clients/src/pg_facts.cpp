@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include <chrono>
+#include <limits>
 #include <memory>
 #include <string_view>
 
@@ -52,6 +53,20 @@ const pg_statement sub_find_stmt{
 const pg_statement usage_get_stmt{
     "preflight_usage_get",
     "SELECT requests, tokens FROM preflight_usage WHERE subject_id = $1::text AND period_start = $2::date"};
+
+// $1 record id, $2 subject, $3 period, $4 requests, $5 tokens. The record row and the addition in one statement: a
+// record id seen before inserts no row, and then nothing is added.
+const pg_statement usage_record_stmt{
+    "preflight_usage_record",
+    "WITH rec AS ("
+    "  INSERT INTO preflight_usage_records (record_id, subject_id, period_start) VALUES ($1::text, $2::text, $3::date)"
+    "  ON CONFLICT (record_id) DO NOTHING RETURNING 1),"
+    " up AS ("
+    "  INSERT INTO preflight_usage AS u (subject_id, period_start, requests, tokens)"
+    "  SELECT $2::text, $3::date, $4::bigint, $5::bigint WHERE EXISTS (SELECT 1 FROM rec)"
+    "  ON CONFLICT (subject_id, period_start) DO UPDATE"
+    "  SET requests = u.requests + EXCLUDED.requests, tokens = u.tokens + EXCLUDED.tokens RETURNING 1)"
+    " SELECT EXISTS (SELECT 1 FROM rec)"};
 
 // $1 org, $2 user.
 const pg_statement member_find_stmt{
@@ -294,6 +309,30 @@ asio::awaitable<result<usage>> pg_usage_store::get(std::string subject_id, std::
     auto rows = co_await pool_.exec(usage_get_stmt, std::move(params));
     if (!rows) co_return rows.error();
     co_return rows->size() > 0 ? usage_at(*rows, 0) : usage{};
+}
+
+asio::awaitable<result<bool>> pg_usage_store::record(
+    std::string record_id, std::string subject_id, std::string period_start, usage delta
+) {
+    using failed = result<bool>;
+    if (auto ok = check_keys(subject_id, period_start); !ok)
+        co_return failed{boost::system::in_place_error, ok.error()};
+    if (auto ok = detail::check_key(record_id); !ok) co_return failed{boost::system::in_place_error, ok.error()};
+    constexpr auto max_i64 = static_cast<std::uint64_t>(std::numeric_limits<std::int64_t>::max());
+    if (delta.requests > max_i64 || delta.tokens > max_i64) {
+        co_return failed{boost::system::in_place_error, make_error_code(errc::bad_input)};
+    }
+    auto params = detail::params(
+        std::move(record_id),
+        std::move(subject_id),
+        std::move(period_start),
+        std::to_string(delta.requests),
+        std::to_string(delta.tokens)
+    );
+    auto rows = co_await pool_.exec(usage_record_stmt, std::move(params));
+    if (!rows) co_return failed{boost::system::in_place_error, rows.error()};
+    if (rows->size() != 1) co_return failed{boost::system::in_place_error, make_error_code(errc::protocol_error)};
+    co_return rows->as_bool(0, 0);
 }
 
 asio::awaitable<result<std::optional<member>>> pg_member_store::find(std::string org_id, std::string user_id) {

@@ -56,6 +56,18 @@ struct release_watch {
     }
 };
 
+/// The usage first (when the lease records it), then the release, which runs whatever the recording answered: the
+/// slot must come back. The first error is the answer.
+boost::asio::awaitable<result<void>> record_then_release(
+    const usage_function& record, const release_function& fn, std::uint64_t requests, std::uint64_t tokens
+) {
+    result<void> recorded;
+    if (record) recorded = co_await record(requests, tokens);
+    result<void> released = co_await fn();
+    if (!recorded) co_return recorded;
+    co_return released;
+}
+
 }  // namespace
 
 lease::lease(
@@ -63,15 +75,13 @@ lease::lease(
     release_function release,
     boost::asio::any_io_executor ex,
     release_error_hook on_error,
-    renew_function renew,
-    release_now_function release_now
+    lease_hooks hooks
 )
     : id_(std::move(id)), state_(std::make_unique<state>()) {
     state_->fn = std::move(release);
     state_->ex = std::move(ex);
     state_->on_error = std::move(on_error);
-    state_->renew = std::move(renew);
-    state_->release_now = std::move(release_now);
+    state_->hooks = std::move(hooks);
 }
 
 lease::lease(lease&& other) noexcept : id_(std::move(other.id_)), state_(std::move(other.state_)) {}
@@ -94,27 +104,33 @@ bool lease::held() const noexcept {
 }
 
 boost::asio::awaitable<result<void>> lease::release() {
+    co_return co_await release(1, 0);
+}
+
+boost::asio::awaitable<result<void>> lease::release(std::uint64_t requests, std::uint64_t tokens) {
     if (!state_ || state_->released.exchange(true, std::memory_order_acq_rel)) co_return result<void>{};
-    co_return co_await state_->fn();
+    co_return co_await record_then_release(state_->hooks.record_usage, state_->fn, requests, tokens);
 }
 
 boost::asio::awaitable<result<bool>> lease::renew() {
     if (!held()) co_return false;
-    if (!state_->renew) co_return result<bool>{boost::system::in_place_error, make_error_code(errc::bad_input)};
-    co_return co_await state_->renew();
+    if (!state_->hooks.renew) {
+        co_return result<bool>{boost::system::in_place_error, make_error_code(errc::bad_input)};
+    }
+    co_return co_await state_->hooks.renew();
 }
 
 void lease::release_detached() {
     if (!state_ || state_->released.exchange(true, std::memory_order_acq_rel)) return;
-    auto watch = std::make_shared<release_watch>(id_, std::move(state_->release_now), state_->on_error);
+    auto watch = std::make_shared<release_watch>(id_, std::move(state_->hooks.release_now), state_->on_error);
     if (!state_->ex) return;  // nothing can run a release: `watch` reports it now
-    // The function object moves into the spawned coroutine's frame via the awaitable it returns.
-    auto fn = std::move(state_->fn);
+    // The function objects move into the spawned coroutine's frame via the awaitable it returns.
     boost::asio::co_spawn(
         state_->ex,
-        [fn = std::move(fn), watch = std::move(watch)]() -> boost::asio::awaitable<result<void>> {
+        [fn = std::move(state_->fn), record = std::move(state_->hooks.record_usage), watch = std::move(watch)](
+        ) -> boost::asio::awaitable<result<void>> {
             watch->started = true;
-            co_return co_await fn();
+            co_return co_await record_then_release(record, fn, 1, 0);
         },
         report_release{id_, state_->on_error}
     );

@@ -928,12 +928,7 @@ lease run_state::make_lease(std::size_t gi) {
         };
     }
     return lease(
-        std::move(c.passed.lease_id()),
-        std::move(c.passed.release()),
-        ex_,
-        std::move(hook),
-        std::move(c.passed.renew()),
-        std::move(c.passed.release_now())
+        std::move(c.passed.lease_id()), std::move(c.passed.release()), ex_, std::move(hook), std::move(c.passed.hooks())
     );
 }
 

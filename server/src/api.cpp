@@ -403,7 +403,7 @@ boost::asio::awaitable<http_response> api::handle(http_request req) {
         if (id.find('/') != std::string_view::npos || id.size() > 256) continue;
         if (method != http::verb::post) co_return not_allowed("POST");
         if (suffix == "/renew") co_return co_await renew(std::string(id), version, keep_alive);
-        co_return co_await release(std::string(id), version, keep_alive);
+        co_return co_await release(std::string(id), req.body(), version, keep_alive);
     }
     stats_.not_found.fetch_add(1, std::memory_order_relaxed);
     co_return error_response(404, "not_found", "no endpoint " + quoted(target), version, keep_alive);
@@ -489,9 +489,42 @@ boost::asio::awaitable<http_response> api::renew(std::string id, unsigned versio
     co_return error_response(500, "internal", "unexpected renew status", version, keep_alive);
 }
 
-boost::asio::awaitable<http_response> api::release(std::string id, unsigned version, bool keep_alive) {
+boost::asio::awaitable<http_response> api::release(
+    std::string id, std::string_view body, unsigned version, bool keep_alive
+) {
+    // Optional body {"used": requests, "tokens": n}: what the execution used (default one request, no tokens).
+    std::uint64_t requests = 1;
+    std::uint64_t tokens = 0;
+    if (!body.empty()) {
+        boost::system::error_code pec;
+        boost::json::value v = boost::json::parse(body, pec);
+        const auto* o = pec ? nullptr : v.if_object();
+        std::string bad;
+        if (o == nullptr) bad = "the release body must be a JSON object";
+        for (const auto& [k, val] : o != nullptr ? *o : boost::json::object{}) {
+            // A count: a non-negative integer (JSON numbers that parse as int64 or, beyond it, uint64).
+            const std::int64_t* n = val.if_int64();
+            const std::uint64_t* u = val.if_uint64();
+            const bool count = (n != nullptr && *n >= 0) || u != nullptr;
+            const std::uint64_t x = !count ? 0 : n != nullptr ? static_cast<std::uint64_t>(*n) : *u;
+            if (k == "used" && count && x <= 1'000'000'000) {
+                requests = x;
+            } else if (k == "tokens" && count && x <= 1'000'000'000'000'000ULL) {
+                tokens = x;
+            } else {
+                bad = k == "used"     ? "'used' must be an integer from 0 to 1000000000"
+                      : k == "tokens" ? "'tokens' must be a non-negative integer"
+                                      : "unknown field in the release body (expected used or tokens)";
+                break;
+            }
+        }
+        if (!bad.empty()) {
+            stats_.invalid_requests.fetch_add(1, std::memory_order_relaxed);
+            co_return error_response(400, "bad_request", std::move(bad), version, keep_alive);
+        }
+    }
     boost::system::error_code ec;
-    const release_status st = co_await leases_.release(id, &ec);
+    const release_status st = co_await leases_.release(id, &ec, requests, tokens);
     switch (st) {
         case release_status::released:
             stats_.releases.fetch_add(1, std::memory_order_relaxed);

@@ -61,7 +61,9 @@ bool lease_registry::add(gates::lease& l) {
     return true;
 }
 
-boost::asio::awaitable<release_status> lease_registry::release(std::string id, boost::system::error_code* ec) {
+boost::asio::awaitable<release_status> lease_registry::release(
+    std::string id, boost::system::error_code* ec, std::uint64_t requests, std::uint64_t tokens
+) {
     gates::lease taken;
     {
         const auto now = clock_->now();
@@ -81,7 +83,7 @@ boost::asio::awaitable<release_status> lease_registry::release(std::string id, b
             tomb_order_.push_back(&e);
         }
     }
-    result<void> r = co_await taken.release();
+    result<void> r = co_await taken.release(requests, tokens);
     if (!r) {
         if (ec != nullptr) *ec = r.error();
         co_return release_status::failed;

@@ -353,8 +353,26 @@ TYPED_TEST_P(usage_store_conformance, subjects_are_matched_exactly) {
     }
 }
 
+TYPED_TEST_P(usage_store_conformance, a_record_adds_once_per_id) {
+    const auto org = unique_key("org");
+    const auto id = unique_key("lease-1");
+    this->factory_.put_usage(org, "2026-11-01", {10, 5});
+    EXPECT_TRUE(this->ok(this->factory_.usage().record(id, org, "2026-11-01", {1, 100})));
+    EXPECT_FALSE(this->ok(this->factory_.usage().record(id, org, "2026-11-01", {1, 100}))) << "the same id again";
+    EXPECT_TRUE(this->ok(this->factory_.usage().record(unique_key("lease-2"), org, "2026-11-01", {2, 0})));
+    auto u = this->get_usage(org, "2026-11-01");
+    EXPECT_EQ(u.requests, 13u);
+    EXPECT_EQ(u.tokens, 105u);
+    // A subject and period never seen start at zero.
+    const auto fresh = unique_key("fresh");
+    EXPECT_TRUE(this->ok(this->factory_.usage().record(unique_key("lease-3"), fresh, "2026-12-01", {1, 0})));
+    EXPECT_EQ(this->get_usage(fresh, "2026-12-01").requests, 1u);
+    EXPECT_EQ(this->get_usage(fresh, "2026-11-01").requests, 0u);
+}
+
 REGISTER_TYPED_TEST_SUITE_P(
     usage_store_conformance,
+    a_record_adds_once_per_id,
     usage_is_per_subject_and_period,
     put_replaces_and_large_counts_round_trip,
     subjects_are_matched_exactly

@@ -83,6 +83,22 @@ usage memory_usage_store::get_now(const std::string& subject_id, const std::stri
     return it == usage_.end() ? usage{} : it->second;
 }
 
+asio::awaitable<result<bool>> memory_usage_store::record(
+    std::string record_id, std::string subject_id, std::string period_start, usage delta
+) {
+    std::unique_lock lock(mutex_);
+    if (!recorded_.insert(record_id).second) co_return false;
+    record_order_.push_back(std::move(record_id));
+    if (record_order_.size() > max_records) {
+        recorded_.erase(record_order_.front());
+        record_order_.pop_front();
+    }
+    auto& u = usage_[std::pair{std::move(subject_id), std::move(period_start)}];
+    u.requests += delta.requests;
+    u.tokens += delta.tokens;
+    co_return true;
+}
+
 void memory_usage_store::put(const std::string& subject_id, const std::string& period_start, usage u) {
     std::unique_lock lock(mutex_);
     usage_.insert_or_assign(std::pair{subject_id, period_start}, u);

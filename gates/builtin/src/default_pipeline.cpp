@@ -560,7 +560,23 @@ asio::awaitable<result<void>> release_admission(std::shared_ptr<limits::admissio
     co_return result<void>{};  // false (already expired or released) is harmless
 }
 
-result<verdict> admission_verdict(const state& st, const std::string& key, const result<limits::lease_grant>& r) {
+/// Records an admitted execution's usage once, keyed by its lease id (`usage_store::record`).
+asio::awaitable<result<void>> record_execution(
+    std::shared_ptr<clients::usage_store> store,
+    std::string lease_id,
+    std::string subject,
+    std::string period,
+    std::uint64_t requests,
+    std::uint64_t tokens
+) {
+    auto r = co_await store->record(std::move(lease_id), std::move(subject), std::move(period), {requests, tokens});
+    if (!r) co_return r.error();
+    co_return result<void>{};  // false: recorded before (a repeated release)
+}
+
+result<verdict> admission_verdict(
+    const state& st, const request& req, const std::string& key, const result<limits::lease_grant>& r
+) {
     if (!r) return r.error();
     if (!r->admitted) {
         denial d = make_denial(
@@ -577,15 +593,22 @@ result<verdict> admission_verdict(const state& st, const std::string& key, const
     }
     auto store = st.stores.admissions;
     const auto ttl = st.s.admission_lease_ttl;  // the one lease ttl: reserve and renew alike
-    release_now_function now;
+    lease_hooks hooks;
+    hooks.renew = [store, id = r->lease_id, ttl]() { return store->renew(id, ttl); };
     if (st.mem_admission != nullptr) {
-        now = [store, mem = st.mem_admission, id = r->lease_id]() { (void)mem->release_now(id); };
+        hooks.release_now = [store, mem = st.mem_admission, id = r->lease_id]() { (void)mem->release_now(id); };
+    }
+    // The execution's usage, in the period it started, recorded once when its lease is released.
+    if (st.s.usage_record && !usage_subject(req).empty()) {
+        hooks.record_usage = [usage = st.stores.usage,
+                              id = r->lease_id,
+                              subject = usage_subject(req),
+                              period = usage_period_start(st.wall_now())](
+                                 std::uint64_t requests, std::uint64_t tokens
+                             ) { return record_execution(usage, id, subject, period, requests, tokens); };
     }
     return verdict::pass_with_lease(
-        r->lease_id,
-        [store, id = r->lease_id]() { return release_admission(store, id); },
-        [store, id = r->lease_id, ttl]() { return store->renew(id, ttl); },
-        std::move(now)
+        r->lease_id, [store, id = r->lease_id]() { return release_admission(store, id); }, std::move(hooks)
     );
 }
 
@@ -596,14 +619,14 @@ asio::awaitable<result<verdict>> admission_check(state_ptr st, gate_context& c) 
     auto r = co_await st->stores.admissions->reserve(
         std::move(key_arg), st->s.admission_max_concurrent, st->s.admission_lease_ttl
     );
-    co_return admission_verdict(*st, key, r);
+    co_return admission_verdict(*st, c.req(), key, r);
 }
 
 std::optional<result<verdict>> admission_try(const state& st, gate_context& c) {
     std::string key = admission_key(c.req());
     if (key.empty()) return verdict::pass();
     auto r = st.mem_admission->reserve_now(key, st.s.admission_max_concurrent, st.s.admission_lease_ttl);
-    return admission_verdict(st, key, r);
+    return admission_verdict(st, c.req(), key, r);
 }
 
 // ---- the ordered stateful call -----------------------------------------------------------------------------------
@@ -705,7 +728,7 @@ asio::awaitable<result<verdict>> admission_chain_check(state_ptr st, gate_contex
     if (o == nullptr) co_return make_error_code(errc::timeout);
     if (!*o) co_return o->error();
     if (!(*o)->admission) co_return verdict::pass();  // not asked
-    co_return admission_verdict(*st, key, *(*o)->admission);
+    co_return admission_verdict(*st, c.req(), key, *(*o)->admission);
 }
 
 // ---- assembly ---------------------------------------------------------------------------------------------------

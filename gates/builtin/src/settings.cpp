@@ -43,6 +43,12 @@ void register_default_pipeline_config(config_registry& r) {
         ));
     }
     r.add(budget_key("usage", 1000));
+    r.add(bool_key(
+        "usage.record_on_release",
+        true,
+        "record each admitted execution's usage (once per lease) when its lease is released, so the usage gate counts "
+        "real traffic"
+    ));
     r.add(bool_key("usage.fail_open", false, "a failing usage lookup counts as a pass (default: 503)"));
     r.add(budget_key("member_cap", 1000));
     r.add(bool_key("member_cap.fail_open", false, "a failing membership lookup counts as a pass (default: 503)"));
@@ -111,6 +117,7 @@ default_pipeline_settings default_settings_from(const config& cfg) {
     }
     s.usage_budget = ms(cfg, "usage.budget_ms");
     s.usage_fail_open = cfg.get_bool("usage.fail_open");
+    s.usage_record = cfg.get_bool("usage.record_on_release");
     s.member_cap_budget = ms(cfg, "member_cap.budget_ms");
     s.member_cap_fail_open = cfg.get_bool("member_cap.fail_open");
     s.balance_enabled = cfg.get_bool("balance.enabled");

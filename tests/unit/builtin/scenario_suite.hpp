@@ -590,6 +590,26 @@ TYPED_TEST_P(builtin_scenarios, ARunCallDeniedLaterIsGivenBack) {
     this->release(again);
 }
 
+// Usage is recorded when an admitted execution's lease is released (one request, or what the release says), so the
+// usage gate trips on real traffic, not only on loaded data. org_ok (pro) starts with 10 requests used.
+TYPED_TEST_P(builtin_scenarios, ReleasedExecutionsCountTowardsUsageAndTheGateTrips) {
+    boost::json::object o;
+    o["usage.limits.pro"] = 14;
+    auto p = this->build(o);
+    auto first = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    ASSERT_TRUE(first.allowed) << first.code;
+    this->release(first);  // one request: 11
+    auto second = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    ASSERT_TRUE(second.allowed) << second.code;
+    auto r = run(this->io_, second.lease.release(3, 500));  // it says it used 3: 14
+    ASSERT_TRUE(r.has_value()) << r.error().message();
+    EXPECT_TRUE(run(this->io_, second.lease.release()).has_value()) << "a second release records nothing";
+    auto over = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_EQ(over.status, 402);
+    EXPECT_EQ(over.code, "usage_limit_exceeded");
+    EXPECT_NE(over.message.find("used 14 of 14"), std::string::npos) << over.message;
+}
+
 TYPED_TEST_P(builtin_scenarios, RateLimitedRunKeepsNoBackstopCountWhereRefundable) {
     boost::json::object o;
     o["rate_limit.pro.write_burst"] = 1;
@@ -752,6 +772,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     WithoutAWindowStoreTheBackstopIsOffAndSaidOnce,
     RunBudgetIsPerFlowRunAndSharedByEveryProcessServingIt,
     ARunCallDeniedLaterIsGivenBack,
+    ReleasedExecutionsCountTowardsUsageAndTheGateTrips,
     RateLimitedRunKeepsNoBackstopCountWhereRefundable,
     FailingUsageLookupIsA503FromTheUsageGate,
     FailingSubscriptionLookupIsA503NamingTheFact,

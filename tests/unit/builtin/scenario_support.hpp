@@ -125,6 +125,10 @@ public:
 /// A usage store that always fails.
 class failing_usage final : public clients::usage_store {
 public:
+    // Reads are what this double is about; recording is accepted and forgotten.
+    asio::awaitable<result<bool>> record(std::string, std::string, std::string, clients::usage) override {
+        co_return true;
+    }
     asio::awaitable<result<clients::usage>> get(std::string, std::string) override {
         co_return make_error_code(errc::store_unavailable);
     }

@@ -94,7 +94,9 @@ g::pipeline make_pipeline(std::shared_ptr<shared_state> st) {
             ++st->renewals;
             co_return true;
         };
-        co_return g::verdict::pass_with_lease(std::move(id), std::move(release), std::move(renew));
+        co_return g::verdict::pass_with_lease(
+            std::move(id), std::move(release), g::lease_hooks{std::move(renew), {}, {}}
+        );
     };
     b.add_gate(std::move(admission));
     return b.build();
@@ -266,6 +268,21 @@ TEST_F(api_test, every_bad_input_is_400_naming_the_field) {
     }
     // The server keeps serving.
     EXPECT_EQ(preflight(R"({"operation":"read"})").result_int(), 200);
+}
+
+TEST_F(api_test, lease_release_takes_what_the_execution_used_and_refuses_a_bad_body) {
+    start();
+    auto ok = preflight(R"({"operation":"execute","subject":{"user":"u1","org":"org_1"}})");
+    ASSERT_EQ(ok.result_int(), 200) << ok.body();
+    const std::string id(body_of(ok).at("lease_id").as_string());
+    for (const char* bad : {R"({"used":-1})", R"({"used":"3"})", R"({"spent":3})", "[1]", "{"}) {
+        auto res = send(http::verb::post, "/v1/leases/" + id + "/release", bad);
+        EXPECT_EQ(res.result_int(), 400) << bad;
+    }
+    EXPECT_EQ(state_->releases.load(), 0) << "a refused body releases nothing";
+    auto res = send(http::verb::post, "/v1/leases/" + id + "/release", R"({"used":3,"tokens":1200})");
+    EXPECT_EQ(res.result_int(), 200) << res.body();
+    EXPECT_EQ(state_->releases.load(), 1);
 }
 
 TEST_F(api_test, lease_renew_is_200_then_409_once_released_and_404_when_unknown) {

@@ -139,7 +139,7 @@ TEST(lease_registry, renew_extends_the_lease_in_the_store_and_here) {
             ++*renewals;
             co_return *live;
         };
-        return g::lease(std::move(id), std::move(fn), ctx.get_executor(), {}, std::move(renew));
+        return g::lease(std::move(id), std::move(fn), ctx.get_executor(), {}, g::lease_hooks{std::move(renew), {}, {}});
     };
     lease_registry reg(10, 1000ms, clock);
     auto a = make("a");

@@ -80,6 +80,11 @@ public:
     [[nodiscard]] const pg_pool& pool() const noexcept { return pool_; }
 
     boost::asio::awaitable<result<usage>> get(std::string subject_id, std::string period_start) override;
+    /// See `usage_store::record`: one statement (the record row of `preflight_usage_records` and the addition to
+    /// `preflight_usage` together; migration 009), so a repeated id adds nothing from any process.
+    boost::asio::awaitable<result<bool>> record(
+        std::string record_id, std::string subject_id, std::string period_start, usage delta
+    ) override;
 
 private:
     pg_pool& pool_;

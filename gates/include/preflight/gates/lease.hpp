@@ -6,6 +6,7 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <atomic>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -23,6 +24,18 @@ using renew_function = std::function<boost::asio::awaitable<result<bool>>()>;
 /// could never run (its io_context was destroyed or shut down first).
 using release_now_function = std::function<void()>;
 
+/// Records the usage of the execution a lease admitted: once per lease (the store keys the record by the lease id, so a
+/// repeated call adds nothing).
+using usage_function =
+    std::function<boost::asio::awaitable<result<void>>(std::uint64_t requests, std::uint64_t tokens)>;
+
+/// What a commit gate's lease can do besides releasing. Aggregate; every member is optional.
+struct lease_hooks {
+    renew_function renew;              ///< extends the reservation by its ttl (`lease::renew`)
+    release_now_function release_now;  ///< releases synchronously when the release could never run otherwise
+    usage_function record_usage;       ///< records the execution's usage on release (`lease::release(requests)`)
+};
+
 /// Reports a failed release of a lease dropped without an explicit release (the destructor cannot return it).
 /// `errc::cancelled`: the release never ran (its io_context went away first) and the lease has no synchronous
 /// release, so it was not released at all (its store's ttl expires it).
@@ -39,16 +52,15 @@ class lease {
 public:
     lease() = default;
     /// A held lease. `ex` runs the release started by the destructor or `release_detached()`; `on_error`
-    /// (may be empty) hears about failures of that release. `renew` (may be empty: `renew()` then fails with
-    /// `errc::bad_input`) extends it; `release_now` (may be empty) releases synchronously when `ex`'s io_context is
-    /// destroyed before it ran the release.
+    /// (may be empty) hears about failures of that release. `hooks`: `renew` (empty: `renew()` fails with
+    /// `errc::bad_input`), `release_now` (used when `ex`'s io_context is destroyed before it ran the release),
+    /// `record_usage` (called by every release first).
     lease(
         std::string id,
         release_function release,
         boost::asio::any_io_executor ex,
         release_error_hook on_error,
-        renew_function renew = {},
-        release_now_function release_now = {}
+        lease_hooks hooks = {}
     );
     lease(lease&& other) noexcept;
     lease& operator=(lease&& other) noexcept;
@@ -65,7 +77,11 @@ public:
     /// Releases now and waits for the store. Returns success without doing anything when already released
     /// (so a double release is harmless). Cancellation: whatever the release function honours; the lease counts
     /// as released even when that call fails or is cancelled (the store's ttl is the backstop).
+    /// With a usage hook, the execution's usage is recorded first: one request (`release()`), or what the caller
+    /// says it used (`release(requests, tokens)`); the slot is released even when recording fails (its error is the
+    /// answer then).
     boost::asio::awaitable<result<void>> release();
+    boost::asio::awaitable<result<void>> release(std::uint64_t requests, std::uint64_t tokens = 0);
 
     /// Starts the release in the background on the lease's executor and returns at once. No-op when released.
     /// When that io_context is destroyed (or shut down) before it ran the release: releases synchronously if the
@@ -80,7 +96,7 @@ public:
 
     /// A copy of the lease's renew function (empty when it cannot renew), for a holder that renews from elsewhere
     /// (a registry that must not hold its lock across the store's answer). Empty for an empty lease.
-    [[nodiscard]] renew_function renewer() const { return state_ ? state_->renew : renew_function{}; }
+    [[nodiscard]] renew_function renewer() const { return state_ ? state_->hooks.renew : renew_function{}; }
 
 private:
     struct state {
@@ -88,8 +104,7 @@ private:
         release_function fn;
         boost::asio::any_io_executor ex;
         release_error_hook on_error;
-        renew_function renew;
-        release_now_function release_now;
+        lease_hooks hooks;
     };
     std::string id_;
     std::unique_ptr<state> state_;

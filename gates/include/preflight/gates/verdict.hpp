@@ -40,16 +40,14 @@ public:
     verdict() = default;
     [[nodiscard]] static verdict pass() { return {}; }
     /// Pass and hand over a reservation; the pipeline wraps it in the decision's `lease`.
-    /// `renew` (optional) extends the reservation by its ttl (`lease::renew`); `release_now` (optional) releases it
-    /// synchronously when the lease is dropped after its executor stopped.
+    /// `hooks` (optional): renewal, a synchronous release, usage recording (`lease_hooks`).
     [[nodiscard]] static verdict pass_with_lease(
-        std::string lease_id, release_function release, renew_function renew = {}, release_now_function release_now = {}
+        std::string lease_id, release_function release, lease_hooks hooks = {}
     ) {
         verdict v;
         v.lease_id_ = std::move(lease_id);
         v.release_ = std::move(release);
-        v.renew_ = std::move(renew);
-        v.release_now_ = std::move(release_now);
+        v.hooks_ = std::move(hooks);
         return v;
     }
     /// Pass, with what undoes the consume (stateful gates; ignored from other phases). An empty `undo` is a plain pass.
@@ -71,16 +69,14 @@ public:
     [[nodiscard]] std::string& lease_id() noexcept { return lease_id_; }
     [[nodiscard]] release_function& release() noexcept { return release_; }
     [[nodiscard]] undo_function& undo() noexcept { return undo_; }
-    [[nodiscard]] renew_function& renew() noexcept { return renew_; }
-    [[nodiscard]] release_now_function& release_now() noexcept { return release_now_; }
+    [[nodiscard]] lease_hooks& hooks() noexcept { return hooks_; }
 
 private:
     std::optional<denial> denial_;
     std::string lease_id_;
     release_function release_;
     undo_function undo_;
-    renew_function renew_;
-    release_now_function release_now_;
+    lease_hooks hooks_;
 };
 
 }  // namespace preflight::gates

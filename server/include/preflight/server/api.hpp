@@ -122,7 +122,9 @@ public:
 
 private:
     boost::asio::awaitable<http_response> preflight(const http_request& req);
-    boost::asio::awaitable<http_response> release(std::string id, unsigned version, bool keep_alive);
+    boost::asio::awaitable<http_response> release(
+        std::string id, std::string_view body, unsigned version, bool keep_alive
+    );
     boost::asio::awaitable<http_response> renew(std::string id, unsigned version, bool keep_alive);
     boost::asio::awaitable<http_response> healthz(unsigned version, bool keep_alive);
 

@@ -54,9 +54,12 @@ public:
     /// `capacity` leases are held (after purging), or when `l` is empty or its id is already registered.
     [[nodiscard]] bool add(gates::lease& l);
 
-    /// Releases lease `id` (awaiting the store). Idempotent. `ec`, when given, receives the store's error of a
-    /// `failed` release. Cancellation: that of `gates::lease::release` (the lease counts as released anyway).
-    boost::asio::awaitable<release_status> release(std::string id, boost::system::error_code* ec = nullptr);
+    /// Releases lease `id` (awaiting the store), recording the execution's usage (`requests`, `tokens`) where the
+    /// lease records usage. Idempotent. `ec`, when given, receives the store's error of a `failed` release.
+    /// Cancellation: that of `gates::lease::release` (the lease counts as released anyway).
+    boost::asio::awaitable<release_status> release(
+        std::string id, boost::system::error_code* ec = nullptr, std::uint64_t requests = 1, std::uint64_t tokens = 0
+    );
 
     /// Extends held lease `id` by the ttl (in its store, then here), so that an execution longer than the ttl that
     /// renews keeps its slot. `ec`, when given, receives the store's error of a `failed` renew.

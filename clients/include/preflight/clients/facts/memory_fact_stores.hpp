@@ -9,12 +9,14 @@
 #include <boost/json/value.hpp>
 
 #include <chrono>
+#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 namespace preflight::clients {
@@ -56,6 +58,12 @@ private:
 class memory_usage_store final : public usage_store {
 public:
     boost::asio::awaitable<result<usage>> get(std::string subject_id, std::string period_start) override;
+    /// See `usage_store::record`. Remembers the last `max_records` record ids (older ones could be recorded again:
+    /// the bound wins, as memory must stay bounded; a lease is released long before 100000 others).
+    boost::asio::awaitable<result<bool>> record(
+        std::string record_id, std::string subject_id, std::string period_start, usage delta
+    ) override;
+    static constexpr std::size_t max_records = 100'000;
 
     /// Synchronous form of `get` (the default pipeline's fast path for its eager usage fact).
     [[nodiscard]] usage get_now(const std::string& subject_id, const std::string& period_start) const;
@@ -69,6 +77,8 @@ public:
 private:
     mutable std::shared_mutex mutex_;
     std::map<std::pair<std::string, std::string>, usage, std::less<>> usage_;
+    std::unordered_set<std::string> recorded_;
+    std::deque<std::string> record_order_;  // oldest first, for the bound
 };
 
 /// In-memory org memberships. Thread-safe.

@@ -23,6 +23,13 @@ public:
 
     /// Usage of `subject_id` in the period starting `period_start` ("YYYY-MM-DD"); zero when unknown.
     virtual boost::asio::awaitable<result<usage>> get(std::string subject_id, std::string period_start) = 0;
+
+    /// Adds `delta` to the usage of `subject_id` in the period starting `period_start`, once per `record_id` (e.g. a
+    /// lease id): true when added, false when that id was recorded before (nothing added again). Errors: bad_input
+    /// for keys the store cannot hold; store failures (nothing added).
+    virtual boost::asio::awaitable<result<bool>> record(
+        std::string record_id, std::string subject_id, std::string period_start, usage delta
+    ) = 0;
 };
 
 }  // namespace preflight::clients

@@ -24,7 +24,8 @@ namespace preflight::gates {
 
 /// Registers every configuration key the built-in gates read (and calls limits::register_config).
 /// Keys (defaults; see docs/gates.md): ban.{budget_ms 1000, fail_open false};
-/// usage.limits.{free 1000, pro 100000, team 1000000, enterprise 0 = unlimited}, usage.{budget_ms, fail_open false};
+/// usage.limits.{free 1000, pro 100000, team 1000000, enterprise 0 = unlimited}, usage.{budget_ms, fail_open false,
+/// record_on_release true};
 /// member_cap.{budget_ms, fail_open false}; balance.{enabled true, budget_ms 2000, cache_ttl_s 60,
 /// stale_if_error_s 0, cache_capacity 10000}; run_budget.{ttl_s 86400, budget_ms 1000, fail_open true} (the
 /// max, run_budget.max_mutating_calls 20, comes from limits); backstop.budget_ms (backstop.max / period_s come from
@@ -107,6 +108,8 @@ struct default_pipeline_settings {
     std::array<std::uint64_t, 4> usage_limits{1000, 100'000, 1'000'000, 0};
     std::chrono::milliseconds usage_budget{1000};
     bool usage_fail_open = false;
+    /// Record each admitted execution's usage (one request, or what its release reports) when its lease is released.
+    bool usage_record = true;
 
     std::chrono::milliseconds member_cap_budget{1000};
     bool member_cap_fail_open = false;
