@@ -146,8 +146,12 @@ void play_scenario(unsigned short port, bool postgres) {
     const auto body = json::parse(allowed.body());
     const std::string lease(body.at("lease_id").as_string());
     EXPECT_FALSE(body.at("trace").as_array().empty());
+    auto renewed = c.send(http::verb::post, "/v1/leases/" + lease + "/renew");
+    EXPECT_EQ(renewed.result_int(), 200) << renewed.body();
+    EXPECT_EQ(json::parse(renewed.body()).at("ttl_ms"), 300000) << "admission.lease_ttl_ms: the one lease ttl";
+    EXPECT_EQ(c.send(http::verb::post, "/v1/leases/" + lease + "/release", R"({"used":1})").result_int(), 200);
     EXPECT_EQ(c.send(http::verb::post, "/v1/leases/" + lease + "/release").result_int(), 200);
-    EXPECT_EQ(c.send(http::verb::post, "/v1/leases/" + lease + "/release").result_int(), 200);
+    EXPECT_EQ(c.send(http::verb::post, "/v1/leases/" + lease + "/renew").result_int(), 409);
 
     auto banned = c.decide("execute", "user_banned", "org_acme");
     EXPECT_EQ(banned.result_int(), 403) << banned.body();
@@ -376,6 +380,46 @@ TEST(preflightd_e2e, billing_provider_down_fails_open) {
     EXPECT_TRUE(balance_failed_open) << res.body();
     const std::string t = "\n" + c.send(http::verb::get, "/metrics").body();
     EXPECT_EQ(metric(t, R"(preflight_gate_fail_open_total{gate="balance"})"), 1u) << t;
+    EXPECT_EQ(d.stop(SIGTERM), 0);
+}
+
+// The run id of the request body charges its flow run's budget (run_budget.* keys, here from flags); another run and a
+// request without a run id are not charged by it. Shadowed keys of the old lease ttl are gone.
+TEST(preflightd_e2e, embedded_run_budget_per_flow_run) {
+    daemon_process d(
+        {"--port",
+         "0",
+         "--data",
+         "examples/data.json",
+         "--run-budget-max-mutating-calls=2",
+         "--balance-stale-if-error-s=30"}
+    );
+    auto port = d.wait_listening();
+    ASSERT_TRUE(port.has_value()) << "preflightd did not start (exit " << d.wait_exit() << ")";
+    client c(*port);
+    const auto in_run = [&c](const std::string& run) {
+        return c.send(
+            http::verb::post,
+            "/v1/preflight",
+            R"({"operation":"execute","subject":{"user":"user_alice","org":"org_acme","run_id":")" + run + R"("}})"
+        );
+    };
+    for (int i = 0; i < 2; ++i) {
+        auto ok = in_run("run-1");
+        ASSERT_EQ(ok.result_int(), 200) << ok.body();
+        const std::string lease(json::parse(ok.body()).at("lease_id").as_string());
+        EXPECT_EQ(c.send(http::verb::post, "/v1/leases/" + lease + "/release").result_int(), 200);
+    }
+    auto over = in_run("run-1");
+    EXPECT_EQ(over.result_int(), 429) << over.body();
+    const auto err = json::parse(over.body()).at("error");
+    EXPECT_EQ(err.at("code"), "run_budget_exhausted");
+    EXPECT_EQ(err.at("message"), "rate-limit budget exhausted: used 2 of 2 mutating calls for this flow run");
+    auto other = in_run("run-2");
+    EXPECT_EQ(other.result_int(), 200) << other.body();
+    auto cfg = json::parse(c.send(http::verb::get, "/v1/config").body());
+    EXPECT_EQ(cfg.at("balance.stale_if_error_s").at("value"), 30);
+    EXPECT_FALSE(cfg.as_object().contains("server.lease_ttl_ms"));
     EXPECT_EQ(d.stop(SIGTERM), 0);
 }
 

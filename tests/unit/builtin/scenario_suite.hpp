@@ -610,6 +610,25 @@ TYPED_TEST_P(builtin_scenarios, ReleasedExecutionsCountTowardsUsageAndTheGateTri
     EXPECT_NE(over.message.find("used 14 of 14"), std::string::npos) << over.message;
 }
 
+// The rate limit's refund gives back exactly what it took, with the key and limit it used: no second subscription
+// lookup (the tier could have changed meanwhile, and the lookup is a round trip).
+TYPED_TEST_P(builtin_scenarios, TheRefundOfARateLimitTokenReadsNothingAgain) {
+    auto stores = this->factory_.stores();
+    auto counted = std::make_shared<counting_subscriptions>(stores.subscriptions);
+    stores.subscriptions = counted;
+    boost::json::object o;
+    o["admission.max_concurrent"] = 1;
+    auto p = this->build(o, &stores);
+    auto first = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    ASSERT_TRUE(first.allowed) << first.code;
+    counted->calls = 0;
+    auto full = this->decide(p, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_EQ(full.code, "too_many_concurrent_executions");
+    EXPECT_EQ(counted->calls.load(), 1) << "the run's own read, nothing for the refund";
+    EXPECT_DOUBLE_EQ(this->write_tokens(stores, "org_ok", pro_write), 99.0) << "the denied run's token came back";
+    this->release(first);
+}
+
 TYPED_TEST_P(builtin_scenarios, RateLimitedRunKeepsNoBackstopCountWhereRefundable) {
     boost::json::object o;
     o["rate_limit.pro.write_burst"] = 1;
@@ -773,6 +792,7 @@ REGISTER_TYPED_TEST_SUITE_P(
     RunBudgetIsPerFlowRunAndSharedByEveryProcessServingIt,
     ARunCallDeniedLaterIsGivenBack,
     ReleasedExecutionsCountTowardsUsageAndTheGateTrips,
+    TheRefundOfARateLimitTokenReadsNothingAgain,
     RateLimitedRunKeepsNoBackstopCountWhereRefundable,
     FailingUsageLookupIsA503FromTheUsageGate,
     FailingSubscriptionLookupIsA503NamingTheFact,

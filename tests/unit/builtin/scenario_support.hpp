@@ -113,6 +113,22 @@ private:
     std::chrono::milliseconds delay_;
 };
 
+/// A subscription store that forwards to another one and counts the lookups.
+class counting_subscriptions final : public clients::subscription_store {
+public:
+    explicit counting_subscriptions(std::shared_ptr<clients::subscription_store> inner) : inner_(std::move(inner)) {}
+    asio::awaitable<result<std::optional<clients::subscription>>> find_highest_priority(
+        std::string user, std::string org
+    ) override {
+        calls.fetch_add(1);
+        co_return co_await inner_->find_highest_priority(std::move(user), std::move(org));
+    }
+    std::atomic<int> calls{0};
+
+private:
+    std::shared_ptr<clients::subscription_store> inner_;
+};
+
 /// A subscription store that always fails.
 class failing_subscriptions final : public clients::subscription_store {
 public:
