@@ -653,13 +653,15 @@ void register_server_config(preflight::config_registry& registry) {
     add("server.purge_interval_ms",
         config_type::integer,
         60000,
-        "with Postgres: how often idle windows and buckets and expired leases are deleted (0 = never)",
+        "with Postgres: how often idle windows and buckets, expired leases and forgotten run budgets are deleted "
+        "(0 = never)",
         0,
         {});
     add("server.pg_batch_writes",
         config_type::boolean,
         true,
-        "send a preflight's backstop, rate-limit and admission writes as one Postgres call (clients::pg_limit_batch)");
+        "with pipeline.stateful_call separate: batch the limit stores' own writes of one turn into one Postgres call "
+        "(clients::pg_limit_batch); the default ordered call does not use it");
     add("server.pg_gather_reads",
         config_type::boolean,
         true,

@@ -10,16 +10,16 @@ namespace preflight::clients {
 
 /// Choices of `make_pg_store_set`.
 struct pg_store_options {
-    /// The three limit stores share one `pg_limit_batch`: the window consume, bucket acquire and admission reserve
-    /// that a preflight starts together travel as one statement (one backend, one commit) instead of three. Needs
-    /// migration 004 (005 for a call gathering several preflights' writes). Off: one statement each, sent in parallel
-    /// (docs/postgres.md compares the two).
+    /// The three limit stores' own calls (`pipeline.stateful_call` separate, or callers of the stores themselves)
+    /// share one `pg_limit_batch`: writes of one turn travel as one statement (one backend, one commit). Needs
+    /// migration 004 (005 for a call gathering several preflights' writes). Off: one statement each. The default
+    /// pipeline's ordered call (`pg_limit_chain`, migration 007) does not depend on it.
     bool batch_limit_writes = true;
     /// The combined reads of concurrent requests gathered into shared calls under load (`pg_subject_facts_source`
     /// with `gather`). Needs migration 006.
     bool gather_reads = true;
-    /// How calls gather under load, for the limiter writes (with `batch_limit_writes`) and the reads (with
-    /// `gather_reads`); each has its own calls in flight.
+    /// How calls gather under load, for the ordered limiter calls, the batched limiter writes (with
+    /// `batch_limit_writes`) and the reads (with `gather_reads`); each has its own calls in flight.
     pg_gather_options gather;
 };
 
