@@ -677,9 +677,9 @@ asio::awaitable<limits::chain_request> chain_request_for(const state& st, gate_c
     co_return q;
 }
 
-/// The run's ordered call: made here when no gate before made it, else its recorded outcome. nullptr when the gate
-/// that made it ran out of time before the answer (the call may still take effect; a lease it took expires).
-asio::awaitable<const result<limits::chain_result>*> chain_outcome(
+/// The run's ordered call: made here when no gate before made it, else its recorded outcome. `errc::timeout` when the
+/// gate that made it ran out of time before the answer (the call may still take effect; a lease it took expires).
+asio::awaitable<result<limits::chain_result>> chain_outcome(
     state_ptr st, gate_context& c, limits::chain_part from, std::chrono::milliseconds budget
 ) {
     const std::shared_ptr<chain_slot> slot = *c.try_fact(*st->chain_key);  // at hand: made synchronously
@@ -690,20 +690,19 @@ asio::awaitable<const result<limits::chain_result>*> chain_outcome(
         const auto call_budget = std::max(std::chrono::milliseconds{1}, budget * 3 / 4);
         slot->outcome.emplace(co_await with_timeout(st->stores.limit_chain->apply(std::move(q)), call_budget));
     }
-    co_return slot->outcome ? &*slot->outcome : nullptr;
+    if (!slot->outcome) co_return make_error_code(errc::timeout);
+    co_return *slot->outcome;
 }
 
 asio::awaitable<result<verdict>> backstop_chain_check(state_ptr st, gate_context& c) {
     std::string key = backstop_key(c.req());
     if (key.empty()) co_return verdict::pass();
-    const auto* o = co_await chain_outcome(st, c, limits::chain_part::window, st->s.backstop_budget);
-    if (o == nullptr) co_return make_error_code(errc::timeout);
-    if (!*o) co_return o->error();
-    const limits::chain_result& r = **o;
-    if (!r.window) co_return verdict::pass();  // not asked: nothing counted
-    auto v = backstop_verdict(*st, c.req().subject.org, *r.window);
+    const auto r = co_await chain_outcome(st, c, limits::chain_part::window, st->s.backstop_budget);
+    if (!r) co_return r.error();
+    if (!r->window) co_return verdict::pass();  // not asked: nothing counted
+    auto v = backstop_verdict(*st, c.req().subject.org, *r->window);
     // Passed and kept (the chain passed): undone only when the run is cancelled later.
-    if (v && v->passed() && r.allowed()) co_return backstop_pass(*st, std::move(key));
+    if (v && v->passed() && r->allowed()) co_return backstop_pass(*st, std::move(key));
     co_return v;
 }
 
@@ -711,24 +710,21 @@ asio::awaitable<result<verdict>> rate_limit_chain_check(state_ptr st, gate_conte
     std::string key = rate_key(c.req());
     if (key.empty()) co_return verdict::pass();
     const auto limit = co_await rate_limit_for(*st, c);
-    const auto* o = co_await chain_outcome(st, c, limits::chain_part::bucket, st->s.rate_limit_budget);
-    if (o != nullptr && *o && !(*o)->bucket) co_return verdict::pass();  // not asked: nothing taken
-    result<limits::acquire_result> a = o == nullptr ? result<limits::acquire_result>(make_error_code(errc::timeout))
-                                       : *o         ? result<limits::acquire_result>(*(*o)->bucket)
-                                                    : result<limits::acquire_result>(o->error());
+    const auto r = co_await chain_outcome(st, c, limits::chain_part::bucket, st->s.rate_limit_budget);
+    if (r && !r->bucket) co_return verdict::pass();  // not asked: nothing taken
+    const result<limits::acquire_result> a = r ? result<limits::acquire_result>(*r->bucket) : r.error();
     auto v = rate_verdict(*st, key, limit, a);  // a failed call: the local fallback limiter decides
-    if (v && v->passed() && o != nullptr && *o && !(*o)->allowed()) co_return verdict::pass();  // given back
+    if (v && v->passed() && r && !r->allowed()) co_return verdict::pass();  // given back by the call
     co_return v;
 }
 
 asio::awaitable<result<verdict>> admission_chain_check(state_ptr st, gate_context& c) {
     std::string key = admission_key(c.req());
     if (key.empty()) co_return verdict::pass();
-    const auto* o = co_await chain_outcome(st, c, limits::chain_part::admission, st->s.admission_budget);
-    if (o == nullptr) co_return make_error_code(errc::timeout);
-    if (!*o) co_return o->error();
-    if (!(*o)->admission) co_return verdict::pass();  // not asked
-    co_return admission_verdict(*st, c.req(), key, *(*o)->admission);
+    const auto r = co_await chain_outcome(st, c, limits::chain_part::admission, st->s.admission_budget);
+    if (!r) co_return r.error();
+    if (!r->admission) co_return verdict::pass();  // not asked
+    co_return admission_verdict(*st, c.req(), key, *r->admission);
 }
 
 // ---- assembly ---------------------------------------------------------------------------------------------------
