@@ -86,13 +86,15 @@ usage memory_usage_store::get_now(const std::string& subject_id, const std::stri
 asio::awaitable<result<bool>> memory_usage_store::record(
     std::string record_id, std::string subject_id, std::string period_start, usage delta
 ) {
-    std::unique_lock lock(mutex_);
-    if (!recorded_.insert(record_id).second) co_return false;
-    record_order_.push_back(std::move(record_id));
-    if (record_order_.size() > max_records) {
-        recorded_.erase(record_order_.front());
-        record_order_.pop_front();
+    {
+        std::lock_guard ids(records_mutex_);
+        if (previous_.contains(record_id) || !recorded_.insert(std::move(record_id)).second) co_return false;
+        if (recorded_.size() >= max_records / 2) {
+            previous_ = std::move(recorded_);
+            recorded_ = {};
+        }
     }
+    std::unique_lock lock(mutex_);
     auto& u = usage_[std::pair{std::move(subject_id), std::move(period_start)}];
     u.requests += delta.requests;
     u.tokens += delta.tokens;

@@ -9,10 +9,10 @@
 #include <boost/json/value.hpp>
 
 #include <chrono>
-#include <deque>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <shared_mutex>
 #include <string>
 #include <unordered_map>
@@ -58,8 +58,9 @@ private:
 class memory_usage_store final : public usage_store {
 public:
     boost::asio::awaitable<result<usage>> get(std::string subject_id, std::string period_start) override;
-    /// See `usage_store::record`. Remembers the last `max_records` record ids (older ones could be recorded again:
-    /// the bound wins, as memory must stay bounded; a lease is released long before 100000 others).
+    /// See `usage_store::record`. Remembers at least the last `max_records` / 2 record ids and at most `max_records`
+    /// (two generations: older ones could be recorded again; the bound wins, as memory must stay bounded, and a
+    /// lease is released long before 50000 others).
     boost::asio::awaitable<result<bool>> record(
         std::string record_id, std::string subject_id, std::string period_start, usage delta
     ) override;
@@ -77,8 +78,9 @@ public:
 private:
     mutable std::shared_mutex mutex_;
     std::map<std::pair<std::string, std::string>, usage, std::less<>> usage_;
-    std::unordered_set<std::string> recorded_;
-    std::deque<std::string> record_order_;  // oldest first, for the bound
+    std::mutex records_mutex_;                  // the record ids only (readers of usage_ never wait on it)
+    std::unordered_set<std::string> recorded_;  // the current generation
+    std::unordered_set<std::string> previous_;  // the one before; dropped when the current one is full
 };
 
 /// In-memory org memberships. Thread-safe.
