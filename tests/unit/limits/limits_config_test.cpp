@@ -49,9 +49,11 @@ TEST(limits_config, defaults) {
     EXPECT_EQ(s.backstop.max, 1000u);
     EXPECT_EQ(s.backstop.period, std::chrono::seconds{3600});
     EXPECT_EQ(s.run_budget.max_mutating_calls, 20u);
-    EXPECT_EQ(s.invocation.deadline, std::chrono::milliseconds{5000});
-    ASSERT_EQ(s.invocation.counters.size(), 3u);
+    EXPECT_EQ(s.invocation.wall_clock, std::chrono::milliseconds{250});
+    ASSERT_EQ(s.invocation.counters.size(), 5u);
     EXPECT_EQ(s.invocation.counters[2].max, 1024u * 1024u);
+    EXPECT_EQ(s.invocation.counters[3].max, 64u * 1024u * 1024u);
+    EXPECT_EQ(s.invocation.counters[4].max, 50'000'000u);
     EXPECT_EQ(cfg.source_of("rate_limit.write_rps"), config_source::default_value);
 }
 
