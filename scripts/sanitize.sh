@@ -30,7 +30,11 @@ run_one() {
         -DPREFLIGHT_BUILD_SERVER=OFF >/dev/null
     [ "$CONFIGURE_ONLY" = 1 ] && { echo "==> $name: configured $dir (--configure-only)"; phase_end; return 0; }
     local pattern=${kinds//,/\\|}
-    mapfile -t targets < <(cmake --build "$dir" --target help | sed -n "s/^\\(\\($pattern\\)_[a-z_]*\\):.*/\\1/p")
+    local help
+    help=$(cmake --build "$dir" --target help)
+    mapfile -t targets < <(sed -n "s/^\\(\\($pattern\\)_[a-z_]*\\):.*/\\1/p" <<<"$help")
+    # The example programs some tests run (examples/CMakeLists.txt).
+    if grep -q '^preflight_examples:' <<<"$help"; then targets+=(preflight_examples); fi
     ccache_mark
     cmake --build "$dir" -j "$JOBS" --target "${targets[@]}"
     ccache_report "$name build"

@@ -3,7 +3,8 @@
 --
 -- One row per recorded execution (its lease id): a record and its addition to preflight_usage are one statement, so
 -- a second record of the same id (a retried release, two processes releasing one lease) adds nothing. Rows of past
--- periods are no longer needed: pg_usage_store::purge_records deletes those older than a given period.
+-- periods are no longer needed: pg_usage_store::purge_records (run by the store set's purge) deletes those of
+-- periods before the previous month.
 CREATE TABLE IF NOT EXISTS preflight_usage_records (
     record_id text PRIMARY KEY,
     subject_id text NOT NULL,

@@ -68,6 +68,13 @@ const pg_statement usage_record_stmt{
     "  SET requests = u.requests + EXCLUDED.requests, tokens = u.tokens + EXCLUDED.tokens RETURNING 1)"
     " SELECT EXISTS (SELECT 1 FROM rec)"};
 
+// Records of periods before the previous UTC month (sql/009's index on period_start).
+const pg_statement usage_records_purge_stmt{
+    "preflight_usage_records_purge",
+    "WITH d AS (DELETE FROM preflight_usage_records WHERE period_start <"
+    "  (date_trunc('month', clock_timestamp() AT TIME ZONE 'UTC') - interval '1 month')::date RETURNING 1)"
+    " SELECT count(*) FROM d"};
+
 // $1 org, $2 user.
 const pg_statement member_find_stmt{
     "preflight_member_find",
@@ -333,6 +340,13 @@ asio::awaitable<result<bool>> pg_usage_store::record(
     if (!rows) co_return failed{boost::system::in_place_error, rows.error()};
     if (rows->size() != 1) co_return failed{boost::system::in_place_error, make_error_code(errc::protocol_error)};
     co_return rows->as_bool(0, 0);
+}
+
+asio::awaitable<result<std::uint64_t>> pg_usage_store::purge_records() {
+    auto rows = co_await pool_.exec(usage_records_purge_stmt, std::vector<std::string>{});
+    if (!rows) co_return rows.error();
+    if (rows->size() != 1) co_return make_error_code(errc::protocol_error);
+    co_return static_cast<std::uint64_t>(rows->as_int64(0, 0));
 }
 
 asio::awaitable<result<std::optional<member>>> pg_member_store::find(std::string org_id, std::string user_id) {

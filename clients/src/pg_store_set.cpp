@@ -46,7 +46,8 @@ struct pg_stores {
     pg_subject_facts_source subject_facts;
 };
 
-// The three limit stores' purges one after the other; every one runs, the first error is the answer.
+// The limit stores', the run budgets' and the usage records' purges one after the other; every one runs, the first
+// error is the answer.
 boost::asio::awaitable<result<std::uint64_t>> purge_all(std::shared_ptr<pg_stores> all) {
     std::uint64_t removed = 0;
     std::optional<boost::system::error_code> first;
@@ -61,6 +62,7 @@ boost::asio::awaitable<result<std::uint64_t>> purge_all(std::shared_ptr<pg_store
     count(co_await all->rate_limits.purge_idle());
     count(co_await all->admissions.purge_expired());
     count(co_await all->run_budgets.purge_expired());
+    count(co_await all->usage.purge_records());
     if (first) co_return *first;
     co_return removed;
 }

@@ -17,6 +17,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <exception>
 #include <future>
 #include <memory>
@@ -185,6 +186,27 @@ TEST_F(pg_facts, add_usage_accumulates_concurrent_adds) {
     auto u = run(io_, usage.get(org, "2026-11-01"));
     EXPECT_EQ(u->requests, 20u);
     EXPECT_EQ(u->tokens, 200u);
+}
+
+TEST_F(pg_facts, purge_records_forgets_the_record_ids_of_periods_before_the_previous_month) {
+    clients::pg_usage_store usage{*pool_};
+    const auto org = unique_key("org");
+    const auto old_id = unique_key("lease-old");
+    const auto new_id = unique_key("lease-new");
+    ASSERT_TRUE(*run(io_, usage.record(old_id, org, "2020-01-01", {1, 0})));
+    const auto now = std::chrono::system_clock::now();  // the server's clock on this machine, within a second
+    const auto ymd = std::chrono::year_month_day{std::chrono::floor<std::chrono::days>(now)};
+    char current[16];
+    std::snprintf(
+        current, sizeof current, "%04d-%02u-01", static_cast<int>(ymd.year()), static_cast<unsigned>(ymd.month())
+    );
+    ASSERT_TRUE(*run(io_, usage.record(new_id, org, current, {1, 0})));
+    auto purged = run(io_, usage.purge_records());
+    ASSERT_TRUE(purged.has_value()) << purged.error().message();
+    EXPECT_GE(*purged, 1U);
+    EXPECT_TRUE(*run(io_, usage.record(old_id, org, "2020-01-01", {1, 0}))) << "forgotten: counted again";
+    EXPECT_FALSE(*run(io_, usage.record(new_id, org, current, {1, 0}))) << "this month's record is kept";
+    EXPECT_EQ(run(io_, usage.get(org, current))->requests, 1U);
 }
 
 // ---- the fact data loader ----------------------------------------------------------------------------------------

@@ -47,8 +47,10 @@ protected:
         return dynamic_cast<limits::memory_admission_store&>(*stores_.admissions).in_use("org:org_ok");
     }
 
-    asio::io_context io_;
+    // The clock first: it outlives the io_context, whose destruction runs the releases of leases dropped in a test
+    // (release_now against the in-memory stores, which read the clock). The stores go before the io_context.
     manual_clock clock_;
+    asio::io_context io_;
     clients::memory_fact_stores facts_;
     clients::store_set stores_;
     event_log events_;

@@ -83,8 +83,10 @@ protected:
         return r;
     }
 
-    asio::io_context io_;
+    // The clock first: it outlives the io_context, whose destruction runs the releases of leases dropped in a test
+    // (release_now against the in-memory stores, which read the clock). The stores go before the io_context.
     manual_clock clock_;
+    asio::io_context io_;
     clients::memory_fact_stores facts_;
     std::shared_ptr<held_subscriptions> subs_ = std::make_shared<held_subscriptions>();
     std::shared_ptr<probing_usage> usage_ = std::make_shared<probing_usage>(*subs_);

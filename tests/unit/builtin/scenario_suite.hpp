@@ -102,8 +102,10 @@ protected:
         return r ? r->count : 0;
     }
 
-    asio::io_context io_;
+    // The clock first: it outlives the io_context, whose destruction runs the releases of leases dropped in a test
+    // (release_now against the in-memory stores, which read the clock). The stores go before the io_context.
     manual_clock clock_;
+    asio::io_context io_;
     Factory factory_;
     event_log events_;
     /// Attached to every pipeline `build` makes (the latest one answers).

@@ -85,6 +85,11 @@ public:
     boost::asio::awaitable<result<bool>> record(
         std::string record_id, std::string subject_id, std::string period_start, usage delta
     ) override;
+    /// Deletes the record rows of periods before the previous UTC month (the server's clock) and answers how many:
+    /// an execution records into the period it started in, so the ids of the current and the previous month are
+    /// kept, which covers any lease ttl shorter than a month. A release repeated after that adds its usage to its
+    /// (past) period again. The store set's purge runs it (`store_set::purge`).
+    boost::asio::awaitable<result<std::uint64_t>> purge_records();
 
 private:
     pg_pool& pool_;
