@@ -475,6 +475,30 @@ TEST(pipeline, caller_cancellation_cancels_running_gates) {
     EXPECT_EQ(a->cancelled, 1);
 }
 
+// A stateful gate passed (its consume counted) and a later one is still running when the caller cancels: the run
+// ends in cancellation and the consume is given back through its undo.
+TEST(pipeline, caller_cancellation_runs_the_undo_of_every_passed_stateful_gate) {
+    asio::io_context ctx;
+    auto store = std::make_shared<toy_store>();
+    auto hung = std::make_shared<probe>();
+    g::gate_spec later = scripted_gate("later", hung, 0ms, act::hang);
+    later.phase = g::phase::stateful;
+    auto p = g::pipeline_builder{}.add_gate(stateful_gate("consume", store, false)).add_gate(std::move(later)).build();
+    asio::cancellation_signal sig;
+    spawned_run run;
+    spawn_cancellable(ctx, p, exec_request(), sig, run);
+    asio::steady_timer t(ctx, 5ms);
+    t.async_wait([&](boost::system::error_code) {
+        EXPECT_EQ(store->used["consume:org_1"], 1) << "consumed while the later gate runs";
+        sig.emit(asio::cancellation_type::terminal);
+    });
+    ctx.run();
+    ASSERT_TRUE(run.completed);
+    EXPECT_TRUE(run.error);
+    EXPECT_EQ(hung->cancelled, 1);
+    EXPECT_EQ(store->used["consume:org_1"], 0) << "the undo gave the consume back";
+}
+
 TEST(pipeline, async_run_supports_callbacks_future_and_awaitable) {
     asio::io_context ctx;
     auto a = std::make_shared<probe>();
