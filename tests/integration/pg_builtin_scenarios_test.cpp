@@ -15,7 +15,7 @@ namespace {
 struct pg_scenario_factory {
     void set_up(asio::io_context& io, const preflight::clock&) {
         PREFLIGHT_REQUIRE_PG(url);
-        if (!test::ensure_migrated(url)) return;
+        ASSERT_TRUE(test::ensure_migrated(url)) << "the migrations failed (above)";
         {
             pqxx::connection c{url};
             pqxx::nontransaction tx{c};

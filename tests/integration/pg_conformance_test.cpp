@@ -7,6 +7,7 @@
 #include <preflight/clients/pg_store_set.hpp>
 
 #include <boost/asio/io_context.hpp>
+#include <gtest/gtest-spi.h>
 #include <gtest/gtest.h>
 #include <pqxx/pqxx>
 
@@ -37,6 +38,15 @@ using pg_run_budget_factory = preflight::test::pg_store_factory<preflight::clien
 INSTANTIATE_TYPED_TEST_SUITE_P(postgres, run_budget_store_conformance, pg_run_budget_factory);
 }  // namespace preflight::conformance
 
+// The set-up of every Postgres test asserts its migrations: one that cannot migrate records a failure (and the test
+// fails) instead of returning early as if it passed.
+TEST(pg_test_setup, AMigrationThatFailsIsAFailureNotAnEarlyReturn) {
+    EXPECT_NONFATAL_FAILURE(
+        EXPECT_FALSE(preflight::test::ensure_migrated("postgresql://nobody@127.0.0.1:1/nowhere?connect_timeout=2")),
+        "migrate: "
+    );
+}
+
 // `make_pg_store_set`'s purge: one call removes an idle window, a full (idle) bucket and an expired lease, and keeps
 // live state. In this executable for the resource lock above (a purge removes every idle row of a table).
 TEST(pg_store_set_purge, RemovesIdleWindowsBucketsAndExpiredLeasesAndKeepsLiveOnes) {
@@ -44,7 +54,7 @@ TEST(pg_store_set_purge, RemovesIdleWindowsBucketsAndExpiredLeasesAndKeepsLiveOn
     namespace limits = preflight::limits;
     using namespace std::chrono_literals;
     PREFLIGHT_REQUIRE_PG(url);
-    if (!preflight::test::ensure_migrated(url)) return;
+    ASSERT_TRUE(preflight::test::ensure_migrated(url)) << "the migrations failed (above)";
     boost::asio::io_context io;
     clients::pool_params p;
     p.url = url;

@@ -18,7 +18,7 @@ namespace {
 struct pg_deployed_state_factory {
     void set_up(boost::asio::io_context& io) {
         PREFLIGHT_REQUIRE_PG(url);
-        if (!test::ensure_migrated(url)) return;
+        ASSERT_TRUE(test::ensure_migrated(url)) << "the migrations failed (above)";
         clients::pool_params p;
         p.url = url;
         p.size = 1;

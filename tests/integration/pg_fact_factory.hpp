@@ -22,7 +22,7 @@ struct pg_fact_factory {
 
     void set_up(boost::asio::io_context& io) {
         PREFLIGHT_REQUIRE_PG(url);
-        if (!ensure_migrated(url)) return;
+        ASSERT_TRUE(ensure_migrated(url)) << "the migrations failed (above)";
         io_ = &io;
         clients::pool_params p;
         p.url = url;

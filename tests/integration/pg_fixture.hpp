@@ -15,22 +15,24 @@
 
 #include <chrono>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 
 namespace preflight::test {
 
-/// Applies the migrations to `url` once per process; ADD_FAILURE on error.
+/// Applies the migrations to `url` once per process and URL; ADD_FAILURE on error (every call that fails records
+/// one). Callers `ASSERT_TRUE` it: a test whose set-up could not migrate fails, it never returns early as passed.
 inline bool ensure_migrated(const std::string& url) {
-    static bool done = false;
-    if (done) return true;
+    static std::set<std::string> done;
+    if (done.contains(url)) return true;
     std::string diag;
     auto r = clients::migrate(url, &diag);
     if (!r) {
         ADD_FAILURE() << "migrate: " << r.error().message() << ": " << diag;
         return false;
     }
-    done = true;
+    done.insert(url);
     return true;
 }
 
@@ -43,7 +45,7 @@ struct pg_store_factory {
 
     void set_up(boost::asio::io_context& io) {
         PREFLIGHT_REQUIRE_PG(url);
-        if (!ensure_migrated(url)) return;
+        ASSERT_TRUE(ensure_migrated(url)) << "the migrations failed (above)";
         clients::pool_params p;
         p.url = url;
         p.size = 2;
@@ -72,7 +74,7 @@ struct pg_chain_factory {
 
     void set_up(boost::asio::io_context& io) {
         PREFLIGHT_REQUIRE_PG(url);
-        if (!ensure_migrated(url)) return;
+        ASSERT_TRUE(ensure_migrated(url)) << "the migrations failed (above)";
         clients::pool_params p;
         p.url = url;
         p.size = 2;

@@ -49,7 +49,7 @@ class pg_limit_batch_test : public ::testing::Test {
 protected:
     void SetUp() override {
         PREFLIGHT_REQUIRE_PG(url);
-        if (!preflight::test::ensure_migrated(url)) return;
+        ASSERT_TRUE(preflight::test::ensure_migrated(url)) << "the migrations failed (above)";
         pg_url = url;
         clients::pool_params p;
         p.url = url;
@@ -59,7 +59,6 @@ protected:
         };
         pool = std::make_unique<clients::pg_pool>(io.get_executor(), p);
         rebuild({});
-        ready = true;
     }
 
     // A new batch (and stores on it) with these options.
@@ -90,11 +89,9 @@ protected:
     std::unique_ptr<clients::pg_fixed_window_store> windows;
     std::unique_ptr<clients::pg_rate_limit_store> buckets;
     std::unique_ptr<clients::pg_admission_store> admissions;
-    bool ready = false;
 };
 
 TEST_F(pg_limit_batch_test, WritesOfOneTurnShareOneStatementAndKeepTheirOwnOutcomes) {
-    if (!ready) return;
     const auto wk = unique_key("window");
     const auto bk = unique_key("bucket");
     const auto ak = unique_key("admission");
@@ -133,7 +130,6 @@ TEST_F(pg_limit_batch_test, WritesOfOneTurnShareOneStatementAndKeepTheirOwnOutco
 }
 
 TEST_F(pg_limit_batch_test, ASecondWriteOfAKeyInOneTurnTakesAnotherCall) {
-    if (!ready) return;
     const auto k = unique_key("window");
     auto first = asio::co_spawn(io, windows->consume(k, limits::window_limit{1, 60s}, 1), asio::use_future);
     auto second = asio::co_spawn(io, windows->consume(k, limits::window_limit{1, 60s}, 1), asio::use_future);
@@ -146,7 +142,6 @@ TEST_F(pg_limit_batch_test, ASecondWriteOfAKeyInOneTurnTakesAnotherCall) {
 }
 
 TEST_F(pg_limit_batch_test, WritesOfSeveralPreflightsInOneTurnShareOneCallAndKeepTheirOwnOutcomes) {
-    if (!ready) return;
     const auto w1 = unique_key("window1");
     const auto w2 = unique_key("window2");
     const auto w3 = unique_key("window3");
@@ -206,7 +201,6 @@ TEST_F(pg_limit_batch_test, WritesOfSeveralPreflightsInOneTurnShareOneCallAndKee
 }
 
 TEST_F(pg_limit_batch_test, WhileACallIsInFlightTheNextGathersLaterWritesInOrder) {
-    if (!ready) return;
     rebuild(clients::pg_gather_options{.max_in_flight = 1, .max_per_call = 64});
     const auto k = unique_key("window");
     const auto later1 = unique_key("window-later1");
@@ -315,18 +309,15 @@ void overlapping_keys(const std::string& url, asio::io_context& ctx, int threads
 }
 
 TEST_F(pg_limit_batch_test, ConcurrentSharedCallsOnOverlappingKeysNeverOverAdmitNorDeadlock) {
-    if (!ready) return;
     overlapping_keys(pg_url, io, 0);
 }
 
 TEST_F(pg_limit_batch_test, TheSameFromTwoThreadsRunningTheIoContext) {
-    if (!ready) return;
     asio::io_context two(2);
     overlapping_keys(pg_url, two, 2);
 }
 
 TEST_F(pg_limit_batch_test, ABadWriteInASharedCallFailsByItself) {
-    if (!ready) return;
     const auto good1 = unique_key("window-good");
     const auto good2 = unique_key("admission-good");
     const std::string bad = unique_key("window-bad") + "\xff";  // not valid UTF-8: the server rejects the whole call
@@ -350,13 +341,11 @@ TEST_F(pg_limit_batch_test, ABadWriteInASharedCallFailsByItself) {
 }
 
 TEST_F(pg_limit_batch_test, OptionsBelowOneAreRejected) {
-    if (!ready) return;
     EXPECT_THROW(clients::pg_limit_batch(*pool, {.max_in_flight = 0, .max_per_call = 1}), std::invalid_argument);
     EXPECT_THROW(clients::pg_limit_batch(*pool, {.max_in_flight = 1, .max_per_call = 0}), std::invalid_argument);
 }
 
 TEST_F(pg_limit_batch_test, AWriteCancelledBeforeItsCallIsSentIsDropped) {
-    if (!ready) return;
     const auto k = unique_key("window");
     asio::cancellation_signal sig;
     auto cancelled = run(io, [&]() -> asio::awaitable<preflight::result<limits::window_result>> {
@@ -380,7 +369,6 @@ TEST_F(pg_limit_batch_test, AWriteCancelledBeforeItsCallIsSentIsDropped) {
 }
 
 TEST_F(pg_limit_batch_test, DestroyingTheBatchFailsWritesNotSentYet) {
-    if (!ready) return;
     const auto k = unique_key("admission");
     auto orphan = run(io, [&]() -> asio::awaitable<preflight::result<limits::lease_grant>> {
         auto ex = co_await asio::this_coro::executor;
@@ -395,7 +383,6 @@ TEST_F(pg_limit_batch_test, DestroyingTheBatchFailsWritesNotSentYet) {
 }
 
 TEST_F(pg_limit_batch_test, SubmitRejectsAWrongNumberOfParameters) {
-    if (!ready) return;
     EXPECT_THROW(
         (void)run(io, batch->submit(clients::pg_limit_batch::part::window, std::vector<std::string>{"key"})),
         std::invalid_argument
@@ -413,7 +400,6 @@ TEST_F(pg_limit_batch_test, SubmitRejectsAWrongNumberOfParameters) {
 // outcomes (limit_chain_conformance checks the outcomes on every implementation); a chain that shares a key with one
 // already in the call takes the next call.
 TEST_F(pg_limit_batch_test, ChainsOfOneTurnShareOneCallAndAChainSharingAKeyTakesAnother) {
-    if (!ready) return;
     clients::pg_limit_chain chain(*pool);
     const auto req = [](const std::string& k, std::uint32_t quantity) {
         limits::chain_request q;

@@ -65,7 +65,10 @@ struct private_cluster {
 
 TEST(pg_restart, typed_errors_while_down_then_the_pool_recovers) {
     PREFLIGHT_REQUIRE_PG(shared_url);  // only to follow the suite's skip/fail policy
-    if (geteuid() != 0) GTEST_SKIP() << "needs root to stop and start a private cluster (runuser)";
+    if (geteuid() != 0) {
+        if (preflight::test::in_ci()) FAIL() << "CI=true but not root: this test needs root to run a private cluster";
+        GTEST_SKIP() << "needs root to stop and start a private cluster (runuser)";
+    }
     private_cluster cluster;
     ASSERT_TRUE(cluster.start()) << "could not start a private cluster";
     std::string diag;

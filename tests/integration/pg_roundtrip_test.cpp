@@ -108,7 +108,7 @@ class pg_preflight_roundtrips : public ::testing::Test {
 protected:
     void SetUp() override {
         PREFLIGHT_REQUIRE_PG(url);
-        if (!test::ensure_migrated(url)) return;
+        ASSERT_TRUE(test::ensure_migrated(url)) << "the migrations failed (above)";
         const std::string p = "rt" + std::to_string(::getpid()) + "_";
         org = p + "org";
         warm_org = p + "org_warm";
@@ -154,7 +154,6 @@ protected:
         pool = std::make_shared<clients::pg_pool>(io.get_executor(), pp);
         ASSERT_TRUE(run(io, pool->connect_all()).has_value());
         build({});
-        ready = true;
     }
 
     // (Re)builds the pipeline on the pool with store options `o`.
@@ -193,7 +192,6 @@ protected:
     statement_log log;
     std::shared_ptr<clients::pg_pool> pool;
     std::optional<g::pipeline> pipe;
-    bool ready = false;
     std::string org, warm_org, user, banned, over_org;
 };
 
@@ -232,13 +230,11 @@ void pg_preflight_roundtrips::expect_allowed_path(const std::vector<std::string>
 }
 
 TEST_F(pg_preflight_roundtrips, AllowedPathHasTwoSequentialRoundTripsAndOneWriteStatement) {
-    if (!ready) return;
     expect_allowed_path(chained_writes);
 }
 
 // pipeline.stateful_call = separate: one statement per stateful gate, one after another, admission last.
 TEST_F(pg_preflight_roundtrips, SeparateStatefulCallsGoOneAfterAnotherAdmissionLast) {
-    if (!ready) return;
     boost::json::object o;
     o["pipeline.stateful_call"] = "separate";
     build({.batch_limit_writes = false, .gather_reads = true, .gather = {}}, o);
@@ -257,7 +253,6 @@ TEST_F(pg_preflight_roundtrips, SeparateStatefulCallsGoOneAfterAnotherAdmissionL
 }
 
 TEST_F(pg_preflight_roundtrips, DeniedByAReadWritesNothing) {
-    if (!ready) return;
     auto banned_d = preflight(over_org, banned);
     EXPECT_EQ(banned_d.status, 403);
     settle();
