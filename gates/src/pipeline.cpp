@@ -40,6 +40,7 @@ std::string_view to_string(event_kind k) noexcept {
         case event_kind::release_failed: return "release_failed";
         case event_kind::gate_off: return "gate_off";
         case event_kind::lease_lost: return "lease_lost";
+        case event_kind::shadow_denial: return "shadow_denial";
     }
     return "unknown";
 }
@@ -620,6 +621,7 @@ void run_state::finish_gate(
             t.reason = v->denied()->code;
             if (spec.shadow) {
                 t.would_deny = true;
+                impl_->emit(event_kind::shadow_denial, spec.name, t.reason, {});
             } else {
                 denied = true;
                 c.deny = std::move(*v->denied());
@@ -629,6 +631,7 @@ void run_state::finish_gate(
             t.reason = std::move(reason);
             if (spec.shadow) {
                 t.would_deny = spec.on_failure == failure_policy::fail_closed;
+                if (t.would_deny) impl_->emit(event_kind::shadow_denial, spec.name, t.reason, ec);
             } else if (spec.on_failure == failure_policy::fail_open) {
                 t.fail_open = true;
                 impl_->emit(event_kind::fail_open, spec.name, t.reason, ec);
@@ -1064,6 +1067,9 @@ pipeline pipeline_builder::build() {
             if (facts_[j].name == facts_[i].name) throw E("pipeline: duplicate fact '" + facts_[i].name + "'");
         }
         if (!facts_[i].load) throw E("pipeline: fact '" + facts_[i].name + "' has no loader");
+    }
+    if (config_.shadow) {
+        for (auto& g : gates_) g.shadow = true;
     }
     auto impl = std::make_shared<detail::pipeline_impl>();
     std::size_t commits = 0;

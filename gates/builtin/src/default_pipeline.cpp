@@ -836,6 +836,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     pipeline_config pc;
     pc.clock = deps.clock;
     pc.on_event = std::move(deps.on_event);
+    pc.shadow = st->s.shadow_all;
     if (!st->stores.windows && pc.on_event) {
         // Said once, here; every trace then shows the gate off.
         pc.on_event(gate_event{
@@ -887,6 +888,13 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
 
     const std::vector<operation> exec_ops{operation::execute, operation::execute_with_pause};
     const auto& s = st->s;
+    // Every built-in gate is added through here: its `<gate>.shadow` key applies.
+    const auto add = [&b, &s](gate_spec g) {
+        const auto* it = std::find(default_gate_names.begin(), default_gate_names.end(), g.name);
+        if (it != default_gate_names.end())
+            g.shadow = s.shadow[static_cast<std::size_t>(it - default_gate_names.begin())];
+        b.add_gate(std::move(g));
+    };
 
     gate_spec ban;
     ban.name = "ban";
@@ -895,7 +903,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     ban.on_failure = policy(s.ban_fail_open);
     if (st->reads_key) ban.facts = {sub_fact_name};
     ban.check = [st](gate_context& c) { return ban_check(st, c); };
-    b.add_gate(std::move(ban));
+    add(std::move(ban));
 
     gate_spec usage;
     usage.name = "usage";
@@ -905,7 +913,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     usage.facts = {sub_fact_name};
     if (st->usage_key) usage.facts.emplace_back("period_usage");
     usage.check = [st](gate_context& c) { return usage_check(st, c); };
-    b.add_gate(std::move(usage));
+    add(std::move(usage));
 
     gate_spec member_cap;
     member_cap.name = "member_cap";
@@ -914,7 +922,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     member_cap.on_failure = policy(s.member_cap_fail_open);
     if (st->reads_key) member_cap.facts = {sub_fact_name};
     member_cap.check = [st](gate_context& c) { return member_cap_check(st, c); };
-    b.add_gate(std::move(member_cap));
+    add(std::move(member_cap));
 
     if (with_balance) {
         gate_spec balance;
@@ -924,7 +932,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
         balance.on_failure = failure_policy::fail_open;
         balance.check = [st](gate_context& c) { return balance_check(st, c); };
         balance.try_check = [st](gate_context& c) { return balance_try(*st, c); };
-        b.add_gate(std::move(balance));
+        add(std::move(balance));
     }
 
     // Before the ordered call of the others (a separate call when a request carries a run id): a request over its
@@ -943,7 +951,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
             run_budget.try_check = [st](gate_context& c) { return run_budget_try(*st, c); };
         }
     }
-    b.add_gate(std::move(run_budget));
+    add(std::move(run_budget));
 
     gate_spec backstop;
     backstop.name = "backstop";
@@ -959,7 +967,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
         backstop.check = [st](gate_context& c) { return backstop_check(st, c); };
         if (st->mem_window != nullptr) backstop.try_check = [st](gate_context& c) { return backstop_try(*st, c); };
     }
-    b.add_gate(std::move(backstop));
+    add(std::move(backstop));
 
     gate_spec rate;
     rate.name = "rate_limit";
@@ -975,7 +983,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
         rate.check = [st](gate_context& c) { return rate_limit_check(st, c); };
         if (st->mem_rate != nullptr) rate.try_check = [st](gate_context& c) { return rate_limit_try(*st, c); };
     }
-    b.add_gate(std::move(rate));
+    add(std::move(rate));
 
     gate_spec admission;
     admission.name = "admission";
@@ -993,7 +1001,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
             admission.try_check = [st](gate_context& c) { return admission_try(*st, c); };
         }
     }
-    b.add_gate(std::move(admission));
+    add(std::move(admission));
 
     return b.build();
 }

@@ -96,6 +96,19 @@ void register_default_pipeline_config(config_registry& r) {
         true,
         "take an admission slot (and return a lease) for each execution; false for callers that hold no leases"
     ));
+    for (const char* gate : default_gate_names) {
+        r.add(bool_key(
+            std::string(gate) + ".shadow",
+            false,
+            std::string("shadow mode for the '") + gate +
+                "' gate: it runs and reports what it would deny (trace would_deny, metric, event) but never denies"
+        ));
+    }
+    r.add(bool_key(
+        "pipeline.shadow",
+        false,
+        "shadow mode for every gate: decide, trace, count and report each would-be denial, allow every request"
+    ));
     config_key call;
     call.path = "pipeline.stateful_call";
     call.type = config_type::string;
@@ -146,6 +159,10 @@ default_pipeline_settings default_settings_from(const config& cfg) {
     s.admission_budget = ms(cfg, "admission.budget_ms");
     s.admission_fail_open = cfg.get_bool("admission.fail_open");
     s.admission_enabled = cfg.get_bool("admission.enabled");
+    for (std::size_t g = 0; g < default_gate_names.size(); ++g) {
+        s.shadow[g] = cfg.get_bool(std::string(default_gate_names[g]) + ".shadow");
+    }
+    s.shadow_all = cfg.get_bool("pipeline.shadow");
     const std::string call = cfg.get_string("pipeline.stateful_call");
     if (call == "auto") {
         s.stateful = stateful_call::automatic;

@@ -27,6 +27,7 @@ enum class event_kind {
     release_failed,       ///< a lease dropped without explicit release failed to release
     gate_off,             ///< a gate is declared but off (`gate_spec::off`), said once when the pipeline is built
     lease_lost,           ///< a dropped lease's release never ran (its io_context went first): not released
+    shadow_denial,        ///< a gate in shadow mode would have denied (or failed closed); not enforced
 };
 
 [[nodiscard]] std::string_view to_string(event_kind k) noexcept;
@@ -47,6 +48,10 @@ struct pipeline_config {
     const preflight::clock* clock = &preflight::clock::steady();
     event_hook on_event;  ///< empty: events are only counted in the metrics
     bool metrics = true;  ///< maintain `pipeline::metrics()`
+    /// Shadow mode for the whole pipeline: every gate runs and reports (trace `would_deny`, the metric
+    /// `preflight_gate_shadow_denials_total`, an `event_kind::shadow_denial` event), none is enforced: every decision
+    /// is allowed. Per gate: `gate_spec::shadow`.
+    bool shadow = false;
 };
 
 namespace detail {

@@ -32,8 +32,8 @@ namespace preflight::gates {
 /// limits); rate_limit.{pro,team,enterprise}.{read_rps,read_burst,write_rps,write_burst} (the free tier uses limits'
 /// rate_limit.{read,write}_{rps,burst}), rate_limit.budget_ms; fleet.size 1;
 /// admission.{enabled true, max_concurrent 10, lease_ttl_ms 300000, budget_ms 1000, fail_open true};
-/// pipeline.stateful_call "auto" (auto | separate).
-/// Throws `std::invalid_argument` when a key is already registered.
+/// pipeline.stateful_call "auto" (auto | separate); <gate>.shadow false for each of `default_gate_names`,
+/// pipeline.shadow false. Throws `std::invalid_argument` when a key is already registered.
 void register_default_pipeline_config(preflight::config_registry& registry);
 
 struct default_pipeline_deps {
@@ -151,6 +151,12 @@ struct default_pipeline_settings {
     bool admission_enabled = true;
 
     stateful_call stateful = stateful_call::automatic;
+
+    /// Shadow mode per built-in gate (index = `default_gate_names`; keys `<gate>.shadow`) and for the whole pipeline
+    /// (`pipeline.shadow`): the gate runs, traces `would_deny`, counts and reports (`event_kind::shadow_denial`), and
+    /// never denies.
+    std::array<bool, 8> shadow{};
+    bool shadow_all = false;
 };
 
 /// Reads the keys registered by `register_default_pipeline_config` from a resolved configuration.
