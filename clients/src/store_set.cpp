@@ -16,6 +16,7 @@ store_set make_memory_store_set(const memory_fact_stores& facts, const preflight
     s.windows = std::make_shared<limits::memory_fixed_window_store>(c);
     s.admissions = std::make_shared<limits::memory_admission_store>(c);
     s.run_budgets = std::make_shared<limits::memory_run_budget_store>(c);
+    s.clock = &c;
     return s;
 }
 

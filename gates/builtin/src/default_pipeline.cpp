@@ -800,7 +800,14 @@ pipeline default_pipeline(const config& cfg, default_pipeline_deps deps) {
 }
 
 pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps deps, default_pipeline_options opts) {
-    if (deps.clock == nullptr) throw pipeline_config_error("default_pipeline: deps.clock is null");
+    if (deps.stores.clock != nullptr && deps.clock != nullptr && deps.clock != deps.stores.clock) {
+        throw pipeline_config_error(
+            "default_pipeline: deps.clock is not the store set's clock (store_set.clock): one clock for the pipeline "
+            "and its stores (leave deps.clock null to take the store set's)"
+        );
+    }
+    if (deps.clock == nullptr)
+        deps.clock = deps.stores.clock != nullptr ? deps.stores.clock : &preflight::clock::steady();
     const auto& stores = deps.stores;
     require(stores.bans, "bans");
     require(stores.subscriptions, "subscriptions");

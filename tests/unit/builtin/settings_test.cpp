@@ -146,7 +146,7 @@ TEST_F(assembly, NoBalanceGateWhenDisabledOrWithoutSource) {
     EXPECT_EQ(names.size(), 7U);
 }
 
-TEST_F(assembly, MissingStoreOrClockIsAConfigError) {
+TEST_F(assembly, MissingStoreIsAConfigError) {
     auto d = deps();
     d.stores.admissions = nullptr;  // (a missing window store only turns the backstop off: builtin_scenarios)
     try {
@@ -160,9 +160,35 @@ TEST_F(assembly, MissingStoreOrClockIsAConfigError) {
     auto without = deps();
     without.stores.admissions = nullptr;
     EXPECT_NO_THROW((void)g::default_pipeline(make_config(off), std::move(without))) << "no admission, no store needed";
-    auto d2 = deps();
-    d2.clock = nullptr;
-    EXPECT_THROW((void)g::default_pipeline(make_config(), std::move(d2)), g::pipeline_config_error);
+}
+
+// One clock by construction: left null the pipeline takes the store set's; another one is refused, naming both.
+TEST_F(assembly, ThePipelineTakesTheStoreSetsClockAndRefusesAnother) {
+    auto d = deps();
+    d.clock = nullptr;
+    auto p = g::default_pipeline(make_config(), std::move(d));
+    asio::io_context io;
+    g::request r;
+    r.op = g::operation::execute;
+    r.subject.org = "org_clock";
+    auto d1 = run(io, p.run(r));
+    ASSERT_EQ(d1.trace.size(), g::default_gate_names.size());
+    for (const auto& t : d1.trace) {  // the steady clock would move between the gates
+        EXPECT_EQ(t.started, std::chrono::nanoseconds{0}) << t.gate << ": timed on the store set's manual clock";
+        EXPECT_EQ(t.duration, std::chrono::nanoseconds{0}) << t.gate;
+    }
+    manual_clock other;
+    auto mismatched = deps();
+    mismatched.clock = &other;
+    try {
+        (void)g::default_pipeline(make_config(), std::move(mismatched));
+        FAIL() << "expected pipeline_config_error";
+    } catch (const g::pipeline_config_error& e) {
+        EXPECT_NE(std::string(e.what()).find("store_set.clock"), std::string::npos) << e.what();
+    }
+    auto same = deps();
+    same.clock = &clock;
+    EXPECT_NO_THROW((void)g::default_pipeline(make_config(), std::move(same)));
 }
 
 TEST_F(assembly, CancelDrawsFromTheWriteBucketWhenNotExempt) {

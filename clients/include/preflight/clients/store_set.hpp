@@ -47,10 +47,14 @@ struct store_set {
     /// that keep it until told, and returns how many rows went. `make_pg_store_set` sets it (run it periodically:
     /// `periodic_purge`); the in-memory set leaves it empty (its stores bound themselves).
     purge_fn purge;
+    /// The clock the set's in-memory stores read (`make_memory_store_set` sets it); null when the stores keep their
+    /// own time (Postgres: the server's clock). The default pipeline takes this clock for its trace, caches and
+    /// fallback limiter, so the pipeline and the stores never disagree (docs/gates.md).
+    const preflight::clock* clock = nullptr;
 };
 
 /// The embedded default: in-memory stores over `facts` (shared, so callers can keep editing them) and
-/// fresh in-memory limit stores on clock `c` (which must outlive the stores).
+/// fresh in-memory limit stores on clock `c` (which must outlive the stores); `store_set::clock` is `&c`.
 [[nodiscard]] store_set make_memory_store_set(const memory_fact_stores& facts, const preflight::clock& c);
 
 }  // namespace preflight::clients

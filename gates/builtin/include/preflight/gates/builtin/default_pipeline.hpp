@@ -38,14 +38,18 @@ void register_default_pipeline_config(preflight::config_registry& registry);
 
 struct default_pipeline_deps {
     clients::store_set stores;
-    const preflight::clock* clock = &preflight::clock::steady();  // limiters, caches, trace
-    event_hook on_event;                                          // fail-open etc.; may be empty
+    /// The clock of the trace, the balance cache and the local fallback limiter. Null (the default): the store
+    /// set's (`store_set::clock`: the in-memory stores'), else the steady clock. One clock by construction: a clock
+    /// other than `stores.clock` when the set has one is a `pipeline_config_error` (a pipeline whose caches and
+    /// stores read two clocks would disagree with itself). Set it only for a set without a clock (Postgres).
+    const preflight::clock* clock = nullptr;
+    event_hook on_event;  // fail-open etc.; may be empty
 };
 
 /// Builds the production pipeline in precedence order: ban 403, usage 402, org member cap 402,
 /// balance 402, backstop 429, rate limit 429, admission 429 (commit, lease). Throws config_error /
 /// pipeline_config_error for bad settings.
-/// Lifetime: the pipeline shares ownership of the stores; `*deps.clock` must outlive it and every lease.
+/// Lifetime: the pipeline shares ownership of the stores; its clock must outlive it and every lease.
 /// Thread safety: the pipeline is immutable; any number of concurrent runs.
 [[nodiscard]] pipeline default_pipeline(const preflight::config& cfg, default_pipeline_deps deps);
 
