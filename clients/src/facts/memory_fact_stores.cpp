@@ -79,7 +79,7 @@ asio::awaitable<result<usage>> memory_usage_store::get(std::string subject_id, s
 
 usage memory_usage_store::get_now(const std::string& subject_id, const std::string& period_start) const {
     std::shared_lock lock(mutex_);
-    auto it = usage_.find(std::pair{subject_id, period_start});
+    auto it = usage_.find(std::pair<std::string_view, std::string_view>{subject_id, period_start});
     return it == usage_.end() ? usage{} : it->second;
 }
 
@@ -95,9 +95,10 @@ asio::awaitable<result<bool>> memory_usage_store::record(
         }
     }
     std::unique_lock lock(mutex_);
-    auto& u = usage_[std::pair{std::move(subject_id), std::move(period_start)}];
-    u.requests += delta.requests;
-    u.tokens += delta.tokens;
+    auto it = usage_.find(std::pair<std::string_view, std::string_view>{subject_id, period_start});
+    if (it == usage_.end()) it = usage_.try_emplace(std::pair{std::move(subject_id), std::move(period_start)}).first;
+    it->second.requests += delta.requests;
+    it->second.tokens += delta.tokens;
     co_return true;
 }
 
@@ -110,14 +111,15 @@ void memory_usage_store::add(
     const std::string& subject_id, const std::string& period_start, std::uint64_t requests, std::uint64_t tokens
 ) {
     std::unique_lock lock(mutex_);
-    auto& u = usage_[std::pair{subject_id, period_start}];
-    u.requests += requests;
-    u.tokens += tokens;
+    auto it = usage_.find(std::pair<std::string_view, std::string_view>{subject_id, period_start});
+    if (it == usage_.end()) it = usage_.try_emplace(std::pair{subject_id, period_start}).first;
+    it->second.requests += requests;
+    it->second.tokens += tokens;
 }
 
 asio::awaitable<result<std::optional<member>>> memory_member_store::find(std::string org_id, std::string user_id) {
     std::shared_lock lock(mutex_);
-    auto it = members_.find(std::pair{org_id, user_id});
+    auto it = members_.find(std::pair<std::string_view, std::string_view>{org_id, user_id});
     co_return it == members_.end() ? std::optional<member>{} : std::optional<member>{it->second};
 }
 

@@ -10,11 +10,11 @@
 
 #include <chrono>
 #include <functional>
-#include <map>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <unordered_set>
 #include <utility>
@@ -55,6 +55,30 @@ private:
 };
 
 /// In-memory usage per (subject, period start). Thread-safe.
+namespace detail {
+/// Hash and equality of a two-string key, also for a pair of `std::string_view`s (lookups without copying the strings).
+struct string_pair_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::pair<std::string_view, std::string_view> k) const noexcept {
+        const std::size_t a = std::hash<std::string_view>{}(k.first);
+        return a ^ (std::hash<std::string_view>{}(k.second) + 0x9e3779b97f4a7c15ULL + (a << 6) + (a >> 2));
+    }
+    std::size_t operator()(const std::pair<std::string, std::string>& k) const noexcept {
+        return (*this)(std::pair<std::string_view, std::string_view>{k.first, k.second});
+    }
+};
+struct string_pair_equal {
+    using is_transparent = void;
+    template <class A, class B>
+    bool operator()(const A& a, const B& b) const noexcept {
+        return std::string_view(a.first) == std::string_view(b.first) &&
+               std::string_view(a.second) == std::string_view(b.second);
+    }
+};
+template <class V>
+using string_pair_map = std::unordered_map<std::pair<std::string, std::string>, V, string_pair_hash, string_pair_equal>;
+}  // namespace detail
+
 class memory_usage_store final : public usage_store {
 public:
     boost::asio::awaitable<result<usage>> get(std::string subject_id, std::string period_start) override;
@@ -77,7 +101,7 @@ public:
 
 private:
     mutable std::shared_mutex mutex_;
-    std::map<std::pair<std::string, std::string>, usage, std::less<>> usage_;
+    detail::string_pair_map<usage> usage_;
     std::mutex records_mutex_;                  // the record ids only (readers of usage_ never wait on it)
     std::unordered_set<std::string> recorded_;  // the current generation
     std::unordered_set<std::string> previous_;  // the one before; dropped when the current one is full
@@ -92,7 +116,7 @@ public:
 
 private:
     mutable std::shared_mutex mutex_;
-    std::map<std::pair<std::string, std::string>, member, std::less<>> members_;
+    detail::string_pair_map<member> members_;
 };
 
 /// In-memory balances (plan executions left per org). An unknown org is `errc::not_found`.
