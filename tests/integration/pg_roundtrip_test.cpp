@@ -125,9 +125,12 @@ protected:
                 tx.exec_params("DELETE FROM preflight_usage WHERE subject_id = $1", id);
                 tx.exec_params("DELETE FROM preflight_balances WHERE org_id = $1", id);
                 tx.exec_params("DELETE FROM preflight_org_members WHERE org_id = $1", id);
-                tx.exec_params("DELETE FROM preflight_windows WHERE key = $1", "backstop:" + id);
-                tx.exec_params("DELETE FROM preflight_rate_limits WHERE key = $1", "rl:write:org:" + id);
-                tx.exec_params("DELETE FROM preflight_leases WHERE key = $1", "org:" + id);
+                g::request of;
+                of.op = g::operation::execute;
+                of.subject.org = id;
+                tx.exec_params("DELETE FROM preflight_windows WHERE key = $1", g::backstop_key(of));
+                tx.exec_params("DELETE FROM preflight_rate_limits WHERE key = $1", g::rate_limit_key(of));
+                tx.exec_params("DELETE FROM preflight_leases WHERE key = $1", g::admission_key(of));
             }
             tx.exec_params("INSERT INTO preflight_bans (subject_id, reason) VALUES ($1, 'abuse')", banned);
             for (const auto& [o, plan, used] :

@@ -1,5 +1,6 @@
 #include <preflight/cache/outcome_cache.hpp>
 #include <preflight/gates/builtin/default_pipeline.hpp>
+#include <preflight/gates/builtin/limiter_keys.hpp>
 #include <preflight/gates/with_timeout.hpp>
 #include <preflight/limits/memory_admission_store.hpp>
 #include <preflight/limits/memory_fixed_window_store.hpp>
@@ -411,10 +412,6 @@ result<verdict> backstop_verdict(const state& st, const std::string& org, const 
     return verdict::deny(std::move(d));
 }
 
-std::string backstop_key(const request& r) {
-    return r.subject.org.empty() ? std::string{} : "backstop:" + r.subject.org;
-}
-
 /// A passed backstop, with what gives its count back when a later stateful gate or the admission denies (nothing
 /// when the window store cannot refund).
 verdict backstop_pass(const state& st, std::string key) {
@@ -446,24 +443,6 @@ std::optional<result<verdict>> backstop_try(const state& st, gate_context& c) {
 }
 
 // ---- rate limit -------------------------------------------------------------------------------------------------
-
-/// The bucket of a request: one per subject (org, else user, else API key, else IP) and operation class.
-std::string rate_key(const request& r) {
-    const auto& s = r.subject;
-    std::string subject;
-    if (!s.org.empty()) {
-        subject = "org:" + s.org;
-    } else if (!s.user.empty()) {
-        subject = "user:" + s.user;
-    } else if (!s.api_key_id.empty()) {
-        subject = "key:" + s.api_key_id;
-    } else if (!s.ip.empty()) {
-        subject = "ip:" + s.ip;
-    } else {
-        return {};
-    }
-    return (r.op == operation::read ? "rl:read:" : "rl:write:") + subject;
-}
 
 limits::bucket_limit rate_limit_of(const state& st, plan_tier tier, operation op) {
     const auto& t = st.s.rate_limits[tier_index(tier)];
@@ -510,7 +489,7 @@ result<verdict> rate_verdict(
 }
 
 asio::awaitable<result<verdict>> rate_limit_check(state_ptr st, gate_context& c) {
-    std::string key = rate_key(c.req());
+    std::string key = rate_limit_key(c.req());
     if (key.empty()) co_return verdict::pass();
     plan_tier tier = plan_tier::free;
     try {
@@ -531,7 +510,7 @@ asio::awaitable<result<verdict>> rate_limit_check(state_ptr st, gate_context& c)
 }
 
 std::optional<result<verdict>> rate_limit_try(const state& st, gate_context& c) {
-    std::string key = rate_key(c.req());
+    std::string key = rate_limit_key(c.req());
     if (key.empty()) return verdict::pass();
     plan_tier tier = plan_tier::free;
     try {
@@ -547,12 +526,6 @@ std::optional<result<verdict>> rate_limit_try(const state& st, gate_context& c) 
 }
 
 // ---- admission --------------------------------------------------------------------------------------------------
-
-std::string admission_key(const request& r) {
-    if (!r.subject.org.empty()) return "org:" + r.subject.org;
-    if (!r.subject.user.empty()) return "user:" + r.subject.user;
-    return {};
-}
 
 asio::awaitable<result<void>> release_admission(std::shared_ptr<limits::admission_store> store, std::string id) {
     auto r = co_await store->release(std::move(id));
@@ -661,7 +634,7 @@ asio::awaitable<limits::chain_request> chain_request_for(const state& st, gate_c
         if (!key.empty()) q.window = limits::chain_request::window_part{std::move(key), st.s.backstop, 1};
     }
     if (from != limits::chain_part::admission && rate_applies(st, r.op)) {
-        std::string key = rate_key(r);
+        std::string key = rate_limit_key(r);
         if (!key.empty()) {
             const auto limit = co_await rate_limit_for(st, c);
             q.bucket = limits::chain_request::bucket_part{std::move(key), limit, 1};
@@ -707,7 +680,7 @@ asio::awaitable<result<verdict>> backstop_chain_check(state_ptr st, gate_context
 }
 
 asio::awaitable<result<verdict>> rate_limit_chain_check(state_ptr st, gate_context& c) {
-    std::string key = rate_key(c.req());
+    std::string key = rate_limit_key(c.req());
     if (key.empty()) co_return verdict::pass();
     const auto limit = co_await rate_limit_for(*st, c);
     const auto r = co_await chain_outcome(st, c, limits::chain_part::bucket, st->s.rate_limit_budget);

@@ -89,15 +89,23 @@ protected:
         return r ? r->remaining : -1;
     }
 
-    /// Tokens left in the write bucket of `org` (bucket key "rl:write:org:<org>").
+    /// An execute request of `org` (for its limiter keys).
+    static g::request exec_of(const std::string& org) {
+        g::request r;
+        r.op = g::operation::execute;
+        r.subject.org = org;
+        return r;
+    }
+
+    /// Tokens left in the write bucket of `org` (`gates::rate_limit_key`).
     double write_tokens(clients::store_set& s, const std::string& org, limits::bucket_limit limit) {
-        return tokens(s, "rl:write:org:" + org, limit);
+        return tokens(s, g::rate_limit_key(exec_of(org)), limit);
     }
 
     /// Units counted in the backstop window of `org` (consume of 0 changes nothing).
     std::uint64_t backstop_count(clients::store_set& s, const std::string& org) {
         limits::window_limit l;
-        auto r = run(io_, s.windows->consume("backstop:" + org, l, 0));
+        auto r = run(io_, s.windows->consume(g::backstop_key(exec_of(org)), l, 0));
         EXPECT_TRUE(r);
         return r ? r->count : 0;
     }

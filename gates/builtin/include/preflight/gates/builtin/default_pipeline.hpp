@@ -7,6 +7,7 @@
 #include <preflight/core/clock.hpp>
 #include <preflight/core/config.hpp>
 #include <preflight/gates/builtin/builtin_errc.hpp>
+#include <preflight/gates/builtin/limiter_keys.hpp>
 #include <preflight/gates/pipeline.hpp>
 #include <preflight/limits/fixed_window_store.hpp>
 #include <preflight/limits/rate_limit_store.hpp>
