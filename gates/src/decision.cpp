@@ -46,6 +46,7 @@ boost::json::object decision::to_json() const {
         o["message"] = detail::json_text(message);
         o["gate"] = detail::json_text(gate);
         if (retry_after) o["retry_after_ms"] = retry_after->count();
+        for (const auto& [k, v] : details) o[k] = detail::json_text(v);
     }
     if (lease.held()) o["lease_id"] = detail::json_text(lease.id());
     boost::json::array tr;
@@ -62,6 +63,14 @@ boost::json::object decision::to_json() const {
         e["would_deny"] = t.would_deny;
         e["compensated"] = t.compensated;
         if (!t.reason.empty()) e["reason"] = detail::json_text(t.reason);
+        if (!t.key.empty()) e["key"] = detail::json_text(t.key);
+        if (t.limiter) {
+            e["limiter"] = boost::json::object{
+                {"limit", t.limiter->limit},
+                {"remaining", t.limiter->remaining},
+                {"window_s", t.limiter->window.count()},
+                {"reset_s", t.limiter->reset.count()}};
+        }
         tr.emplace_back(std::move(e));
     }
     o["trace"] = std::move(tr);

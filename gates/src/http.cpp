@@ -40,9 +40,42 @@ const std::string* http_response::header(std::string_view name) const noexcept {
     return nullptr;
 }
 
+std::vector<std::pair<std::string, std::string>> http_fields(const decision& d) {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (!d.allowed && (d.status == 429 || (d.status == 503 && d.retry_after))) {
+        out.emplace_back("Retry-After", whole_seconds_at_least_one(d.retry_after.value_or(std::chrono::seconds{1})));
+    }
+    std::string policy;
+    std::string state;
+    const auto add = [&](std::string_view gate, const limiter_info& l) {
+        if (l.window.count() <= 0) return;  // a concurrency or monthly quota: not a time-window policy
+        const auto name = sf_string(gate);
+        if (!policy.empty()) {
+            policy += ", ";
+            state += ", ";
+        }
+        policy += name + ";q=" + std::to_string(l.limit) + ";w=" + std::to_string(l.window.count());
+        state += name + ";r=" + std::to_string(l.remaining) + ";t=" + std::to_string(l.reset.count());
+    };
+    if (!d.allowed) {
+        if (d.limiter) add(d.gate, *d.limiter);
+    } else {
+        for (const auto& t : d.trace) {
+            if (t.outcome == gate_outcome::pass && t.limiter) add(t.gate, *t.limiter);
+        }
+    }
+    if (!policy.empty()) {
+        out.emplace_back("RateLimit-Policy", std::move(policy));
+        out.emplace_back("RateLimit", std::move(state));
+    }
+    return out;
+}
+
 http_response to_http(const decision& d) {
     http_response r;
     r.headers.emplace_back("Content-Type", "application/json");
+    auto fields = http_fields(d);
+    r.headers.insert(r.headers.end(), std::make_move_iterator(fields.begin()), std::make_move_iterator(fields.end()));
     if (d.allowed) {
         r.status = 200;
         r.body = boost::json::serialize(d.to_json());
@@ -53,24 +86,10 @@ http_response to_http(const decision& d) {
     err["code"] = detail::json_text(d.code);
     err["message"] = detail::json_text(d.message);
     err["gate"] = detail::json_text(d.gate);
+    for (const auto& [k, v] : d.details) err[k] = detail::json_text(v);
     boost::json::object body;
     body["error"] = std::move(err);
     r.body = boost::json::serialize(body);
-    if (d.status == 429 || d.retry_after) {
-        r.headers.emplace_back(
-            "Retry-After", whole_seconds_at_least_one(d.retry_after.value_or(std::chrono::seconds{1}))
-        );
-    }
-    if (d.limiter) {
-        const auto& l = *d.limiter;
-        auto name = sf_string(d.gate);
-        r.headers.emplace_back(
-            "RateLimit-Policy", name + ";q=" + std::to_string(l.limit) + ";w=" + std::to_string(l.window.count())
-        );
-        r.headers.emplace_back(
-            "RateLimit", name + ";r=" + std::to_string(l.remaining) + ";t=" + std::to_string(l.reset.count())
-        );
-    }
     return r;
 }
 

@@ -10,10 +10,11 @@ namespace {
 
 constexpr std::size_t shards = 8;
 constexpr std::size_t n_buckets = pipeline_metrics::bucket_bounds.size() + 1;  // + Inf
-// Slots of a cell: outcomes, fail_open, shadow denials, buckets, sum (ns), timed count.
+// Slots of a cell: outcomes, fail_open, shadow denials, near-limit passes, buckets, sum (ns), timed count.
 constexpr std::size_t slot_fail_open = gate_outcome_count;
 constexpr std::size_t slot_shadow = slot_fail_open + 1;
-constexpr std::size_t slot_bucket0 = slot_shadow + 1;
+constexpr std::size_t slot_near_limit = slot_shadow + 1;
+constexpr std::size_t slot_bucket0 = slot_near_limit + 1;
 constexpr std::size_t slot_sum_ns = slot_bucket0 + n_buckets;
 constexpr std::size_t slot_timed = slot_sum_ns + 1;
 constexpr std::size_t n_slots = slot_timed + 1;
@@ -125,8 +126,10 @@ struct alignas(64) pipeline_metrics::cell {
 };
 
 // Per shard: one cell per gate, then one cell for the decisions (slots 0 = deny, 1 = allow).
-pipeline_metrics::pipeline_metrics(std::vector<std::string> gate_names)
-    : names_(std::move(gate_names)), cells_(std::make_unique<cell[]>(shards * (names_.size() + 1))) {}
+pipeline_metrics::pipeline_metrics(std::vector<std::string> gate_names, double near_limit_fraction)
+    : names_(std::move(gate_names)),
+      cells_(std::make_unique<cell[]>(shards * (names_.size() + 1))),
+      near_limit_fraction_(near_limit_fraction) {}
 
 pipeline_metrics::~pipeline_metrics() = default;
 
@@ -137,6 +140,10 @@ void pipeline_metrics::record(std::size_t gate, const gate_trace& t) noexcept {
     bump(c.v[static_cast<std::size_t>(t.outcome)], 1, shard);
     if (t.fail_open) bump(c.v[slot_fail_open], 1, shard);
     if (t.would_deny) bump(c.v[slot_shadow], 1, shard);
+    if (t.outcome == gate_outcome::pass && t.limiter && t.limiter->limit > 0 &&
+        static_cast<double>(t.limiter->remaining) < near_limit_fraction_ * static_cast<double>(t.limiter->limit)) {
+        bump(c.v[slot_near_limit], 1, shard);
+    }
     if (t.outcome == gate_outcome::skipped) return;
     const std::int64_t ns = t.duration.count() < 0 ? 0 : static_cast<std::int64_t>(t.duration.count());
     std::size_t b = 0;
@@ -174,6 +181,9 @@ std::uint64_t pipeline_metrics::fail_open_count(std::string_view gate) const {
 std::uint64_t pipeline_metrics::shadow_denial_count(std::string_view gate) const {
     return sum(index_of(gate), slot_shadow);
 }
+std::uint64_t pipeline_metrics::near_limit_count(std::string_view gate) const {
+    return sum(index_of(gate), slot_near_limit);
+}
 std::uint64_t pipeline_metrics::decisions(bool allowed) const noexcept {
     return sum(names_.size(), allowed ? 1 : 0);
 }
@@ -199,6 +209,14 @@ std::string pipeline_metrics::prometheus_text() const {
     for (std::size_t g = 0; g < names_.size(); ++g) {
         out += "preflight_gate_shadow_denials_total{gate=\"" + escape_label(names_[g]) + "\"} " +
                std::to_string(sum(g, slot_shadow)) + "\n";
+    }
+    out +=
+        "# HELP preflight_gate_near_limit_total Passes of a limiter whose remaining quota fell under the "
+        "near-limit fraction of its limit.\n";
+    out += "# TYPE preflight_gate_near_limit_total counter\n";
+    for (std::size_t g = 0; g < names_.size(); ++g) {
+        out += "preflight_gate_near_limit_total{gate=\"" + escape_label(names_[g]) + "\"} " +
+               std::to_string(sum(g, slot_near_limit)) + "\n";
     }
     out += "# HELP preflight_gate_duration_seconds Time from a gate's start to its result.\n";
     out += "# TYPE preflight_gate_duration_seconds histogram\n";

@@ -611,6 +611,14 @@ void run_state::finish_gate(
         cursor_ = now;
         cursor_valid_ = true;
     }
+    if (v != nullptr) {
+        t.key = std::move(v->key());
+        if (v->passed()) {
+            t.limiter = v->limiter();
+        } else {
+            t.limiter = v->denied()->limiter;
+        }
+    }
     bool denied = false;
     switch (o) {
         case gate_outcome::pass:
@@ -846,6 +854,7 @@ void run_state::finish(std::optional<std::size_t> decider, lease l) {
         d.gate = impl_->gates[*decider].spec.name;
         d.retry_after = c.deny->retry_after;
         d.limiter = c.deny->limiter;
+        d.details = std::move(c.deny->details);
     }
     d.lease = std::move(l);
     if (impl_->metrics) {
@@ -1060,6 +1069,12 @@ pipeline_builder& pipeline_builder::add_gate(gate_spec spec) {
 pipeline pipeline_builder::build() {
     using E = pipeline_config_error;
     if (config_.clock == nullptr) throw E("pipeline: config.clock is null");
+    if (!(config_.near_limit_fraction >= 0.0 && config_.near_limit_fraction <= 1.0)) {
+        throw E(
+            "pipeline: config.near_limit_fraction " + std::to_string(config_.near_limit_fraction) +
+            " is not within [0, 1]"
+        );
+    }
     if (gates_.empty()) throw E("pipeline: no gates declared");
     for (std::size_t i = 0; i < facts_.size(); ++i) {
         if (!detail::valid_name(facts_[i].name)) throw E("pipeline: invalid fact name '" + facts_[i].name + "'");
@@ -1132,7 +1147,9 @@ pipeline pipeline_builder::build() {
             }
         }
     }
-    if (impl->config.metrics) impl->metrics = std::make_unique<pipeline_metrics>(std::move(names));
+    if (impl->config.metrics) {
+        impl->metrics = std::make_unique<pipeline_metrics>(std::move(names), impl->config.near_limit_fraction);
+    }
     gates_.clear();
     return pipeline(std::move(impl));
 }

@@ -195,6 +195,12 @@ void append_denial_fields(std::string& out, const gates::decision& d, bool first
         append_key(out, "retry_after_ms");
         append_number(out, static_cast<std::int64_t>(d.retry_after->count()));
     }
+    for (const auto& [k, v] : d.details) {
+        out.push_back(',');
+        append_json_string(out, k);  // set by a gate, escaped all the same
+        out.push_back(':');
+        append_json_string(out, v);
+    }
 }
 
 void append_decision_json(std::string& out, const gates::decision& d) {
@@ -236,6 +242,23 @@ void append_decision_json(std::string& out, const gates::decision& d) {
         if (!t.reason.empty()) {
             append_key(out, "reason");
             append_json_string(out, t.reason);
+        }
+        if (!t.key.empty()) {
+            append_key(out, "key");
+            append_json_string(out, t.key);
+        }
+        if (t.limiter) {
+            append_key(out, "limiter");
+            out.push_back('{');
+            append_key(out, "limit", true);
+            append_number(out, t.limiter->limit);
+            append_key(out, "remaining");
+            append_number(out, t.limiter->remaining);
+            append_key(out, "window_s");
+            append_number(out, static_cast<std::int64_t>(t.limiter->window.count()));
+            append_key(out, "reset_s");
+            append_number(out, static_cast<std::int64_t>(t.limiter->reset.count()));
+            out.push_back('}');
         }
         out.push_back('}');
     }
@@ -438,14 +461,9 @@ boost::asio::awaitable<http_response> api::preflight(const http_request& req) {
         }
     }
     http_response res{d.allowed ? http::status::ok : static_cast<http::status>(d.status), version};
-    if (d.allowed) {
-        res.set(http::field::content_type, "application/json");
-    } else {
-        // Status and headers (Retry-After, RateLimit-Policy, RateLimit) as gates::to_http maps them.
-        const gates::http_response mapped = gates::to_http(d);
-        res.result(static_cast<http::status>(mapped.status));
-        for (const auto& [name, value] : mapped.headers) res.set(name, value);
-    }
+    res.set(http::field::content_type, "application/json");
+    // Retry-After, RateLimit-Policy and RateLimit as gates::to_http maps them (allowed answers too).
+    for (auto& [name, value] : gates::http_fields(d)) res.set(name, std::move(value));
     res.set(http::field::server, "preflightd");
     res.keep_alive(keep_alive);
     res.body() = std::move(body);

@@ -108,6 +108,52 @@ std::chrono::seconds ceil_s(std::chrono::nanoseconds d) {
     return std::chrono::ceil<std::chrono::seconds>(std::max(d, std::chrono::nanoseconds::zero()));
 }
 
+/// The subject a limiter counts, for client-safe messages (the store key stays in the trace): the first present of
+/// org, user, API key, IP.
+std::string subject_phrase(const request& r) {
+    const auto& s = r.subject;
+    if (!s.org.empty()) return "org '" + s.org + "'";
+    if (!s.user.empty()) return "user '" + s.user + "'";
+    if (!s.api_key_id.empty()) return "API key '" + s.api_key_id + "'";
+    return "IP '" + s.ip + "'";
+}
+
+/// `t` as an RFC 3339 UTC timestamp, to the second ("2026-12-07T13:05:00Z").
+std::string rfc3339_utc(std::chrono::system_clock::time_point t) {
+    const auto secs = std::chrono::floor<std::chrono::seconds>(t);
+    const auto days = std::chrono::floor<std::chrono::days>(secs);
+    const std::chrono::year_month_day ymd{days};
+    const std::chrono::hh_mm_ss hms{secs - days};
+    char buf[32];
+    std::snprintf(
+        buf,
+        sizeof buf,
+        "%04d-%02u-%02uT%02d:%02d:%02dZ",
+        static_cast<int>(ymd.year()),
+        static_cast<unsigned>(ymd.month()),
+        static_cast<unsigned>(ymd.day()),
+        static_cast<int>(hms.hours().count()),
+        static_cast<int>(hms.minutes().count()),
+        static_cast<int>(hms.seconds().count())
+    );
+    return buf;
+}
+
+/// A quota's figures for the trace and the near-limit metric (no time window: no RateLimit fields).
+limiter_info quota_info(std::uint64_t limit, std::uint64_t used) noexcept {
+    limiter_info info;
+    info.limit = limit;
+    info.remaining = used >= limit ? 0 : limit - used;
+    return info;
+}
+
+/// `v` (pass or deny) with the store key it counted under, for the trace.
+template <class V>
+V keyed(V v, std::string key) {
+    if (v) v->set_key(std::move(key));
+    return v;
+}
+
 denial make_denial(int status, std::string code, std::string message) {
     denial d;
     d.status = status;
@@ -229,7 +275,8 @@ asio::awaitable<result<verdict>> ban_check(state_ptr st, gate_context& c) {
     if (!found) co_return verdict::pass();
     const clients::ban& b = *found;
     denial d = make_denial(403, "banned", "subject '" + b.subject_id + "' is banned");
-    if (b.until) d.retry_after = ceil_ms(*b.until - st->wall_now());
+    // No retry-after: a 403 carries none (RFC 9110). When the ban ends is said only when configured to.
+    if (b.until && st->s.ban_expose_until) d.details.emplace_back("banned_until", rfc3339_utc(*b.until));
     co_return verdict::deny(std::move(d));
 }
 
@@ -268,7 +315,11 @@ asio::awaitable<result<verdict>> usage_check(state_ptr st, gate_context& c) {
         fact_failure = e.code();
         failed_fact = e.fact();
     }
-    if (!tier) co_return verdict::deny(subscription_unavailable(failed_fact, fact_failure));
+    if (!tier) {
+        // The gate's policy applies: fail-open passes (event, trace), fail-closed is the 503 naming the fact.
+        if (st->s.usage_fail_open) co_return fact_failure;
+        co_return verdict::deny(subscription_unavailable(failed_fact, fact_failure));
+    }
     const std::uint64_t limit = st->s.usage_limits[tier_index(*tier)];
     if (limit == 0 || !st->reads_usage) co_return verdict::pass();  // unlimited
     // The usage fact started with the run (its failure is this gate's error: the gate's policy applies).
@@ -282,7 +333,11 @@ asio::awaitable<result<verdict>> usage_check(state_ptr st, gate_context& c) {
     }
     const usage_fact& u = *used;
     if (u.subject.empty()) co_return verdict::pass();
-    if (u.used.requests < limit) co_return verdict::pass();
+    if (u.used.requests < limit) {
+        verdict v = verdict::pass();
+        v.set_limiter(quota_info(limit, u.used.requests + 1));  // this execution included
+        co_return v;
+    }
     co_return verdict::deny(make_denial(
         402,
         "usage_limit_exceeded",
@@ -359,14 +414,16 @@ std::optional<result<verdict>> balance_try(const state& st, gate_context& c) {
 result<verdict> run_budget_verdict(const state& st, const std::string& run, const result<limits::run_charge>& r) {
     if (!r) return r.error();
     if (r->allowed) {
-        return verdict::pass_with_undo([store = st.stores.run_budgets, run]() { return store->refund(run, 1); });
+        verdict v = verdict::pass_with_undo([store = st.stores.run_budgets, run]() { return store->refund(run, 1); });
+        v.set_limiter(quota_info(r->max, r->used));
+        v.set_key(run);
+        return v;
     }
     denial d = make_denial(429, "run_budget_exhausted", limits::run_budget_message(r->used, r->max));
-    limiter_info info;
-    info.limit = r->max;
-    info.remaining = 0;
-    d.limiter = info;
-    return verdict::deny(std::move(d));
+    d.limiter = quota_info(r->max, r->max);
+    verdict v = verdict::deny(std::move(d));
+    v.set_key(run);
+    return v;
 }
 
 asio::awaitable<result<verdict>> run_budget_check(state_ptr st, gate_context& c) {
@@ -395,7 +452,16 @@ std::optional<result<verdict>> run_budget_try(const state& st, gate_context& c) 
 
 result<verdict> backstop_verdict(const state& st, const std::string& org, const result<limits::window_result>& r) {
     if (!r) return r.error();
-    if (r->allowed) return verdict::pass();
+    limiter_info info;
+    info.limit = r->max;
+    info.remaining = r->count >= r->max ? 0 : r->max - r->count;
+    info.window = st.s.backstop.period;
+    info.reset = ceil_s(r->reset_after);
+    if (r->allowed) {
+        verdict v = verdict::pass();
+        v.set_limiter(info);
+        return v;
+    }
     denial d = make_denial(
         429,
         "execution_backstop",
@@ -403,24 +469,25 @@ result<verdict> backstop_verdict(const state& st, const std::string& org, const 
             std::to_string(st.s.backstop.period.count()) + " s"
     );
     d.retry_after = ceil_ms(r->reset_after);
-    limiter_info info;
-    info.limit = r->max;
     info.remaining = 0;
-    info.window = st.s.backstop.period;
-    info.reset = ceil_s(r->reset_after);
     d.limiter = info;
     return verdict::deny(std::move(d));
 }
 
 /// A passed backstop, with what gives its count back when a later stateful gate or the admission denies (nothing
 /// when the window store cannot refund).
-verdict backstop_pass(const state& st, std::string key) {
-    if (st.window_refund == nullptr) return verdict::pass();
-    return verdict::pass_with_undo(
-        [windows = st.stores.windows, refund = st.window_refund, key = std::move(key), limit = st.s.backstop]() {
-            return refund->refund(key, limit, 1);
-        }
-    );
+verdict backstop_pass(const state& st, std::string key, const verdict& passed) {
+    verdict v;
+    if (st.window_refund != nullptr) {
+        v = verdict::pass_with_undo(
+            [windows = st.stores.windows, refund = st.window_refund, key, limit = st.s.backstop]() {
+                return refund->refund(key, limit, 1);
+            }
+        );
+    }
+    if (passed.limiter()) v.set_limiter(*passed.limiter());
+    v.set_key(std::move(key));
+    return v;
 }
 
 asio::awaitable<result<verdict>> backstop_check(state_ptr st, gate_context& c) {
@@ -429,8 +496,8 @@ asio::awaitable<result<verdict>> backstop_check(state_ptr st, gate_context& c) {
     std::string key_arg = key;
     auto r = co_await st->stores.windows->consume(std::move(key_arg), st->s.backstop, 1);
     auto v = backstop_verdict(*st, c.req().subject.org, r);
-    if (v && v->passed()) co_return backstop_pass(*st, std::move(key));
-    co_return v;
+    if (v && v->passed()) co_return backstop_pass(*st, std::move(key), *v);
+    co_return keyed(std::move(v), std::move(key));
 }
 
 std::optional<result<verdict>> backstop_try(const state& st, gate_context& c) {
@@ -438,8 +505,8 @@ std::optional<result<verdict>> backstop_try(const state& st, gate_context& c) {
     if (key.empty()) return verdict::pass();
     result<limits::window_result> r = st.mem_window->counter().consume(key, st.s.backstop, 1);
     auto v = backstop_verdict(st, c.req().subject.org, r);
-    if (v && v->passed()) return backstop_pass(st, std::move(key));
-    return v;
+    if (v && v->passed()) return backstop_pass(st, std::move(key), *v);
+    return keyed(std::move(v), std::move(key));
 }
 
 // ---- rate limit -------------------------------------------------------------------------------------------------
@@ -450,7 +517,11 @@ limits::bucket_limit rate_limit_of(const state& st, plan_tier tier, operation op
 }
 
 result<verdict> rate_verdict(
-    const state& st, const std::string& key, limits::bucket_limit limit, const result<limits::acquire_result>& r
+    const state& st,
+    const request& req,
+    const std::string& key,
+    limits::bucket_limit limit,
+    const result<limits::acquire_result>& r
 ) {
     limits::acquire_result a;
     bool degraded = false;
@@ -466,26 +537,30 @@ result<verdict> rate_verdict(
         degraded = true;
         limit = local_share(limit, st.s.fleet_size);
     }
-    if (a.allowed) {
-        // What gives the token back when a later gate denies: the store that took it, with the key and limit used.
-        return verdict::pass_with_undo([store = st.stores.rate_limits, key, limit]() {
-            return store->refund(key, limit, 1);
-        });
-    }
-    denial d = make_denial(
-        429,
-        "rate_limited",
-        degraded ? "rate limit exceeded for '" + key + "' (local fallback limiter: shared store unavailable)"
-                 : "rate limit exceeded for '" + key + "'"
-    );
-    d.retry_after = ceil_ms(a.retry_after);
     limiter_info info;
     info.limit = static_cast<std::uint64_t>(limit.burst);
     info.remaining = static_cast<std::uint64_t>(std::max(0.0, a.remaining));
     info.window = std::chrono::seconds{static_cast<std::int64_t>(std::ceil(limit.burst / limit.rate_per_s))};
     info.reset = ceil_s(a.reset_after);
+    if (a.allowed) {
+        // What gives the token back when a later gate denies: the store that took it, with the key and limit used.
+        verdict v = verdict::pass_with_undo([store = st.stores.rate_limits, key, limit]() {
+            return store->refund(key, limit, 1);
+        });
+        v.set_limiter(info);
+        v.set_key(key);
+        return v;
+    }
+    const std::string what = "rate limit exceeded for " + subject_phrase(req) +
+                             (req.op == operation::read ? " (read requests)" : " (write requests)");
+    denial d = make_denial(
+        429, "rate_limited", degraded ? what + " (local fallback limiter: shared store unavailable)" : what
+    );
+    d.retry_after = ceil_ms(a.retry_after);
     d.limiter = info;
-    return verdict::deny(std::move(d));
+    verdict v = verdict::deny(std::move(d));
+    v.set_key(key);
+    return v;
 }
 
 asio::awaitable<result<verdict>> rate_limit_check(state_ptr st, gate_context& c) {
@@ -506,7 +581,7 @@ asio::awaitable<result<verdict>> rate_limit_check(state_ptr st, gate_context& c)
     const auto store_budget = std::max(std::chrono::milliseconds{1}, st->s.rate_limit_budget * 3 / 4);
     auto r = co_await with_timeout(st->stores.rate_limits->acquire(std::move(key_arg), limit, 1), store_budget);
     if (!r && r.error() == make_error_code(errc::cancelled)) co_return r.error();  // the run cancelled us
-    co_return rate_verdict(*st, key, limit, r);
+    co_return rate_verdict(*st, c.req(), key, limit, r);
 }
 
 std::optional<result<verdict>> rate_limit_try(const state& st, gate_context& c) {
@@ -522,7 +597,7 @@ std::optional<result<verdict>> rate_limit_try(const state& st, gate_context& c) 
     }
     const auto limit = rate_limit_of(st, tier, c.req().op);
     auto r = st.mem_rate->try_acquire(key, limit, 1);
-    return rate_verdict(st, key, limit, r);
+    return rate_verdict(st, c.req(), key, limit, r);
 }
 
 // ---- admission --------------------------------------------------------------------------------------------------
@@ -555,14 +630,13 @@ result<verdict> admission_verdict(
         denial d = make_denial(
             429,
             "too_many_concurrent_executions",
-            "'" + key + "' has " + std::to_string(r->in_use) + " of " + std::to_string(r->max) +
+            subject_phrase(req) + " has " + std::to_string(r->in_use) + " of " + std::to_string(r->max) +
                 " concurrent executions running"
         );
-        limiter_info info;
-        info.limit = r->max;
-        info.remaining = 0;
-        d.limiter = info;
-        return verdict::deny(std::move(d));
+        d.limiter = quota_info(r->max, r->max);  // a concurrency limit: no time window, no RateLimit fields
+        verdict v = verdict::deny(std::move(d));
+        v.set_key(key);
+        return v;
     }
     auto store = st.stores.admissions;
     const auto ttl = st.s.admission_lease_ttl;  // the one lease ttl: reserve and renew alike
@@ -580,9 +654,12 @@ result<verdict> admission_verdict(
                                  std::uint64_t requests, std::uint64_t tokens
                              ) { return record_execution(usage, id, subject, period, requests, tokens); };
     }
-    return verdict::pass_with_lease(
+    verdict v = verdict::pass_with_lease(
         r->lease_id, [store, id = r->lease_id]() { return release_admission(store, id); }, std::move(hooks)
     );
+    v.set_limiter(quota_info(r->max, r->in_use));
+    v.set_key(key);
+    return v;
 }
 
 asio::awaitable<result<verdict>> admission_check(state_ptr st, gate_context& c) {
@@ -675,8 +752,8 @@ asio::awaitable<result<verdict>> backstop_chain_check(state_ptr st, gate_context
     if (!r->window) co_return verdict::pass();  // not asked: nothing counted
     auto v = backstop_verdict(*st, c.req().subject.org, *r->window);
     // Passed and kept (the chain passed): undone only when the run is cancelled later.
-    if (v && v->passed() && r->allowed()) co_return backstop_pass(*st, std::move(key));
-    co_return v;
+    if (v && v->passed() && r->allowed()) co_return backstop_pass(*st, std::move(key), *v);
+    co_return keyed(std::move(v), std::move(key));
 }
 
 asio::awaitable<result<verdict>> rate_limit_chain_check(state_ptr st, gate_context& c) {
@@ -686,8 +763,8 @@ asio::awaitable<result<verdict>> rate_limit_chain_check(state_ptr st, gate_conte
     const auto r = co_await chain_outcome(st, c, limits::chain_part::bucket, st->s.rate_limit_budget);
     if (r && !r->bucket) co_return verdict::pass();  // not asked: nothing taken
     const result<limits::acquire_result> a = r ? result<limits::acquire_result>(*r->bucket) : r.error();
-    auto v = rate_verdict(*st, key, limit, a);  // a failed call: the local fallback limiter decides
-    if (v && v->passed() && r && !r->allowed()) co_return verdict::pass();  // given back by the call
+    auto v = rate_verdict(*st, c.req(), key, limit, a);  // a failed call: the local fallback limiter decides
+    if (v && v->passed() && r && !r->allowed()) co_return keyed(result<verdict>(verdict::pass()), std::move(key));
     co_return v;
 }
 
@@ -817,6 +894,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     pc.clock = deps.clock;
     pc.on_event = std::move(deps.on_event);
     pc.shadow = st->s.shadow_all;
+    pc.near_limit_fraction = st->s.near_limit_fraction;
     if (!st->stores.windows && pc.on_event) {
         // Said once, here; every trace then shows the gate off.
         pc.on_event(gate_event{

@@ -33,6 +33,11 @@ void register_default_pipeline_config(config_registry& r) {
     limits::register_config(r);
     r.add(budget_key("ban", 1000));
     r.add(bool_key("ban.fail_open", false, "a failing ban lookup counts as a pass (default: 503)"));
+    r.add(bool_key(
+        "ban.expose_until",
+        false,
+        "a 403 for a timed ban says when it ends (banned_until, RFC 3339 UTC, in the error body); never a Retry-After"
+    ));
     const std::array<std::int64_t, 4> usage_defaults{1000, 100'000, 1'000'000, 0};
     for (std::size_t t = 0; t < 4; ++t) {
         r.add(int_key(
@@ -109,6 +114,16 @@ void register_default_pipeline_config(config_registry& r) {
         false,
         "shadow mode for every gate: decide, trace, count and report each would-be denial, allow every request"
     ));
+    auto near = number_key(
+        "pipeline.near_limit_fraction",
+        0.1,
+        0,
+        false,
+        "a limiter's pass counts in preflight_gate_near_limit_total when its remaining quota is under this fraction of "
+        "its limit (0: never)"
+    );
+    near.max = 1;
+    r.add(std::move(near));
     config_key call;
     call.path = "pipeline.stateful_call";
     call.type = config_type::string;
@@ -125,6 +140,7 @@ default_pipeline_settings default_settings_from(const config& cfg) {
     const auto lim = limits::settings_from(cfg);
     s.ban_budget = ms(cfg, "ban.budget_ms");
     s.ban_fail_open = cfg.get_bool("ban.fail_open");
+    s.ban_expose_until = cfg.get_bool("ban.expose_until");
     for (std::size_t t = 0; t < 4; ++t) {
         s.usage_limits[t] = static_cast<std::uint64_t>(cfg.get_int(std::string("usage.limits.") + tier_names[t]));
     }
@@ -163,6 +179,7 @@ default_pipeline_settings default_settings_from(const config& cfg) {
         s.shadow[g] = cfg.get_bool(std::string(default_gate_names[g]) + ".shadow");
     }
     s.shadow_all = cfg.get_bool("pipeline.shadow");
+    s.near_limit_fraction = cfg.get_number("pipeline.near_limit_fraction");
     const std::string call = cfg.get_string("pipeline.stateful_call");
     if (call == "auto") {
         s.stateful = stateful_call::automatic;

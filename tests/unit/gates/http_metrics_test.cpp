@@ -187,3 +187,97 @@ TEST(with_timeout, propagates_exceptions) {
     };
     EXPECT_THROW(run_coro(ctx, g::with_timeout(op(), std::chrono::seconds(1))), std::runtime_error);
 }
+
+namespace {
+
+g::gate_trace limiter_trace(std::string gate, g::gate_outcome o, g::limiter_info l) {
+    g::gate_trace t;
+    t.gate = std::move(gate);
+    t.phase = g::phase::stateful;
+    t.outcome = o;
+    t.limiter = l;
+    return t;
+}
+
+}  // namespace
+
+// RFC 9110 defines Retry-After for 503 and 3xx, RFC 6585 for 429: a 403 (even one that knows when it ends) has none.
+TEST(http_fields, retry_after_only_on_429_and_a_503_that_has_one) {
+    EXPECT_EQ(g::to_http(denied(403, std::chrono::milliseconds(60'000))).header("Retry-After"), nullptr);
+    EXPECT_EQ(g::to_http(denied(402, std::chrono::milliseconds(60'000))).header("Retry-After"), nullptr);
+    ASSERT_NE(g::to_http(denied(503, std::chrono::milliseconds(2'500))).header("Retry-After"), nullptr);
+    EXPECT_EQ(*g::to_http(denied(503, std::chrono::milliseconds(2'500))).header("Retry-After"), "3");
+    EXPECT_EQ(g::to_http(denied(503, std::nullopt)).header("Retry-After"), nullptr);
+    EXPECT_EQ(*g::to_http(denied(429, std::nullopt)).header("Retry-After"), "1");
+}
+
+TEST(http_fields, an_allowed_answer_carries_every_passing_time_window_limiter) {
+    g::decision d;
+    d.trace.push_back(limiter_trace(
+        "backstop", g::gate_outcome::pass, {1000, 990, std::chrono::seconds(3600), std::chrono::seconds(1200)}
+    ));
+    d.trace.push_back(limiter_trace(
+        "rate_limit", g::gate_outcome::pass, {100, 42, std::chrono::seconds(20), std::chrono::seconds(12)}
+    ));
+    d.trace.push_back(limiter_trace("admission", g::gate_outcome::pass, {10, 9, {}, {}}));  // not a time window
+    const auto r = g::to_http(d);
+    EXPECT_EQ(r.status, 200);
+    EXPECT_EQ(r.header("Retry-After"), nullptr);
+    ASSERT_NE(r.header("RateLimit-Policy"), nullptr);
+    EXPECT_EQ(*r.header("RateLimit-Policy"), R"("backstop";q=1000;w=3600, "rate_limit";q=100;w=20)");
+    EXPECT_EQ(*r.header("RateLimit"), R"("backstop";r=990;t=1200, "rate_limit";r=42;t=12)");
+    using fields = std::vector<std::pair<std::string, std::string>>;
+    EXPECT_EQ(g::http_fields(d), (fields(r.headers.begin() + 1, r.headers.end())))
+        << "to_http: Content-Type, then these";
+}
+
+// The concurrency limit is not a rate: its 429 says Retry-After and no RateLimit fields (no w=0 / t=0 beside it).
+TEST(http_fields, the_concurrency_429_sends_no_rate_limit_fields) {
+    auto d = denied(429, std::nullopt, g::limiter_info{10, 0, {}, {}});
+    d.gate = "admission";
+    const auto r = g::to_http(d);
+    EXPECT_EQ(*r.header("Retry-After"), "1");
+    EXPECT_EQ(r.header("RateLimit-Policy"), nullptr);
+    EXPECT_EQ(r.header("RateLimit"), nullptr);
+}
+
+TEST(http_fields, denial_details_are_members_of_the_error_object) {
+    auto d = denied(403, std::nullopt);
+    d.details.emplace_back("banned_until", "2026-12-31T00:00:00Z");
+    const auto body = boost::json::parse(g::to_http(d).body);
+    EXPECT_EQ(body.at("error").at("banned_until").as_string(), "2026-12-31T00:00:00Z");
+    EXPECT_EQ(d.to_json().at("banned_until").as_string(), "2026-12-31T00:00:00Z");
+}
+
+TEST(metrics, a_limiter_pass_under_the_near_limit_fraction_is_counted) {
+    asio::io_context ctx;
+    auto remaining = std::make_shared<int>(100);
+    g::gate_spec s;
+    s.name = "bucket";
+    s.phase = g::phase::stateful;
+    s.check = [remaining](g::gate_context&) -> asio::awaitable<result<g::verdict>> {
+        g::verdict v;
+        v.set_limiter(g::limiter_info{100, static_cast<std::uint64_t>(--*remaining), std::chrono::seconds(10), {}});
+        v.set_key("bucket:1");
+        co_return v;
+    };
+    g::pipeline_config cfg;
+    cfg.near_limit_fraction = 0.25;
+    auto p = g::pipeline_builder{cfg}.add_gate(std::move(s)).build();
+    g::decision last;
+    for (int i = 0; i < 80; ++i) last = run_coro(ctx, p.run(exec_request()));  // remaining 99 … 20
+    EXPECT_EQ(p.metrics().near_limit_count("bucket"), 5U) << "remaining 24, 23, 22, 21, 20 are under 25 of 100";
+    EXPECT_NE(
+        p.metrics().prometheus_text().find("preflight_gate_near_limit_total{gate=\"bucket\"} 5\n"), std::string::npos
+    );
+    ASSERT_EQ(last.trace.size(), 1U);
+    EXPECT_EQ(last.trace[0].key, "bucket:1") << "the verdict's key is in the trace";
+    ASSERT_TRUE(last.trace[0].limiter.has_value());
+    EXPECT_EQ(last.trace[0].limiter->remaining, 20U);
+    g::pipeline_config bad;
+    bad.near_limit_fraction = 1.5;
+    EXPECT_THROW(
+        (void)g::pipeline_builder{bad}.add_gate(scripted_gate("a", std::make_shared<probe>(), 0ms, act::pass)).build(),
+        g::pipeline_config_error
+    );
+}

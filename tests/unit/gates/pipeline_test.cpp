@@ -735,3 +735,52 @@ TEST(pipeline, run_left_waiting_when_its_io_context_goes_away_is_freed) {
     sentinel.reset();
     EXPECT_TRUE(watch.expired()) << "a run left waiting kept its pipeline alive";
 }
+
+// A check, a fast path or a fact loader that throws is that gate's error: a typed 503 naming the gate under
+// fail-closed, a pass (fail-open, with its event) under fail-open; never an exception out of run().
+TEST(pipeline, a_throwing_check_fast_path_or_fact_loader_is_the_gates_error_never_an_exception) {
+    enum class where { check, fast_path, fact_loader };
+    for (const auto w : {where::check, where::fast_path, where::fact_loader}) {
+        for (const auto pol : {g::failure_policy::fail_closed, g::failure_policy::fail_open}) {
+            asio::io_context ctx;
+            int events = 0;
+            g::pipeline_config cfg;
+            cfg.on_event = [&events](const g::gate_event& e) { events += e.kind == g::event_kind::fail_open; };
+            g::pipeline_builder b{cfg};
+            auto fact = b.add_fact<int>("plan", [w](const g::request&) -> asio::awaitable<result<int>> {
+                if (w == where::fact_loader) throw std::runtime_error("loader exploded");
+                co_return 1;
+            });
+            g::gate_spec s;
+            s.name = "thrower";
+            s.on_failure = pol;
+            s.facts = {"plan"};
+            s.check = [w, fact](g::gate_context& gc) -> asio::awaitable<result<g::verdict>> {
+                if (w == where::check) throw std::logic_error("check exploded");
+                (void)co_await gc.fact(fact);
+                co_return g::verdict::pass();
+            };
+            if (w == where::fast_path) {
+                s.try_check = [](g::gate_context&) -> std::optional<result<g::verdict>> {
+                    throw std::runtime_error("fast path exploded");
+                };
+            }
+            auto p = b.add_gate(std::move(s)).build();
+            g::decision d;
+            EXPECT_NO_THROW(d = run_once(ctx, p, exec_request()));
+            ASSERT_EQ(d.trace.size(), 1U);
+            EXPECT_EQ(d.trace[0].outcome, g::gate_outcome::error) << static_cast<int>(w);
+            if (pol == g::failure_policy::fail_closed) {
+                EXPECT_FALSE(d.allowed);
+                EXPECT_EQ(d.status, 503);
+                EXPECT_EQ(d.code, "gate_unavailable");
+                EXPECT_EQ(d.gate, "thrower");
+                EXPECT_EQ(events, 0);
+            } else {
+                EXPECT_TRUE(d.allowed) << static_cast<int>(w);
+                EXPECT_TRUE(d.trace[0].fail_open);
+                EXPECT_EQ(events, 1);
+            }
+        }
+    }
+}

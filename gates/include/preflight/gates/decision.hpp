@@ -32,6 +32,8 @@ struct gate_trace {
     bool would_deny = false;               ///< shadow mode: the gate denied (or failed closed) but was not enforced
     std::string reason;                    ///< deny code, error text, or why it was skipped/cancelled
     bool compensated = false;  ///< its pass was undone: consume refunded (stateful) or lease released (commit)
+    std::string key{};         ///< the store key a limiter gate counted under (`verdict::set_key`); else empty
+    std::optional<limiter_info> limiter{};  ///< a limiter's figures after this request, passed or denied
 };
 
 /// The answer of a run: allowed (with the commit gate's lease, if any) or denied by one gate.
@@ -42,13 +44,15 @@ struct decision {
     std::string message;  ///< client-safe text
     std::string gate;     ///< the deciding gate (empty when allowed)
     std::optional<std::chrono::milliseconds> retry_after;
-    std::optional<limiter_info> limiter;  ///< set when the deciding gate is a limiter
-    gates::lease lease;                   ///< held when a commit gate reserved something
-    std::vector<gate_trace> trace;        ///< one entry per gate of the pipeline, in declaration order
+    std::optional<limiter_info> limiter;                       ///< set when the deciding gate is a limiter
+    std::vector<std::pair<std::string, std::string>> details;  ///< the denial's extra error members (`denial::details`)
+    gates::lease lease;                                        ///< held when a commit gate reserved something
+    std::vector<gate_trace> trace;  ///< one entry per gate of the pipeline, in declaration order
 
     /// The trace entry of `gate`, or nullptr.
     [[nodiscard]] const gate_trace* find(std::string_view gate_name) const noexcept;
-    /// {"allowed", "status", ["code", "message", "gate", "retry_after_ms"], "trace": [...]}.
+    /// {"allowed", "status", ["code", "message", "gate", "retry_after_ms", details...], "trace": [...]}; a trace entry
+    /// has "key" and "limiter" {"limit", "remaining", "window_s", "reset_s"} when set.
     [[nodiscard]] boost::json::object to_json() const;
 };
 

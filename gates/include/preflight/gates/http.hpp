@@ -18,11 +18,18 @@ struct http_response {
     [[nodiscard]] const std::string* header(std::string_view name) const noexcept;
 };
 
-/// Maps a decision to HTTP. Allowed: 200 with the decision's JSON. Denied: the denial's status and
-/// `{"error":{"code","message","gate"}}`; `Retry-After` in whole seconds (rounded up, at least 1) on every
-/// 429 and on other denials that carry a retry-after; when the deciding gate reported limiter info, the
-/// `RateLimit-Policy` and `RateLimit` fields of draft-ietf-httpapi-ratelimit-headers
-/// (`"<gate>";q=<limit>;w=<window>` and `"<gate>";r=<remaining>;t=<reset>`).
+/// The header fields of a decision's answer (Content-Type aside), in this order:
+/// - `Retry-After` in whole seconds (rounded up, at least 1) on every 429, and on a 503 that carries a retry-after;
+///   never on another status (RFC 9110 defines it for 503 and 3xx, RFC 6585 for 429): a 403 has none.
+/// - `RateLimit-Policy` and `RateLimit` (draft-ietf-httpapi-ratelimit-headers: `"<gate>";q=<limit>;w=<window>` and
+///   `"<gate>";r=<remaining>;t=<reset>`): on a denial, the deciding limiter's; on an allowed answer, one list item
+///   per limiter that passed (backstop, rate limit), so clients can pace themselves before they are denied. Only
+///   for time-window policies (`limiter_info::window` > 0): the concurrency 429 and the monthly usage quota send
+///   none, so no field says `w=0` or `t=0` beside a Retry-After.
+[[nodiscard]] std::vector<std::pair<std::string, std::string>> http_fields(const decision& d);
+
+/// Maps a decision to HTTP: allowed: 200 with the decision's JSON; denied: the denial's status and
+/// `{"error":{"code","message","gate"[, details…]}}`; headers `Content-Type` and `http_fields(d)`.
 [[nodiscard]] http_response to_http(const decision& d);
 
 }  // namespace preflight::gates

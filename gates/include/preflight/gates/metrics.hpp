@@ -33,7 +33,9 @@ public:
     static constexpr std::array<double, 12> bucket_bounds{
         0.000001, 0.000005, 0.00001, 0.00005, 0.0001, 0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 1.0};
 
-    explicit pipeline_metrics(std::vector<std::string> gate_names);
+    /// `near_limit_fraction`: a limiter's pass counts as near its limit when its remaining quota is under this
+    /// fraction of the limit (`gate_trace::limiter`; 0: never).
+    explicit pipeline_metrics(std::vector<std::string> gate_names, double near_limit_fraction = 0.1);
     ~pipeline_metrics();
     pipeline_metrics(const pipeline_metrics&) = delete;
     pipeline_metrics& operator=(const pipeline_metrics&) = delete;
@@ -45,6 +47,8 @@ public:
     [[nodiscard]] std::uint64_t count(std::string_view gate, gate_outcome o) const;
     [[nodiscard]] std::uint64_t fail_open_count(std::string_view gate) const;
     [[nodiscard]] std::uint64_t shadow_denial_count(std::string_view gate) const;
+    /// Passes of `gate` whose remaining quota was under the near-limit fraction of its limit.
+    [[nodiscard]] std::uint64_t near_limit_count(std::string_view gate) const;
     [[nodiscard]] std::uint64_t decisions(bool allowed) const noexcept;
     /// A lease dropped whose release could never run (`event_kind::lease_lost`).
     void record_lease_lost() noexcept { leases_lost_.fetch_add(1, std::memory_order_relaxed); }
@@ -52,6 +56,7 @@ public:
 
     /// Prometheus text exposition format 0.0.4: preflight_gate_outcomes_total{gate,outcome},
     /// preflight_gate_fail_open_total{gate}, preflight_gate_shadow_denials_total{gate},
+    /// preflight_gate_near_limit_total{gate},
     /// preflight_gate_duration_seconds{gate} (histogram), preflight_decisions_total{result},
     /// preflight_leases_lost_total.
     [[nodiscard]] std::string prometheus_text() const;
@@ -64,6 +69,7 @@ private:
     std::vector<std::string> names_;
     std::unique_ptr<cell[]> cells_;  // shards x (gates + 1 decision cell)
     std::atomic<std::uint64_t> leases_lost_{0};
+    double near_limit_fraction_;
 };
 
 }  // namespace preflight::gates

@@ -52,6 +52,9 @@ struct pipeline_config {
     /// `preflight_gate_shadow_denials_total`, an `event_kind::shadow_denial` event), none is enforced: every decision
     /// is allowed. Per gate: `gate_spec::shadow`.
     bool shadow = false;
+    /// A limiter gate's pass counts in `preflight_gate_near_limit_total{gate}` when its remaining quota
+    /// (`gate_trace::limiter`) is under this fraction of its limit. 0: never; at most 1.
+    double near_limit_fraction = 0.1;
 };
 
 namespace detail {

@@ -7,15 +7,18 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 namespace preflight::gates {
 
-/// What a limiter knows about the limit that denied (for the RateLimit-Policy / RateLimit HTTP fields of
-/// draft-ietf-httpapi-ratelimit-headers).
+/// What a limiter knows about its limit after this request: on a denial and on a pass alike (for the
+/// RateLimit-Policy / RateLimit HTTP fields of draft-ietf-httpapi-ratelimit-headers, and the near-limit metric).
+/// `window` 0: a quota that is not a rate over a time window (a concurrency or monthly limit): no RateLimit fields.
 struct limiter_info {
     std::uint64_t limit = 0;         ///< quota units per window (`q`)
     std::uint64_t remaining = 0;     ///< units left now (`r`)
-    std::chrono::seconds window{0};  ///< the policy window (`w`)
+    std::chrono::seconds window{0};  ///< the policy window (`w`); 0: not a time-window policy
     std::chrono::seconds reset{0};   ///< until the quota is restored (`t`)
 };
 
@@ -26,6 +29,8 @@ struct denial {
     std::string message;  ///< client-safe text
     std::optional<std::chrono::milliseconds> retry_after;
     std::optional<limiter_info> limiter;  ///< set by limiter gates
+    /// Extra client-safe members of the error object, as strings (e.g. `banned_until`); never internal keys.
+    std::vector<std::pair<std::string, std::string>> details{};
 };
 
 /// Gives back what a stateful gate's passing check consumed, when a later stateful gate or the commit denies (or the
@@ -62,7 +67,14 @@ public:
         return v;
     }
 
+    /// The store key this gate counted under for the request (its trace entry shows it; never a denial message).
+    void set_key(std::string key) { key_ = std::move(key); }
+    /// A passing limiter's figures after this request (a denial carries its own in `denial::limiter`).
+    void set_limiter(limiter_info l) noexcept { limiter_ = l; }
+
     [[nodiscard]] bool passed() const noexcept { return !denial_.has_value(); }
+    [[nodiscard]] std::string& key() noexcept { return key_; }
+    [[nodiscard]] const std::optional<limiter_info>& limiter() const noexcept { return limiter_; }
     [[nodiscard]] const std::optional<denial>& denied() const noexcept { return denial_; }
     [[nodiscard]] std::optional<denial>& denied() noexcept { return denial_; }
     [[nodiscard]] const std::string& lease_id() const noexcept { return lease_id_; }
@@ -77,6 +89,8 @@ private:
     release_function release_;
     undo_function undo_;
     lease_hooks hooks_;
+    std::string key_;
+    std::optional<limiter_info> limiter_;
 };
 
 }  // namespace preflight::gates

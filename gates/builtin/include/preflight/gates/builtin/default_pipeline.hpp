@@ -24,7 +24,7 @@
 namespace preflight::gates {
 
 /// Registers every configuration key the built-in gates read (and calls limits::register_config).
-/// Keys (defaults; see docs/gates.md): ban.{budget_ms 1000, fail_open false};
+/// Keys (defaults; see docs/gates.md): ban.{budget_ms 1000, fail_open false, expose_until false};
 /// usage.limits.{free 1000, pro 100000, team 1000000, enterprise 0 = unlimited}, usage.{budget_ms, fail_open false,
 /// record_on_release true};
 /// member_cap.{budget_ms, fail_open false}; balance.{enabled true, budget_ms 2000, cache_ttl_s 60,
@@ -108,6 +108,8 @@ enum class stateful_call { automatic, separate };
 struct default_pipeline_settings {
     std::chrono::milliseconds ban_budget{1000};
     bool ban_fail_open = false;
+    /// A timed ban's 403 says when it ends (`banned_until` in the error body); off by default.
+    bool ban_expose_until = false;
 
     /// Requests per UTC month by plan tier (index = `clients::plan_tier`); 0 = unlimited.
     std::array<std::uint64_t, 4> usage_limits{1000, 100'000, 1'000'000, 0};
@@ -162,6 +164,8 @@ struct default_pipeline_settings {
     /// never denies.
     std::array<bool, 8> shadow{};
     bool shadow_all = false;
+    /// `pipeline.near_limit_fraction` (`pipeline_config::near_limit_fraction`).
+    double near_limit_fraction = 0.1;
 };
 
 /// Reads the keys registered by `register_default_pipeline_config` from a resolved configuration.
