@@ -25,6 +25,7 @@
 // the future (or none).
 
 #include "scenario_support.hpp"
+#include <preflight/gates/http.hpp>
 
 #include <gtest/gtest.h>
 
@@ -464,6 +465,25 @@ TYPED_TEST_P(builtin_scenarios, AdmissionDeniesWhenSlotsAreTakenAndRefundsTheTok
     EXPECT_EQ(second.status, 429);
     EXPECT_EQ(second.code, "too_many_concurrent_executions");
     EXPECT_EQ(second.gate, "admission");
+    // Client-safe: the message names the org, never the store key; the trace carries the key.
+    EXPECT_EQ(
+        second.message.find(g::admission_key(this->req(g::operation::execute, "org_ok", "user_ok"))), std::string::npos
+    ) << second.message;
+    EXPECT_NE(second.message.find("org 'org_ok'"), std::string::npos) << second.message;
+    EXPECT_EQ(second.find("admission")->key, "org:org_ok");
+    // A concurrency limit is not a time window: Retry-After, no RateLimit fields.
+    const auto http = g::to_http(second);
+    EXPECT_NE(http.header("Retry-After"), nullptr);
+    EXPECT_EQ(http.header("RateLimit"), nullptr);
+    EXPECT_EQ(http.header("RateLimit-Policy"), nullptr);
+    // The allowed answer told the client where it stood: one rate-limit token of 100 taken, the backstop's 1000.
+    const auto allowed = g::to_http(first);
+    ASSERT_NE(allowed.header("RateLimit"), nullptr);
+    EXPECT_NE(allowed.header("RateLimit")->find(R"("rate_limit";r=99;)"), std::string::npos)
+        << *allowed.header("RateLimit");
+    EXPECT_NE(allowed.header("RateLimit-Policy")->find(R"("rate_limit";q=100;w=20)"), std::string::npos)
+        << *allowed.header("RateLimit-Policy");
+    EXPECT_EQ(first.find("rate_limit")->key, "rl:write:org:org_ok");
     // The rate-limit consume of the denied run was refunded: only the first run's token is gone.
     EXPECT_DOUBLE_EQ(this->write_tokens(stores, "org_ok", pro_write), 99.0);
     // So was its backstop count, where the window store can give units back (the Postgres one).
@@ -682,6 +702,15 @@ TYPED_TEST_P(builtin_scenarios, FailingSubscriptionLookupIsA503NamingTheFact) {
     // A ban still wins (precedence).
     auto b = this->decide(p, this->req(g::operation::execute, "org_ok", "user_banned"));
     EXPECT_EQ(b.status, 403);
+    // With usage.fail_open the usage gate's policy applies to the subscription failure too: it passes, failed open.
+    boost::json::object o;
+    o["usage.fail_open"] = true;
+    auto open = this->build(o, &stores);
+    auto passed = this->decide(open, this->req(g::operation::execute, "org_ok", "user_ok"));
+    EXPECT_TRUE(passed.allowed) << passed.code << ": " << passed.message;
+    EXPECT_TRUE(passed.find("usage")->fail_open);
+    EXPECT_GE(this->events_.count("fail_open:usage"), 1U);
+    this->release(passed);
 }
 
 TYPED_TEST_P(builtin_scenarios, FailingCombinedReadIsA503AtTheFirstFailClosedReadGate) {
