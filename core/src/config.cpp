@@ -219,10 +219,9 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
     if (inputs.file) {
         for (auto& [path, fv] : detail::flatten_file(registry, *inputs.file, file_name)) {
             const config_key& k = *registry.find(path);
+            const std::string as_written = boost::json::serialize(fv.value);  // before check() normalises it
             if (auto bad = check(k, fv.value)) {
-                throw config_error(
-                    fv.spelled, config_source::file, file_name, shown(k, boost::json::serialize(fv.value)), *bad
-                );
+                throw config_error(fv.spelled, config_source::file, file_name, shown(k, as_written), *bad);
             }
             cfg.values_[path] = entry{std::move(fv.value), config_source::file, k.secret};
         }
