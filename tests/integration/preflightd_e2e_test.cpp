@@ -147,10 +147,14 @@ std::pair<int, std::string> run_to_exit(std::vector<std::string> args, std::vect
     }
     close(err[0]);
     int status = 0;
-    if (waitpid(pid, &status, WNOHANG) != pid) {
-        kill(pid, SIGKILL);
-        waitpid(pid, &status, 0);
-        return {-1, text};
+    // stderr closes a moment before the process becomes waitable: wait for it until the deadline.
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return {-1, text};
+        }
+        std::this_thread::sleep_for(5ms);
     }
     return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
 }
