@@ -4,6 +4,8 @@ find_package(Boost 1.81 REQUIRED COMPONENTS json)
 find_package(OpenSSL REQUIRED)
 find_package(PostgreSQL REQUIRED)
 find_package(PkgConfig REQUIRED)
+# yaml-cpp 0.7 (libyaml-cpp-dev) ships a CMake config with the imported target yaml-cpp.
+find_package(yaml-cpp 0.7 REQUIRED CONFIG)
 # libpqxx 6.4 ships only a pkg-config file, and that file omits -lpq.
 pkg_check_modules(PQXX REQUIRED IMPORTED_TARGET libpqxx>=6.4)
 

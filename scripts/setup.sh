@@ -16,6 +16,7 @@ PACKAGES=(
     g++ cmake ninja-build pkg-config
     libboost1.81-dev libboost-json1.81-dev
     libpqxx-dev libpq-dev libssl-dev
+    libyaml-cpp-dev
     postgresql util-linux
     libgtest-dev libgmock-dev libbenchmark-dev
     clang-format

@@ -173,8 +173,23 @@ asio::awaitable<result<balance_outcome>> http_balance_source::check(std::string 
     co_return errc::store_unavailable;
 }
 
+std::string http_balance_url_for_messages(std::string_view url) {
+    std::string_view kept = url.substr(0, url.find_first_of("?#"));
+    const bool cut = kept.size() < url.size();
+    const auto scheme_end = kept.find("://");
+    const std::size_t authority_at = scheme_end == std::string_view::npos ? 0 : scheme_end + 3;
+    const std::size_t authority_end = std::min(kept.find('/', authority_at), kept.size());
+    const auto at = kept.substr(0, authority_end).rfind('@');
+    std::string out(kept);
+    if (at != std::string_view::npos && at >= authority_at) {
+        out = std::string(kept.substr(0, authority_at)) + "***" + std::string(kept.substr(at));
+    }
+    return cut ? out + "?***" : out;
+}
+
 http_balance_config parse_http_balance_url(std::string_view url, http_balance_config base) {
     auto bad = [](std::string why) { return std::invalid_argument("balance provider URL: " + std::move(why)); };
+    const std::string shown = http_balance_url_for_messages(url);  // never the query or credentials
     constexpr std::string_view scheme = "http://";
     if (!url.starts_with(scheme)) {
         if (url.starts_with("https://")) throw bad("https is not supported (use http:// to a local TLS proxy)");
@@ -188,39 +203,39 @@ http_balance_config parse_http_balance_url(std::string_view url, http_balance_co
         throw bad("must not contain credentials (user:password@); pass the secret as the API key");
     }
     if (path.find_first_of("?#") != std::string_view::npos || authority.find_first_of("?#") != std::string_view::npos) {
-        throw bad("must not have a query or fragment: '" + std::string(url) + "'");
+        throw bad("must not have a query or fragment: '" + shown + "'");
     }
     std::string_view host;
     std::string_view port_text;
     if (authority.starts_with('[')) {  // [IPv6]:port
         const auto close = authority.find(']');
-        if (close == std::string_view::npos) throw bad("unterminated IPv6 address in '" + std::string(url) + "'");
+        if (close == std::string_view::npos) throw bad("unterminated IPv6 address in '" + shown + "'");
         host = authority.substr(1, close - 1);
         std::string_view after = authority.substr(close + 1);
         if (!after.empty()) {
-            if (after.front() != ':') throw bad("bad text after the IPv6 address in '" + std::string(url) + "'");
+            if (after.front() != ':') throw bad("bad text after the IPv6 address in '" + shown + "'");
             port_text = after.substr(1);
-            if (port_text.empty()) throw bad("empty port in '" + std::string(url) + "'");
+            if (port_text.empty()) throw bad("empty port in '" + shown + "'");
         }
     } else {
         const auto colon = authority.rfind(':');
         host = authority.substr(0, colon);
         if (host.find(':') != std::string_view::npos) {
-            throw bad("put an IPv6 address in brackets: '" + std::string(url) + "'");
+            throw bad("put an IPv6 address in brackets: '" + shown + "'");
         }
         if (colon != std::string_view::npos) {
             port_text = authority.substr(colon + 1);
-            if (port_text.empty()) throw bad("empty port in '" + std::string(url) + "'");
+            if (port_text.empty()) throw bad("empty port in '" + shown + "'");
         }
     }
-    if (host.empty()) throw bad("no host in '" + std::string(url) + "'");
+    if (host.empty()) throw bad("no host in '" + shown + "'");
     base.host = std::string(host);
     base.port = 80;
     if (!port_text.empty()) {
         unsigned value = 0;
         const auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), value);
         if (ec != std::errc{} || end != port_text.data() + port_text.size() || value == 0 || value > 65535) {
-            throw bad("bad port '" + std::string(port_text) + "' in '" + std::string(url) + "' (1-65535)");
+            throw bad("bad port '" + std::string(port_text) + "' in '" + shown + "' (1-65535)");
         }
         base.port = static_cast<std::uint16_t>(value);
     }

@@ -1,3 +1,4 @@
+#include "config_flatten.hpp"
 #include <preflight/core/config.hpp>
 
 #include <boost/json/parse.hpp>
@@ -8,7 +9,6 @@
 #include <charconv>
 #include <cmath>
 #include <cstdlib>
-#include <fstream>
 #include <sstream>
 #include <unistd.h>
 
@@ -28,8 +28,9 @@ config_error::config_error(
     std::string key, config_source source, std::string origin, std::string value, std::string reason
 )
     : std::runtime_error(
-          "config: " + (key.empty() ? std::string("<document>") : key) + " = " + value + " from " +
-          std::string(to_string(source)) + (origin.empty() ? std::string() : " " + origin) + ": " + reason
+          "config: " + (key.empty() ? std::string("<document>") : key) +
+          (value.empty() ? std::string() : " = " + value) + " from " + std::string(to_string(source)) +
+          (origin.empty() ? std::string() : " " + origin) + ": " + reason
       ),
       key_{std::move(key)},
       source_{source},
@@ -152,6 +153,11 @@ void config_registry::add(config_key key) {
             throw std::invalid_argument("config key '" + key.path + "' clashes with '" + p + "'");
         }
     }
+    for (const auto& [from, to] : file_aliases_) {
+        if (key.path == from || key.path.starts_with(from + ".")) {
+            throw std::invalid_argument("config key '" + key.path + "' is under the file alias '" + from + "'");
+        }
+    }
     if (auto bad = check(key, key.default_value)) {
         throw std::invalid_argument(
             "config key '" + key.path + "': default " + boost::json::serialize(key.default_value) + " " + *bad
@@ -159,6 +165,21 @@ void config_registry::add(config_key key) {
     }
     std::string path = key.path;
     keys_.emplace(std::move(path), std::move(key));
+}
+
+void config_registry::add_file_alias(std::string spelled_prefix, std::string key_prefix) {
+    if (!valid_path(spelled_prefix) || !valid_path(key_prefix)) {
+        throw std::invalid_argument("config file alias '" + spelled_prefix + "' → '" + key_prefix + "' is malformed");
+    }
+    if (file_aliases_.contains(spelled_prefix)) {
+        throw std::invalid_argument("config file alias '" + spelled_prefix + "' is registered twice");
+    }
+    for (const auto& [p, k] : keys_) {
+        if (p == spelled_prefix || p.starts_with(spelled_prefix + ".")) {
+            throw std::invalid_argument("config file alias '" + spelled_prefix + "' clashes with the key '" + p + "'");
+        }
+    }
+    file_aliases_.emplace(std::move(spelled_prefix), std::move(key_prefix));
 }
 
 const config_key* config_registry::find(std::string_view path) const noexcept {
@@ -182,45 +203,11 @@ std::string config_registry::flag_name(std::string_view path) {
     return r;
 }
 
-boost::json::value load_config_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) throw config_error("", config_source::file, path, quoted(path), "cannot be read");
-    std::ostringstream buf;
-    buf << in.rdbuf();
-    boost::system::error_code ec;
-    auto v = boost::json::parse(buf.str(), ec);
-    if (ec) throw config_error("", config_source::file, path, quoted(path), "is not valid JSON: " + ec.message());
-    return v;
+config_inputs config_inputs::from_process_environment() {
+    config_inputs in;
+    in.read_process_environment = true;
+    return in;
 }
-
-namespace {
-
-void flatten_file(
-    const config_registry& reg,
-    const boost::json::object& obj,
-    const std::string& prefix,
-    const std::string& file_name,
-    std::map<std::string, boost::json::value, std::less<>>& out
-) {
-    for (const auto& [k, v] : obj) {
-        const std::string path = prefix.empty() ? std::string(k) : prefix + "." + std::string(k);
-        if (reg.find(path) != nullptr) {
-            out[path] = v;
-            continue;
-        }
-        bool is_prefix = false;
-        for (const auto& [p, key] : reg.keys()) {
-            if (p.starts_with(path + ".")) is_prefix = true;
-        }
-        if (is_prefix && v.is_object()) {
-            flatten_file(reg, v.get_object(), path, file_name, out);
-            continue;
-        }
-        throw config_error(path, config_source::file, file_name, boost::json::serialize(v), "unknown key");
-    }
-}
-
-}  // namespace
 
 config config::resolve(const config_registry& registry, const config_inputs& inputs) {
     config cfg;
@@ -230,23 +217,17 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
     const std::string file_name = inputs.file_name.empty() ? std::string("file") : inputs.file_name;
     // 1. file
     if (inputs.file) {
-        if (!inputs.file->is_object()) {
-            throw config_error(
-                "", config_source::file, file_name, boost::json::serialize(*inputs.file), "must be a JSON object"
-            );
-        }
-        std::map<std::string, boost::json::value, std::less<>> flat;
-        flatten_file(registry, inputs.file->get_object(), "", file_name, flat);
-        for (auto& [path, v] : flat) {
+        for (auto& [path, fv] : detail::flatten_file(registry, *inputs.file, file_name)) {
             const config_key& k = *registry.find(path);
-            if (auto bad = check(k, v)) {
-                throw config_error(path, config_source::file, file_name, shown(k, boost::json::serialize(v)), *bad);
+            const std::string as_written = boost::json::serialize(fv.value);  // before check() normalises it
+            if (auto bad = check(k, fv.value)) {
+                throw config_error(fv.spelled, config_source::file, file_name, shown(k, as_written), *bad);
             }
-            cfg.values_[path] = entry{std::move(v), config_source::file, k.secret};
+            cfg.values_[path] = entry{std::move(fv.value), config_source::file, k.secret};
         }
     }
 
-    // 2. environment
+    // 2. environment: only the one the inputs give (none by default; `read_process_environment`: this process's)
     std::map<std::string, std::string, std::less<>> env_to_path;
     std::vector<std::string> groups;
     for (const auto& [path, key] : registry.keys()) {
@@ -257,7 +238,7 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
     std::vector<std::string> present;
     if (inputs.environment) {
         present = *inputs.environment;
-    } else {
+    } else if (inputs.read_process_environment) {
         for (char** e = environ; e != nullptr && *e != nullptr; ++e) {
             std::string_view s(*e);
             if (s.starts_with("PREFLIGHT_")) present.emplace_back(s);
@@ -266,11 +247,10 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
     for (const auto& var : present) {
         const auto eq = var.find('=');
         const std::string name = var.substr(0, eq);
-        const std::string value = eq == std::string::npos ? std::string() : var.substr(eq + 1);
         if (env_to_path.contains(name)) continue;
         for (const auto& g : groups) {
-            if (name.starts_with(g)) {
-                throw config_error(lower(name.substr(10)), config_source::env, name, quoted(value), "unknown key");
+            if (name.starts_with(g)) {  // named, its value never shown (it may be a misspelt secret)
+                throw config_error(lower(name.substr(10)), config_source::env, name, "", "unknown key");
             }
         }
     }
@@ -278,7 +258,7 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
         std::optional<std::string> text;
         if (inputs.getenv) {
             text = inputs.getenv(name);
-        } else if (const char* raw = std::getenv(name.c_str())) {
+        } else if (const char* raw = inputs.read_process_environment ? std::getenv(name.c_str()) : nullptr) {
             text = std::string(raw);
         }
         if (!text) continue;
@@ -301,20 +281,22 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
         const std::string& arg = inputs.args[i];
         const auto eq = arg.find('=');
         const std::string flag = arg.substr(0, eq);
+        if (!arg.starts_with("--")) {  // not named: a stray argument may be a secret meant for a flag
+            throw config_error(
+                "",
+                config_source::flag,
+                "argument " + std::to_string(i + 1),
+                "",
+                "is not a flag (--key=value or --key value)"
+            );
+        }
         auto it = flag_to_path.find(flag);
-        if (!arg.starts_with("--") || it == flag_to_path.end()) {
-            const std::string guess = arg.starts_with("--") ? flag.substr(2) : flag;
-            std::string path = guess;
+        if (it == flag_to_path.end()) {  // named, its value never shown (it may be a misspelt secret)
+            std::string path = flag.substr(2);
             for (char& c : path) {
                 if (c == '-') c = '_';
             }
-            throw config_error(
-                path,
-                config_source::flag,
-                flag,
-                eq == std::string::npos ? quoted("") : quoted(arg.substr(eq + 1)),
-                "unknown flag"
-            );
+            throw config_error(path, config_source::flag, flag, "", "unknown flag");
         }
         const config_key& k = *registry.find(it->second);
         std::string text;
@@ -326,7 +308,7 @@ config config::resolve(const config_registry& registry, const config_inputs& inp
         } else if (i + 1 < inputs.args.size()) {
             text = inputs.args[++i];
         } else {
-            throw config_error(it->second, config_source::flag, flag, quoted(""), "needs a value");
+            throw config_error(it->second, config_source::flag, flag, "", "needs a value");
         }
         auto parsed = parse_text(k.type, text);
         if (!parsed)

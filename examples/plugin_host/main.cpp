@@ -18,7 +18,8 @@ int main(int argc, char** argv) {
         return argc < 2 ? 2 : 0;
     }
     try {
-        preflight::config_inputs inputs;
+        // A program: its PREFLIGHT_… variables are part of its configuration (a library call reads none).
+        auto inputs = preflight::config_inputs::from_process_environment();
         inputs.file_name = argv[1];
         inputs.args.assign(argv + 2, argv + argc);
         preflight::examples::run_plugin_host_demo(preflight::load_config_file(argv[1]), std::move(inputs), std::cout);

@@ -717,6 +717,8 @@ void register_server_config(preflight::config_registry& registry) {
         "whole-call timeout of one billing provider request (connect included)",
         1,
         {});
+    // The gateway's config files nest the rate-limit block under server: (the flags stay --rate-limit-…).
+    registry.add_file_alias("server.rate_limit", "rate_limit");
 }
 
 command_line translate_command_line(int argc, const char* const* argv) {

@@ -13,6 +13,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/use_future.hpp>
 #include <boost/json/parse.hpp>
+#include <boost/json/serialize.hpp>
 
 #include <fstream>
 #include <iostream>
@@ -142,7 +143,8 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
         preflight::config_registry registry;
         register_server_config(registry);
         if (parts.register_config) parts.register_config(registry);
-        preflight::config_inputs inputs;
+        // preflightd is a program: its PREFLIGHT_… variables are part of its configuration.
+        auto inputs = preflight::config_inputs::from_process_environment();
         inputs.args = cl.args;
         config_file = cl.config_file;
         if (!cl.config_file.empty()) {
@@ -238,13 +240,12 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
                     bc = clients::parse_http_balance_url(balance_url, std::move(bc));
                 } catch (const std::invalid_argument& e) {
                     const std::string key = "server.balance_url";
-                    // Never repeat a URL that carries credentials (parse_http_balance_url rejects those).
-                    const bool with_credentials = balance_url.find('@') != std::string::npos;
+                    // Never repeat the URL's credentials or query (a token may sit in either).
                     throw preflight::config_error(
                         key,
                         cfg.source_of(key),
                         origin_of(cfg, key, config_file),
-                        with_credentials ? "\"***\"" : "\"" + balance_url + "\"",
+                        boost::json::serialize(boost::json::value(clients::http_balance_url_for_messages(balance_url))),
                         e.what()
                     );
                 }

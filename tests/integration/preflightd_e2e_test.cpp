@@ -13,6 +13,8 @@
 #include <atomic>
 #include <chrono>
 #include <csignal>
+#include <cstdio>
+#include <fstream>
 #include <mutex>
 #include <optional>
 #include <pg_env.hpp>
@@ -106,6 +108,56 @@ private:
     pid_t pid_ = -1;
     int out_ = -1;
 };
+
+/// Runs preflightd with `args` and `extra_env` (beside this process's environment) until it exits (at most 20 s);
+/// returns the exit code (-1: killed or did not exit) and everything it wrote on stderr.
+std::pair<int, std::string> run_to_exit(std::vector<std::string> args, std::vector<std::string> extra_env) {
+    args.insert(args.begin(), preflight::test::preflightd_path);
+    std::vector<char*> argv;
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (char** e = environ; *e != nullptr; ++e) envp.push_back(*e);
+    for (auto& e : extra_env) envp.push_back(e.data());
+    envp.push_back(nullptr);
+    int err[2];
+    if (pipe(err) != 0) throw std::runtime_error("pipe failed");
+    posix_spawn_file_actions_t fa;
+    posix_spawn_file_actions_init(&fa);
+    posix_spawn_file_actions_adddup2(&fa, err[1], STDERR_FILENO);
+    posix_spawn_file_actions_addclose(&fa, err[0]);
+    posix_spawn_file_actions_addchdir_np(&fa, preflight::test::source_dir);
+    pid_t pid = -1;
+    const int rc = posix_spawn(&pid, preflight::test::preflightd_path, &fa, nullptr, argv.data(), envp.data());
+    posix_spawn_file_actions_destroy(&fa);
+    close(err[1]);
+    if (rc != 0) {
+        close(err[0]);
+        throw std::runtime_error("cannot start " + std::string(preflight::test::preflightd_path));
+    }
+    std::string text;
+    const auto deadline = std::chrono::steady_clock::now() + 20s;
+    while (std::chrono::steady_clock::now() < deadline) {
+        pollfd p{err[0], POLLIN, 0};
+        if (poll(&p, 1, 100) <= 0) continue;
+        char buf[512];
+        const ssize_t n = read(err[0], buf, sizeof buf);
+        if (n <= 0) break;  // the child closed stderr: it exited
+        text.append(buf, static_cast<std::size_t>(n));
+    }
+    close(err[0]);
+    int status = 0;
+    // stderr closes a moment before the process becomes waitable: wait for it until the deadline.
+    while (waitpid(pid, &status, WNOHANG) != pid) {
+        if (std::chrono::steady_clock::now() >= deadline) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            return {-1, text};
+        }
+        std::this_thread::sleep_for(5ms);
+    }
+    return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, text};
+}
 
 struct client {
     explicit client(unsigned short port) : socket(ctx) { socket.connect({asio::ip::make_address("127.0.0.1"), port}); }
@@ -430,6 +482,63 @@ TEST(preflightd_e2e, bad_configuration_exits_2) {
     EXPECT_EQ(unknown.wait_exit(), 2);
     daemon_process bad_balance_url({"--port", "0", "--balance-url", "https://billing.example.com/"});
     EXPECT_EQ(bad_balance_url.wait_exit(), 2);
+}
+
+// No configuration error prints a secret: misspelt keys are named, their values never shown (stderr included).
+TEST(preflightd_e2e, configuration_errors_never_print_a_secret) {
+    const auto flag = run_to_exit({"--port", "0", "--server-balance-api-kee=sk_live_FLAGSECRET"}, {});
+    EXPECT_EQ(flag.first, 2) << flag.second;
+    EXPECT_NE(flag.second.find("--server-balance-api-kee"), std::string::npos) << flag.second;
+    EXPECT_EQ(flag.second.find("FLAGSECRET"), std::string::npos) << flag.second;
+
+    const auto env = run_to_exit({"--port", "0"}, {"PREFLIGHT_SERVER_POSTGRES_UR=postgresql://u:hunter2@h/db"});
+    EXPECT_EQ(env.first, 2) << env.second;
+    EXPECT_NE(env.second.find("PREFLIGHT_SERVER_POSTGRES_UR"), std::string::npos) << env.second;
+    EXPECT_EQ(env.second.find("hunter2"), std::string::npos) << env.second;
+
+    char dir[] = "/tmp/preflightd_cfg_XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string yaml = std::string(dir) + "/gw.yaml";
+    std::ofstream(yaml) << "server:\n  port: 0\n  balance_api_kee: sk_live_FILESECRET\n";
+    const auto file = run_to_exit({"--config", yaml}, {});
+    EXPECT_EQ(file.first, 2) << file.second;
+    EXPECT_NE(file.second.find("server.balance_api_kee"), std::string::npos) << file.second;
+    EXPECT_EQ(file.second.find("FILESECRET"), std::string::npos) << file.second;
+
+    // The balance URL's query (a token may sit there) is never echoed.
+    const auto url =
+        run_to_exit({"--port", "0", "--balance-url", "http://127.0.0.1:1/v1/?token=sk_live_URLSECRET"}, {});
+    EXPECT_EQ(url.first, 2) << url.second;
+    EXPECT_NE(url.second.find("server.balance_url"), std::string::npos) << url.second;
+    EXPECT_EQ(url.second.find("URLSECRET"), std::string::npos) << url.second;
+    std::remove(yaml.c_str());
+    rmdir(dir);
+}
+
+// A YAML --config file, with the rate-limit block where the gateway config puts it (server: rate_limit:).
+TEST(preflightd_e2e, yaml_config_file_with_the_rate_limit_under_server) {
+    char dir[] = "/tmp/preflightd_cfg_XXXXXX";
+    ASSERT_NE(mkdtemp(dir), nullptr);
+    const std::string yaml = std::string(dir) + "/gw.yml";
+    std::ofstream(yaml) << "server:\n  port: 0\n  rate_limit:\n    write_burst: 3\n";
+    {
+        daemon_process d({"--config", yaml});
+        auto port = d.wait_listening();
+        ASSERT_TRUE(port);
+        client c(*port);
+        auto cfg = json::parse(c.send(http::verb::get, "/v1/config").body());
+        EXPECT_EQ(cfg.at("rate_limit.write_burst").at("value"), 3.0);
+        EXPECT_EQ(cfg.at("rate_limit.write_burst").at("source"), "file");
+        EXPECT_EQ(cfg.at("server.port").at("source"), "file");
+        EXPECT_EQ(d.stop(SIGTERM), 0);
+    }
+    std::ofstream(yaml) << "server:\n  port: 0\n  rate_limit:\n    write_burst: 3\nrate_limit:\n  write_burst: 4\n";
+    const auto both = run_to_exit({"--config", yaml}, {});
+    EXPECT_EQ(both.first, 2) << both.second;
+    EXPECT_NE(both.second.find("server.rate_limit.write_burst"), std::string::npos) << both.second;
+    EXPECT_NE(both.second.find("as rate_limit.write_burst"), std::string::npos) << both.second;
+    std::remove(yaml.c_str());
+    rmdir(dir);
 }
 
 }  // namespace

@@ -96,13 +96,30 @@ TEST(config, bare_boolean_flag_and_separate_value) {
     EXPECT_EQ(cfg.get_string("server.name"), "edge");
 }
 
-TEST(config, reads_the_process_environment_by_default) {
-    ::setenv("PREFLIGHT_CACHE_CAPACITY", "42", 1);
-    config_inputs in;
-    auto cfg = config::resolve(sample(), in);
-    ::unsetenv("PREFLIGHT_CACHE_CAPACITY");
+// Sets a variable of this process for the scope of one test.
+struct scoped_env {
+    std::string name;
+    scoped_env(std::string n, const char* value) : name(std::move(n)) { ::setenv(name.c_str(), value, 1); }
+    ~scoped_env() { ::unsetenv(name.c_str()); }
+    scoped_env(const scoped_env&) = delete;
+    scoped_env& operator=(const scoped_env&) = delete;
+};
+
+TEST(config, ignores_the_process_environment_unless_asked) {
+    const scoped_env set("PREFLIGHT_CACHE_CAPACITY", "42");
+    const scoped_env misspelt("PREFLIGHT_CACHE_CAPACITI", "1");  // would be an unknown key if it were read
+    const auto cfg = config::resolve(sample(), config_inputs{});
+    EXPECT_EQ(cfg.get_int("cache.capacity"), 1000);
+    EXPECT_EQ(cfg.source_of("cache.capacity"), config_source::default_value);
+}
+
+TEST(config, reads_the_process_environment_when_asked) {
+    const scoped_env set("PREFLIGHT_CACHE_CAPACITY", "42");
+    const auto cfg = config::resolve(sample(), config_inputs::from_process_environment());
     EXPECT_EQ(cfg.get_int("cache.capacity"), 42);
     EXPECT_EQ(cfg.source_of("cache.capacity"), config_source::env);
+    const scoped_env misspelt("PREFLIGHT_CACHE_CAPACITI", "1");
+    EXPECT_THROW((void)config::resolve(sample(), config_inputs::from_process_environment()), config_error);
 }
 
 TEST(config, upper_bound_and_exclusive_lower_bound) {

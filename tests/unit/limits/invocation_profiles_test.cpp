@@ -135,7 +135,7 @@ TEST(invocation_profiles, the_old_deadline_key_is_unknown) {
         (void)config::resolve(host_registry({}), profile_inputs(R"({"invocation": {"deadline_ms": 100}})"));
         ADD_FAILURE() << "no error";
     } catch (const config_error& e) {
-        EXPECT_STREQ(e.what(), "config: invocation.deadline_ms = 100 from file plugins.json: unknown key");
+        EXPECT_STREQ(e.what(), "config: invocation.deadline_ms from file plugins.json: unknown key");
     }
 }
 
@@ -179,7 +179,7 @@ TEST(invocation_profiles, config_errors_name_the_profile_key_and_value) {
     );
     EXPECT_EQ(
         message_of({"batch"}, R"({"invocation": {"profiles": {"bacth": {"fuel": 1}}}})"),
-        R"(config: invocation.profiles.bacth = {"fuel":1} from file plugins.json: unknown key)"
+        "config: invocation.profiles.bacth from file plugins.json: unknown key"
     );
     EXPECT_EQ(
         message_of({}, R"({"invocation": {"breaker": {"trips": 0}}})"),

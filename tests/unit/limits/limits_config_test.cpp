@@ -122,7 +122,7 @@ INSTANTIATE_TEST_SUITE_P(
             {},
             "rate_limit.write_rsp",
             config_source::file,
-            "config: rate_limit.write_rsp = 2 from file preflight.json: unknown key"},
+            "config: rate_limit.write_rsp from file preflight.json: unknown key"},
         bad_case{
             "unknown file section",
             R"({"ratelimit": {"write_rps": 2}})",
@@ -130,7 +130,7 @@ INSTANTIATE_TEST_SUITE_P(
             {},
             "ratelimit",
             config_source::file,
-            R"(config: ratelimit = {"write_rps":2} from file preflight.json: unknown key)"},
+            "config: ratelimit from file preflight.json: unknown key"},
         bad_case{
             "negative in file",
             R"({"rate_limit": {"read_rps": -1}})",
@@ -138,7 +138,7 @@ INSTANTIATE_TEST_SUITE_P(
             {},
             "rate_limit.read_rps",
             config_source::file,
-            "config: rate_limit.read_rps = -1E0 from file preflight.json: must be > 0"},
+            "config: rate_limit.read_rps = -1 from file preflight.json: must be > 0"},
         bad_case{
             "string in file",
             R"({"backstop": {"max": "many"}})",
@@ -170,7 +170,7 @@ INSTANTIATE_TEST_SUITE_P(
             {},
             "rate_limit_writ_rps",
             config_source::env,
-            R"(config: rate_limit_writ_rps = "2" from env PREFLIGHT_RATE_LIMIT_WRIT_RPS: unknown key)"},
+            "config: rate_limit_writ_rps from env PREFLIGHT_RATE_LIMIT_WRIT_RPS: unknown key"},
         bad_case{
             "negative flag",
             std::nullopt,
@@ -194,7 +194,7 @@ INSTANTIATE_TEST_SUITE_P(
             {"--rate-limit-burst=3"},
             "rate_limit_burst",
             config_source::flag,
-            R"(config: rate_limit_burst = "3" from flag --rate-limit-burst: unknown flag)"},
+            "config: rate_limit_burst from flag --rate-limit-burst: unknown flag"},
         bad_case{
             "flag without value",
             std::nullopt,
@@ -202,7 +202,7 @@ INSTANTIATE_TEST_SUITE_P(
             {"--backstop-max"},
             "backstop.max",
             config_source::flag,
-            R"(config: backstop.max = "" from flag --backstop-max: needs a value)"}
+            "config: backstop.max from flag --backstop-max: needs a value"}
     )
 );
 

@@ -62,6 +62,10 @@ private:
 /// repeats a URL that may carry credentials. Thread safety: pure function.
 [[nodiscard]] http_balance_config parse_http_balance_url(std::string_view url, http_balance_config base = {});
 
+/// `url` as an error message may show it: credentials (`user:password@`) become `***@`, a query or fragment (which
+/// may carry a token) becomes `?***`. Thread safety: pure function.
+[[nodiscard]] std::string http_balance_url_for_messages(std::string_view url);
+
 /// The provider URL of `c` (`http://host:port/path/prefix/`), without the secret.
 [[nodiscard]] std::string http_balance_url(const http_balance_config& c);
 

@@ -21,9 +21,11 @@ enum class config_source { default_value, file, env, flag };
 /// The type of a configuration key. `integer` is a signed 64-bit integer; `number` a double.
 enum class config_type { integer, number, boolean, string };
 
-/// A bad configuration: unknown key, wrong type, out of range. `what()` names the key path, the source and the
-/// offending value, e.g. `config: rate_limit.write_burst = "0" from env PREFLIGHT_RATE_LIMIT_WRITE_BURST: must be >=
-/// 1`.
+/// A bad configuration: unknown key, wrong type, out of range, a bad file. `what()` names the key path, the source
+/// and, only for a known key that is not a secret, the offending value, e.g.
+/// `config: rate_limit.write_burst = "0" from env PREFLIGHT_RATE_LIMIT_WRITE_BURST: must be >= 1`.
+/// An unknown key, flag or `PREFLIGHT_…` variable is named without its value (`value()` is empty and `what()` has no
+/// ` = …`): it may be a misspelt secret. A secret key's value is shown as "***".
 class config_error : public std::runtime_error {
 public:
     config_error(std::string key, config_source source, std::string origin, std::string value, std::string reason);
@@ -31,6 +33,7 @@ public:
     [[nodiscard]] config_source source() const noexcept { return source_; }
     /// The spelling in its source: the file path, the environment variable name or the flag.
     [[nodiscard]] const std::string& origin() const noexcept { return origin_; }
+    /// The offending value as shown (JSON text; "***" for a secret), or empty when it is not shown.
     [[nodiscard]] const std::string& value() const noexcept { return value_; }
     [[nodiscard]] const std::string& reason() const noexcept { return reason_; }
 
@@ -76,36 +79,63 @@ public:
     [[nodiscard]] const config_key* find(std::string_view path) const noexcept;
     [[nodiscard]] const std::map<std::string, config_key, std::less<>>& keys() const noexcept { return keys_; }
 
+    /// A second spelling of a group of keys, in the file layer only: a file key `spelled_prefix.rest` sets
+    /// `key_prefix.rest` (e.g. `server.rate_limit` → `rate_limit`: `server: {rate_limit: {write_rps: 2}}` sets
+    /// `rate_limit.write_rps`). Environment variables and flags keep the registered spelling only. A file that sets
+    /// one key under both spellings is a `config_error` naming both. Throws `std::invalid_argument` for a malformed
+    /// or duplicate alias or one that clashes with a registered key (keys added later are checked too).
+    void add_file_alias(std::string spelled_prefix, std::string key_prefix);
+    [[nodiscard]] const std::map<std::string, std::string, std::less<>>& file_aliases() const noexcept {
+        return file_aliases_;
+    }
+
     [[nodiscard]] static std::string env_name(std::string_view path);
     [[nodiscard]] static std::string flag_name(std::string_view path);
 
 private:
     std::map<std::string, config_key, std::less<>> keys_;
+    std::map<std::string, std::string, std::less<>> file_aliases_;
 };
 
-/// The raw inputs of one resolution. All optional.
+/// The raw inputs of one resolution. All optional. The environment layer is empty unless asked for: a default
+/// `config_inputs{}` never reads the process environment, so a stray `PREFLIGHT_…` variable cannot change a test or
+/// an embedded pipeline. Ask with `config_inputs::from_process_environment()` (what preflightd does), or give the
+/// variables yourself (`getenv` and `environment`).
 struct config_inputs {
-    /// The file layer: a JSON object, nested (`{"rate_limit": {"write_rps": 2}}`) or with dotted keys.
+    /// Inputs whose environment layer is this process's `PREFLIGHT_…` variables (`read_process_environment`).
+    [[nodiscard]] static config_inputs from_process_environment();
+
+    /// The file layer: a JSON object, nested (`{"rate_limit": {"write_rps": 2}}`) or with dotted keys; a YAML file
+    /// maps onto the same value (`load_config_file`, core/config_file.hpp).
     std::optional<boost::json::value> file;
     /// Named in errors (e.g. the file path); "file" when empty.
     std::string file_name;
-    /// Looks up an environment variable; nullopt when unset. Default (empty function): `std::getenv`.
+    /// Read the process environment for what `getenv` / `environment` leave unset: `std::getenv` and `environ`.
+    /// Default false: no environment layer at all.
+    bool read_process_environment = false;
+    /// Looks up an environment variable; nullopt when unset. Empty function: `std::getenv` with
+    /// `read_process_environment`, else no variable is set.
     std::function<std::optional<std::string>(const std::string&)> getenv;
-    /// Every `PREFLIGHT_…` variable present (name=value), used to detect misspelt variables. Default: `environ`.
+    /// Every `PREFLIGHT_…` variable present (name=value), used to detect misspelt variables. nullopt: `environ` with
+    /// `read_process_environment`, else none.
     std::optional<std::vector<std::string>> environment;
     /// Command-line arguments (without argv[0]): `--key=value` or `--key value`; booleans also as bare `--key`.
     std::vector<std::string> args;
 };
 
-/// Reads and parses a JSON file; throws `config_error` (key "", source file) when it cannot be read or parsed.
+/// Reads and parses a configuration file, its format chosen by the extension: `.json` JSON, `.yaml`/`.yml` YAML
+/// (core/config_file.hpp has the YAML rules). Throws `config_error` (source file, origin `path`) for another
+/// extension, a file that cannot be read, or one that does not parse (naming the line where the parser gives one).
 [[nodiscard]] boost::json::value load_config_file(const std::string& path);
 
 /// The effective configuration: every registered key with its value and source.
 class config {
 public:
     /// Resolves every registered key: flag > env > file > default. Throws `config_error` for an unknown file key,
-    /// an unknown flag, an unknown `PREFLIGHT_<GROUP>_…` variable whose group is registered, a value of the wrong
-    /// type, or a value out of bounds. Variables of unregistered groups (e.g. `PREFLIGHT_TEST_PG_URL`) are ignored.
+    /// a key set twice in the file, an unknown flag, an argument that is not a flag, an unknown
+    /// `PREFLIGHT_<GROUP>_…` variable whose group is registered, a value of the wrong type, or a value out of bounds.
+    /// Variables of unregistered groups (e.g. `PREFLIGHT_TEST_PG_URL`) are ignored. The environment is read only
+    /// when `inputs` ask for it (see `config_inputs`).
     [[nodiscard]] static config resolve(const config_registry& registry, const config_inputs& inputs);
 
     [[nodiscard]] const boost::json::value& get(std::string_view path) const;  ///< throws std::out_of_range
