@@ -1,8 +1,7 @@
 // What a client sees of the default pipeline's denials (in-memory stores): a timed ban's 403 carries no Retry-After
 // and says when it ends only with ban.expose_until; denial messages name subjects, never store keys (those stay in
 // the trace); the near-limit counter of the rate limit.
-#include "scenario_support.hpp"
-#include <preflight/clients/facts/memory_fact_stores.hpp>
+#include "memory_pipeline_fixture.hpp"
 #include <preflight/gates/http.hpp>
 
 #include <boost/json/serialize.hpp>
@@ -13,39 +12,15 @@
 namespace preflight::builtin_test {
 namespace {
 
-class http_answers : public ::testing::Test {
+class http_answers : public memory_pipeline_test {
 protected:
-    void SetUp() override {
-        auto seed = boost::json::parse(standard_seed).as_object();
+    [[nodiscard]] boost::json::value seed_document() const override {
+        auto seed = memory_pipeline_test::seed_document();
         // A ban of user_timed until 2026-12-31T00:00:00Z (after the fixed wall time of the tests).
-        seed["bans"].as_array().push_back(boost::json::object{
+        seed.as_object()["bans"].as_array().push_back(boost::json::object{
             {"subject_id", "user_timed"}, {"reason", "cool-off"}, {"until_unix_s", 1798675200}});
-        clients::load_fact_data(seed, facts_);
-        stores_ = clients::make_memory_store_set(facts_, clock_);
+        return seed;
     }
-
-    g::pipeline build(boost::json::object o = {}) {
-        g::default_pipeline_deps deps;
-        deps.stores = stores_;
-        g::default_pipeline_options opts;
-        opts.wall_clock = [] { return fixed_wall_time(); };
-        return g::default_pipeline_with_options(make_config(o), std::move(deps), std::move(opts));
-    }
-
-    g::decision decide(
-        const g::pipeline& p, std::string org, std::string user, g::operation op = g::operation::execute
-    ) {
-        g::request r;
-        r.op = op;
-        r.subject.org = std::move(org);
-        r.subject.user = std::move(user);
-        return run(io_, p.run(std::move(r)));
-    }
-
-    manual_clock clock_;
-    clients::memory_fact_stores facts_;
-    clients::store_set stores_;
-    asio::io_context io_;  // last: destroyed first
 };
 
 TEST_F(http_answers, ATimedBanIsA403WithoutRetryAfterAndSaysItsEndOnlyWhenConfigured) {

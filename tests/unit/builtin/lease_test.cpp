@@ -2,8 +2,7 @@
 // reservation and its renewals; an execution longer than the ttl that renews keeps its slot, one that stops renewing
 // loses it; a lease dropped after its io_context stopped is released at once (the in-memory store answers
 // synchronously), and a lease that cannot be is reported (event lease_lost and a metric), never dropped silently.
-#include "scenario_support.hpp"
-#include <preflight/clients/facts/memory_fact_stores.hpp>
+#include "memory_pipeline_fixture.hpp"
 #include <preflight/limits/memory_admission_store.hpp>
 
 #include <gtest/gtest.h>
@@ -16,44 +15,19 @@ namespace {
 
 using namespace std::chrono_literals;
 
-class lease_test : public ::testing::Test {
+class lease_test : public memory_pipeline_test {
 protected:
-    void SetUp() override {
-        clients::load_fact_data(boost::json::parse(standard_seed), facts_);
-        stores_ = clients::make_memory_store_set(facts_, clock_);
-    }
-
     g::pipeline build(boost::json::object o = {}) {
         o["admission.max_concurrent"] = 1;
         o["admission.lease_ttl_ms"] = 1000;
-        g::default_pipeline_deps deps;
-        deps.stores = stores_;
-        deps.clock = &clock_;
-        deps.on_event = events_.hook();
-        g::default_pipeline_options opts;
-        opts.wall_clock = [] { return fixed_wall_time(); };
-        return g::default_pipeline_with_options(make_config(o), std::move(deps), std::move(opts));
+        return memory_pipeline_test::build(o);
     }
 
-    g::decision decide(const g::pipeline& p) {
-        g::request r;
-        r.op = g::operation::execute;
-        r.subject.org = "org_ok";
-        r.subject.user = "user_ok";
-        return run(io_, p.run(std::move(r)));
-    }
+    g::decision decide(const g::pipeline& p) { return memory_pipeline_test::decide(p, "org_ok", "user_ok"); }
 
     std::size_t in_use() {
         return dynamic_cast<limits::memory_admission_store&>(*stores_.admissions).in_use("org:org_ok");
     }
-
-    // The clock first: it outlives the io_context, whose destruction runs the releases of leases dropped in a test
-    // (release_now against the in-memory stores, which read the clock). The stores go before the io_context.
-    manual_clock clock_;
-    asio::io_context io_;
-    clients::memory_fact_stores facts_;
-    clients::store_set stores_;
-    event_log events_;
 };
 
 TEST_F(lease_test, AnExecutionThatRenewsKeepsItsSlotPastTheTtl) {

@@ -1,7 +1,6 @@
 // Shadow mode of the default pipeline on the in-memory stores: per gate (`<gate>.shadow`) and for the whole pipeline
 // (`pipeline.shadow`) a gate decides, traces `would_deny`, counts and reports (event shadow_denial), and never denies.
-#include "scenario_support.hpp"
-#include <preflight/clients/facts/memory_fact_stores.hpp>
+#include "memory_pipeline_fixture.hpp"
 
 #include <gtest/gtest.h>
 
@@ -10,37 +9,7 @@
 namespace preflight::builtin_test {
 namespace {
 
-class shadow_test : public ::testing::Test {
-protected:
-    void SetUp() override {
-        clients::load_fact_data(boost::json::parse(standard_seed), facts_);
-        stores_ = clients::make_memory_store_set(facts_, clock_);
-    }
-
-    g::pipeline build(boost::json::object o) {
-        g::default_pipeline_deps deps;
-        deps.stores = stores_;
-        deps.clock = &clock_;
-        deps.on_event = events_.hook();
-        g::default_pipeline_options opts;
-        opts.wall_clock = [] { return fixed_wall_time(); };
-        return g::default_pipeline_with_options(make_config(o), std::move(deps), std::move(opts));
-    }
-
-    g::decision decide(const g::pipeline& p, std::string org, std::string user) {
-        g::request r;
-        r.op = g::operation::execute;
-        r.subject.org = std::move(org);
-        r.subject.user = std::move(user);
-        return run(io_, p.run(std::move(r)));
-    }
-
-    manual_clock clock_;
-    clients::memory_fact_stores facts_;
-    clients::store_set stores_;
-    event_log events_;
-    asio::io_context io_;  // last: destroyed first (leases dropped in a test release against live stores)
-};
+using shadow_test = memory_pipeline_test;
 
 TEST_F(shadow_test, AShadowRateLimitAllowsTheFloodAndReportsEachWouldBeDenial) {
     boost::json::object o;

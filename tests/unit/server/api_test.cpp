@@ -466,6 +466,8 @@ TEST(decision_body, equals_the_decision_to_json_document) {
         true,
         true,
         "provider said \"no\"\n\t\x01 caf\xc3\xa9 bad:\xff\xc3 \xed\xa0\x80 end\\"};
+    pass.key = "rl:write:org:o\"1";  // escaped like any string
+    pass.limiter = g::limiter_info{100, 7, std::chrono::seconds(20), std::chrono::seconds(3)};
     g::gate_trace skipped{"admission", g::phase::commit, g::gate_outcome::skipped, 0ns, 0ns, false, false, false, "op"};
     allowed.trace = {pass, odd, skipped};
     EXPECT_EQ(json::parse(preflight::server::decision_body(allowed)), json::value(allowed.to_json()));
@@ -477,6 +479,7 @@ TEST(decision_body, equals_the_decision_to_json_document) {
     denied.message = "slow down \xe2\x82";  // a truncated sequence is repaired the same way
     denied.gate = "rate";
     denied.retry_after = 1500ms;
+    denied.details = {{"banned_until", "2030-01-01T00:00:00Z"}};
     denied.trace = {pass, odd};
     const auto body = json::parse(preflight::server::denial_body(denied));
     EXPECT_EQ(body.at("decision"), json::value(denied.to_json()));
@@ -485,6 +488,8 @@ TEST(decision_body, equals_the_decision_to_json_document) {
     EXPECT_EQ(err.at("message"), json::value(denied.to_json()).at("message"));
     EXPECT_EQ(err.at("gate"), "rate");
     EXPECT_EQ(err.at("retry_after_ms"), 1500);
+    EXPECT_EQ(err.at("banned_until"), "2030-01-01T00:00:00Z");
+    EXPECT_EQ(body.at("decision").at("trace").at(0).at("limiter").at("remaining"), 7);
 }
 
 }  // namespace
