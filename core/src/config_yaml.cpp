@@ -154,7 +154,9 @@ struct converter {
         json::object out;
         std::map<std::string, YAML::Mark> seen;
         for (auto it = n.begin(); it != n.end(); ++it) {
-            const YAML::Node& k = it->first;
+            // Copies: the iterator's `->` points into a temporary pair, so a reference to its members dangles.
+            const YAML::Node k = it->first;
+            const YAML::Node v = it->second;
             if (!k.IsScalar()) {
                 yaml_fail(
                     file_name, prefix, "has a key that is not a scalar" + yaml_line(k.Mark()) + "; keys are names"
@@ -175,7 +177,7 @@ struct converter {
                         (first->second.is_null() ? std::string() : " at line " + std::to_string(first->second.line + 1))
                 );
             }
-            out[name] = value(it->second, key, k.Mark());
+            out[name] = value(v, key, k.Mark());
         }
         return out;
     }
