@@ -1,7 +1,7 @@
-#include "json_text.hpp"
 #include <preflight/gates/decision.hpp>
+#include <preflight/gates/decision_json.hpp>
 
-#include <boost/json/array.hpp>
+#include <boost/json/parse.hpp>
 
 namespace preflight::gates {
 
@@ -38,43 +38,11 @@ const gate_trace* decision::find(std::string_view gate_name) const noexcept {
 }
 
 boost::json::object decision::to_json() const {
-    boost::json::object o;
-    o["allowed"] = allowed;
-    o["status"] = status;
-    if (!allowed) {
-        o["code"] = detail::json_text(code);
-        o["message"] = detail::json_text(message);
-        o["gate"] = detail::json_text(gate);
-        if (retry_after) o["retry_after_ms"] = retry_after->count();
-        for (const auto& [k, v] : details) o[k] = detail::json_text(v);
-    }
-    if (lease.held()) o["lease_id"] = detail::json_text(lease.id());
-    boost::json::array tr;
-    tr.reserve(trace.size());
-    for (const auto& t : trace) {
-        boost::json::object e;
-        e["gate"] = detail::json_text(t.gate);
-        e["phase"] = to_string(t.phase);
-        e["outcome"] = to_string(t.outcome);
-        e["started_us"] = std::chrono::duration<double, std::micro>(t.started).count();
-        e["duration_us"] = std::chrono::duration<double, std::micro>(t.duration).count();
-        e["fail_open"] = t.fail_open;
-        e["shadow"] = t.shadow;
-        e["would_deny"] = t.would_deny;
-        e["compensated"] = t.compensated;
-        if (!t.reason.empty()) e["reason"] = detail::json_text(t.reason);
-        if (!t.key.empty()) e["key"] = detail::json_text(t.key);
-        if (t.limiter) {
-            e["limiter"] = boost::json::object{
-                {"limit", t.limiter->limit},
-                {"remaining", t.limiter->remaining},
-                {"window_s", t.limiter->window.count()},
-                {"reset_s", t.limiter->reset.count()}};
-        }
-        tr.emplace_back(std::move(e));
-    }
-    o["trace"] = std::move(tr);
-    return o;
+    // One writer for every rendering of a decision: the text of append_decision_json, read back.
+    std::string text;
+    text.reserve(256 + trace.size() * 160);
+    append_decision_json(text, *this);
+    return boost::json::parse(text).as_object();
 }
 
 }  // namespace preflight::gates

@@ -1,7 +1,5 @@
-#include "json_text.hpp"
+#include <preflight/gates/decision_json.hpp>
 #include <preflight/gates/http.hpp>
-
-#include <boost/json/serialize.hpp>
 
 namespace preflight::gates {
 namespace {
@@ -73,23 +71,11 @@ std::vector<std::pair<std::string, std::string>> http_fields(const decision& d) 
 
 http_response to_http(const decision& d) {
     http_response r;
+    r.status = d.allowed ? 200 : d.status;
     r.headers.emplace_back("Content-Type", "application/json");
     auto fields = http_fields(d);
     r.headers.insert(r.headers.end(), std::make_move_iterator(fields.begin()), std::make_move_iterator(fields.end()));
-    if (d.allowed) {
-        r.status = 200;
-        r.body = boost::json::serialize(d.to_json());
-        return r;
-    }
-    r.status = d.status;
-    boost::json::object err;
-    err["code"] = detail::json_text(d.code);
-    err["message"] = detail::json_text(d.message);
-    err["gate"] = detail::json_text(d.gate);
-    for (const auto& [k, v] : d.details) err[k] = detail::json_text(v);
-    boost::json::object body;
-    body["error"] = std::move(err);
-    r.body = boost::json::serialize(body);
+    append_answer_json(r.body, d);
     return r;
 }
 

@@ -447,49 +447,4 @@ TEST(command_line, short_flags_map_to_server_keys_and_config_is_taken_out) {
     EXPECT_THROW((void)preflight::server::translate_command_line(2, missing), preflight::config_error);
 }
 
-// The hand-written decision JSON must stay the document gates::decision::to_json describes.
-TEST(decision_body, equals_the_decision_to_json_document) {
-    asio::io_context ctx;
-    g::decision allowed;
-    g::release_function no_op = []() -> asio::awaitable<preflight::result<void>> {
-        co_return preflight::result<void>{};
-    };
-    allowed.lease = g::lease("lease-\"1\"", std::move(no_op), ctx.get_executor(), {});
-    g::gate_trace pass{"ban", g::phase::read_only, g::gate_outcome::pass, 1500ns, 123456789ns, false, false, false, ""};
-    g::gate_trace odd{
-        "billing",
-        g::phase::read_only,
-        g::gate_outcome::error,
-        0ns,
-        7ns,
-        true,
-        true,
-        true,
-        "provider said \"no\"\n\t\x01 caf\xc3\xa9 bad:\xff\xc3 \xed\xa0\x80 end\\"};
-    pass.key = "rl:write:org:o\"1";  // escaped like any string
-    pass.limiter = g::limiter_info{100, 7, std::chrono::seconds(20), std::chrono::seconds(3)};
-    g::gate_trace skipped{"admission", g::phase::commit, g::gate_outcome::skipped, 0ns, 0ns, false, false, false, "op"};
-    allowed.trace = {pass, odd, skipped};
-    EXPECT_EQ(json::parse(preflight::server::decision_body(allowed)), json::value(allowed.to_json()));
-
-    g::decision denied;
-    denied.allowed = false;
-    denied.status = 429;
-    denied.code = "rate_limited";
-    denied.message = "slow down \xe2\x82";  // a truncated sequence is repaired the same way
-    denied.gate = "rate";
-    denied.retry_after = 1500ms;
-    denied.details = {{"banned_until", "2030-01-01T00:00:00Z"}};
-    denied.trace = {pass, odd};
-    const auto body = json::parse(preflight::server::denial_body(denied));
-    EXPECT_EQ(body.at("decision"), json::value(denied.to_json()));
-    const auto& err = body.at("error").as_object();
-    EXPECT_EQ(err.at("code"), "rate_limited");
-    EXPECT_EQ(err.at("message"), json::value(denied.to_json()).at("message"));
-    EXPECT_EQ(err.at("gate"), "rate");
-    EXPECT_EQ(err.at("retry_after_ms"), 1500);
-    EXPECT_EQ(err.at("banned_until"), "2030-01-01T00:00:00Z");
-    EXPECT_EQ(body.at("decision").at("trace").at(0).at("limiter").at("remaining"), 7);
-}
-
 }  // namespace

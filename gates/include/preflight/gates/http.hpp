@@ -29,7 +29,9 @@ struct http_response {
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> http_fields(const decision& d);
 
 /// Maps a decision to HTTP: allowed: 200 with the decision's JSON; denied: the denial's status and
-/// `{"error":{"code","message","gate"[, details…]}}`; headers `Content-Type` and `http_fields(d)`.
+/// `{"error":{"code","message","gate"[, "retry_after_ms"][, details…]},"decision":{...}}` (`append_answer_json`, the
+/// body preflightd sends); headers `Content-Type` and `http_fields(d)`. A server that writes its own answer calls
+/// `http_fields` and `append_answer_json` into buffers it reuses instead.
 [[nodiscard]] http_response to_http(const decision& d);
 
 }  // namespace preflight::gates

@@ -8,6 +8,8 @@
 #include <preflight/gates/request.hpp>
 #include <preflight/server/http_server.hpp>
 #include <preflight/server/lease_registry.hpp>
+#include <preflight/server/request_json.hpp>
+#include <preflight/server/server_config.hpp>
 
 #include <boost/asio/awaitable.hpp>
 #include <boost/json/value.hpp>
@@ -22,40 +24,6 @@
 #include <variant>
 
 namespace preflight::server {
-
-/// Limits on a POST /v1/preflight body (the HTTP layer already caps its size, 64 KiB by default).
-struct request_limits {
-    std::size_t max_depth = 8;            ///< JSON nesting (objects/arrays), the top-level object counts 1
-    std::size_t max_key_bytes = 256;      ///< each subject key
-    std::size_t max_extension_keys = 64;  ///< members of `extension`
-};
-
-/// Why a request body was refused (400). `field` is the JSON path at fault (`"operation"`, `"subject.org"`,
-/// `""` for the document itself); `message` is client-safe and names the field and, where useful, the value.
-struct request_error {
-    std::string field;
-    std::string message;
-};
-
-/// Parses and strictly validates a POST /v1/preflight body:
-/// `{"operation": "execute", "subject": {"user", "org", "workspace", "ip", "api_key_id", "run_id",
-/// "request_id"}, "extension": {...}}`. `operation` is required (one of execute, execute_with_pause, resume,
-/// cancel, read); `subject` members are optional strings; `extension` an optional object. Unknown members,
-/// wrong types, malformed JSON, too deep nesting or oversized keys are errors naming the field.
-/// Thread safety: pure function.
-[[nodiscard]] std::variant<gates::request, request_error> parse_preflight_request(
-    std::string_view body, const request_limits& limits = {}
-);
-
-/// The JSON text of `d`: the same document as `boost::json::serialize(d.to_json())` (same members, strings with
-/// invalid UTF-8 repaired the same way; numbers may be spelt differently), written straight into one string
-/// instead of through `boost::json` objects (this is the body of every allowed POST /v1/preflight).
-/// Thread safety: pure function.
-[[nodiscard]] std::string decision_body(const gates::decision& d);
-
-/// The body of a denied POST /v1/preflight: `{"error": {"code", "message", "gate"[, "retry_after_ms"]},
-/// "decision": decision_body(d)}`. Thread safety: pure function.
-[[nodiscard]] std::string denial_body(const gates::decision& d);
 
 /// Checks a dependency (e.g. Postgres) for GET /healthz: success, or an error whose message is reported.
 using health_check = std::function<boost::asio::awaitable<result<void>>()>;
@@ -75,8 +43,9 @@ struct api_params {
 
 /// Counters of the API itself (exposed by /metrics).
 struct api_stats {
-    std::atomic<std::uint64_t> preflight_requests{0};
-    std::atomic<std::uint64_t> invalid_requests{0};  ///< 400 from the body validation
+    std::atomic<std::uint64_t> preflight_requests{0};  ///< decisions asked for (a batch counts each item)
+    std::atomic<std::uint64_t> batch_requests{0};      ///< POST /v1/preflight/batch requests
+    std::atomic<std::uint64_t> invalid_requests{0};    ///< 400 from the body validation
     std::atomic<std::uint64_t> lease_registry_full{0};
     std::atomic<std::uint64_t> releases{0};
     std::atomic<std::uint64_t> release_failures{0};
@@ -96,6 +65,9 @@ struct api_stats {
 /// - `GET /healthz`: 200 `{"status":"ok"}`, or 503 with the health check's error.
 /// - `GET /metrics`: Prometheus text: the pipeline's metrics, the HTTP server's and the API's counters, the
 ///   lease registry's size, and `api_params::extra_metrics`.
+/// - `POST /v1/preflight/batch`: `{"requests": [<preflight body>, ...]}` (1 to `request_limits::max_batch_items`),
+///   run one after another in order; 200 `{"results": [{"status", "body"}, ...]}` where each `body` is the answer
+///   POST /v1/preflight would have given (leases included); 400 naming the item at fault, 413 over the item limit.
 /// - `GET /v1/config`: `api_params::effective_config`.
 /// - 404 for other paths, 405 (with `Allow`) for a known path with another method.
 /// Thread safety: `handle` may run concurrently on any number of threads.
@@ -121,12 +93,23 @@ public:
     [[nodiscard]] std::string metrics_text() const;
 
 private:
-    boost::asio::awaitable<http_response> preflight(const http_request& req);
-    boost::asio::awaitable<http_response> release(
-        std::string id, std::string_view body, unsigned version, bool keep_alive
-    );
-    boost::asio::awaitable<http_response> renew(std::string id, unsigned version, bool keep_alive);
-    boost::asio::awaitable<http_response> healthz(unsigned version, bool keep_alive);
+    struct routes;
+    /// A decision with its answer's body, its lease in the registry (or `registry_full` says why not).
+    struct answer {
+        gates::decision decision;
+        std::string body;
+        std::string registry_full;  ///< non-empty: the registry was full, the lease was given back
+    };
+    boost::asio::awaitable<answer> decide(gates::request r);
+
+    // The endpoints (api::routes): the request and the `{id}` of the route, if it has one.
+    boost::asio::awaitable<http_response> preflight(const http_request& req, std::string_view);
+    boost::asio::awaitable<http_response> preflight_batch(const http_request& req, std::string_view);
+    boost::asio::awaitable<http_response> release(const http_request& req, std::string_view id);
+    boost::asio::awaitable<http_response> renew(const http_request& req, std::string_view id);
+    boost::asio::awaitable<http_response> healthz(const http_request& req, std::string_view);
+    boost::asio::awaitable<http_response> metrics(const http_request& req, std::string_view);
+    boost::asio::awaitable<http_response> config(const http_request& req, std::string_view);
 
     gates::pipeline pipeline_;
     api_params params_;
@@ -135,25 +118,5 @@ private:
     const http_server* server_ = nullptr;
     std::string config_body_;
 };
-
-/// preflightd's own configuration keys: `server.listen` ("127.0.0.1"), `server.port` (8080), `server.threads`
-/// (0 = hardware threads), `server.data` (fact data JSON file for the in-memory stores, "" = none),
-/// `server.postgres_url` (secret; "" = in-memory stores), `server.pool_size` (8),
-/// `server.pg_batch_writes` (true: `clients::pg_store_options::batch_limit_writes`), `server.pg_gather_reads` (true:
-/// `gather_reads`), `server.pg_batch_in_flight` (2) and `server.pg_batch_max_per_call` (64)
-/// (`clients::pg_gather_options`), `server.purge_interval_ms` (60000; 0 = never: `clients::periodic_purge` of the
-/// Postgres store set), `server.max_leases` (100000), `server.drain_timeout_ms`
-/// (10000); the HTTP billing provider of the balance gate: `server.balance_url` ("" = the store set's balance source),
-/// `server.balance_api_key` (secret), `server.balance_timeout_ms` (2000).
-void register_server_config(preflight::config_registry& registry);
-
-/// The server's short command line, translated for `config_inputs::args`: `--listen` → `--server-listen`,
-/// `--port`, `--threads`, `--data`, `--postgres` (→ `--server-postgres-url`), `--balance-url`; `--config FILE` is taken
-/// out (returned in `config_file`). Other arguments pass through unchanged (the layered config rejects unknown ones).
-struct command_line {
-    std::string config_file;  ///< empty: none
-    std::vector<std::string> args;
-};
-[[nodiscard]] command_line translate_command_line(int argc, const char* const* argv);
 
 }  // namespace preflight::server
