@@ -398,6 +398,12 @@ boost::asio::awaitable<http_response> api::handle(http_request req) {
         if (method != http::verb::post) co_return not_allowed("POST");
         co_return co_await preflight(req);
     }
+    if (target == "/v1/auth") {
+        if (method != http::verb::get && method != http::verb::head && method != http::verb::post) {
+            co_return not_allowed("GET, HEAD, POST");
+        }
+        co_return co_await auth(req);
+    }
     if (target == "/healthz") {
         if (method != http::verb::get) co_return not_allowed("GET");
         co_return co_await healthz(version, keep_alive);
@@ -608,6 +614,9 @@ std::string api::metrics_text() const {
     const auto get = [](const auto& a) { return a.load(std::memory_order_relaxed); };
     out += counter(
         "preflight_api_preflight_requests_total", "POST /v1/preflight requests.", get(stats_.preflight_requests)
+    );
+    out += counter(
+        "preflight_api_auth_requests_total", "GET/HEAD/POST /v1/auth requests (gateways).", get(stats_.auth_requests)
     );
     out += counter(
         "preflight_api_invalid_requests_total",
