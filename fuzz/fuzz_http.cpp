@@ -2,15 +2,16 @@
 //
 // The server is `server::http_server` with the real `server::api` handler over `gates::default_pipeline` on
 // in-memory stores loaded from examples/data.json, so every endpoint is reached: POST /v1/preflight (body
-// validation, the whole pipeline, the lease registry), POST /v1/leases/{id}/release, GET /metrics, /healthz,
-// /v1/config, and 404/405 answers. The raw input is written to a fresh connection (which is then half-closed),
-// so keep-alive, pipelining, chunked bodies, limits and malformed framing go through the server's real
-// read/parse/respond loop. A literal `$LEASE` in the input is replaced by the id of the last lease the server
-// granted, so releases of real leases are reached too.
+// validation, the whole pipeline, the lease registry), GET/HEAD/POST /v1/auth (the subject from headers),
+// POST /v1/leases/{id}/release, GET /metrics, /healthz, /v1/config, and 404/405 answers. The raw input is written
+// to a fresh connection (which is then half-closed), so keep-alive, pipelining, chunked bodies, limits and
+// malformed framing go through the server's real read/parse/respond loop. A literal `$LEASE` in the input is
+// replaced by the id of the last lease the server granted, so releases of real leases are reached too.
 // Must hold for every input: every answer is a well-formed HTTP response; its body is JSON (only a 200 from
-// /metrics is Prometheus text/plain); never a 500 (the api answers 500 only when a handler throws, which the
-// in-memory stores never do: the error hook reports it as a finding); the server closes the connection within
-// 5 s of the client's half-close.
+// /metrics is Prometheus text/plain; /v1/auth answers an allowed request with an empty 200 without Content-Type,
+// and HEAD with no body); never a 500 (the api answers 500 only when a handler throws, which the in-memory stores
+// never do: the error hook reports it as a finding); the server closes the connection within 5 s of the client's
+// half-close.
 
 #include "fuzz_check.hpp"
 #include <preflight/clients/facts/memory_fact_stores.hpp>
@@ -134,6 +135,9 @@ std::size_t check_responses(std::string_view bytes, bool reset) {
         if (type.starts_with("text/plain")) {
             require(res.result_int() == 200, "a text/plain answer that is not a 200 from /metrics");
             require(res.body().find("preflight_leases_held ") != std::string::npos, "/metrics without the lease gauge");
+        } else if (res.body().empty() && (type.empty() ? res.result_int() == 200 : res.count("X-Preflight-Code") != 0)) {
+            // GET/HEAD/POST /v1/auth: an allowed answer is a 200 with no body and no Content-Type; a HEAD answer has
+            // its headers (a denial's X-Preflight-Code) and no body.
         } else {
             require(type.starts_with("application/json"), "unexpected Content-Type: " + std::string(type));
             boost::system::error_code jec;

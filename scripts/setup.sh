@@ -2,7 +2,9 @@
 # Installs the Debian packages preflight needs to build, test and benchmark.
 # Idempotent: packages already present are skipped, and apt is not touched when nothing is missing.
 # Never installs Boost 1.74 dev headers (they conflict with libboost1.81-dev).
-#   scripts/setup.sh                     what building and testing need (also ccache, the compiler cache)
+#   scripts/setup.sh                     what building and testing need (also ccache, the compiler cache, and nginx
+#                                        for the auth_request integration test; the package may start the system's
+#                                        nginx on port 80, which the tests never use)
 #   scripts/setup.sh --with-bench-tools  also wrk, gnuplot-nox, python3 (scripts/bench.sh)
 #   scripts/setup.sh --with-fuzz-tools   also clang-14 and its runtime (scripts/fuzz.sh)
 set -euo pipefail
@@ -21,6 +23,7 @@ PACKAGES=(
     libgtest-dev libgmock-dev libbenchmark-dev
     clang-format
     ccache
+    nginx
 )
 # Optional tools used by benchmarks and reports; their absence never fails the build or the tests.
 OPTIONAL=(wrk gnuplot-nox python3)

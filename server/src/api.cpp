@@ -44,6 +44,9 @@ bool is_post(http::verb v) {
 bool is_get(http::verb v) {
     return v == http::verb::get;
 }
+bool is_get_head_or_post(http::verb v) {
+    return v == http::verb::get || v == http::verb::head || v == http::verb::post;
+}
 
 // `target` matched against `pattern`; the `{id}` part in `id`.
 bool matches(std::string_view pattern, std::string_view target, std::string_view& id) {
@@ -61,9 +64,10 @@ bool matches(std::string_view pattern, std::string_view target, std::string_view
 }  // namespace
 
 struct api::routes {
-    static constexpr std::array<route, 7> table{{
+    static constexpr std::array<route, 8> table{{
         {"/v1/preflight", "POST", is_post, &api::preflight},
         {"/v1/preflight/batch", "POST", is_post, &api::preflight_batch},
+        {"/v1/auth", "GET, HEAD, POST", is_get_head_or_post, &api::auth},
         {"/v1/leases/{id}/release", "POST", is_post, &api::release},
         {"/v1/leases/{id}/renew", "POST", is_post, &api::renew},
         {"/healthz", "GET", is_get, &api::healthz},

@@ -42,6 +42,11 @@ std::string api::metrics_text() const {
     out += counter(
         "preflight_api_preflight_requests_total", "POST /v1/preflight requests.", get(stats_.preflight_requests)
     );
+    out +=
+        counter("preflight_api_batch_requests_total", "POST /v1/preflight/batch requests.", get(stats_.batch_requests));
+    out += counter(
+        "preflight_api_auth_requests_total", "GET/HEAD/POST /v1/auth requests (gateways).", get(stats_.auth_requests)
+    );
     out += counter(
         "preflight_api_invalid_requests_total",
         "Preflight bodies refused by validation (400).",

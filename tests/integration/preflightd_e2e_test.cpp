@@ -14,12 +14,12 @@
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <daemon_process.hpp>
 #include <fstream>
 #include <mutex>
 #include <optional>
 #include <pg_env.hpp>
 #include <poll.h>
-#include <regex>
 #include <source_paths.hpp>
 #include <spawn.h>
 #include <string>
@@ -36,78 +36,7 @@ namespace asio = boost::asio;
 namespace http = boost::beast::http;
 namespace json = boost::json;
 using namespace std::chrono_literals;
-
-/// A running preflightd child process; SIGKILLed if the test did not stop it.
-class daemon_process {
-public:
-    explicit daemon_process(std::vector<std::string> args) {
-        args.insert(args.begin(), preflight::test::preflightd_path);
-        std::vector<char*> argv;
-        for (auto& a : args) argv.push_back(a.data());
-        argv.push_back(nullptr);
-        int out[2];
-        if (pipe(out) != 0) throw std::runtime_error("pipe failed");
-        posix_spawn_file_actions_t fa;
-        posix_spawn_file_actions_init(&fa);
-        posix_spawn_file_actions_adddup2(&fa, out[1], STDOUT_FILENO);
-        posix_spawn_file_actions_addclose(&fa, out[0]);
-        posix_spawn_file_actions_addchdir_np(&fa, preflight::test::source_dir);
-        const int rc = posix_spawn(&pid_, preflight::test::preflightd_path, &fa, nullptr, argv.data(), environ);
-        posix_spawn_file_actions_destroy(&fa);
-        close(out[1]);
-        out_ = out[0];
-        if (rc != 0) throw std::runtime_error("cannot start " + std::string(preflight::test::preflightd_path));
-    }
-    ~daemon_process() {
-        if (pid_ > 0) {
-            kill(pid_, SIGKILL);
-            waitpid(pid_, nullptr, 0);
-        }
-        if (out_ >= 0) close(out_);
-    }
-
-    /// The port from the "listening on http://ADDR:PORT" line, or nullopt when the process exits first / 20 s pass.
-    std::optional<unsigned short> wait_listening() {
-        std::string text;
-        const auto deadline = std::chrono::steady_clock::now() + 20s;
-        while (std::chrono::steady_clock::now() < deadline) {
-            pollfd p{out_, POLLIN, 0};
-            if (poll(&p, 1, 100) > 0) {
-                char buf[256];
-                const ssize_t n = read(out_, buf, sizeof buf);
-                if (n <= 0) return std::nullopt;
-                text.append(buf, static_cast<std::size_t>(n));
-                std::smatch m;
-                if (std::regex_search(text, m, std::regex(R"(listening on http://[^:]+:(\d+))"))) {
-                    return static_cast<unsigned short>(std::stoi(m[1]));
-                }
-            }
-        }
-        return std::nullopt;
-    }
-
-    /// Sends `sig` and waits (at most 20 s) for the exit status; -1 when it did not exit normally.
-    int stop(int sig = SIGTERM) {
-        kill(pid_, sig);
-        return wait_exit();
-    }
-
-    int wait_exit() {
-        int status = 0;
-        for (int i = 0; i < 2000; ++i) {
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-            }
-            std::this_thread::sleep_for(10ms);
-        }
-        return -1;
-    }
-
-private:
-    pid_t pid_ = -1;
-    int out_ = -1;
-};
+using preflight::test::daemon_process;
 
 /// Runs preflightd with `args` and `extra_env` (beside this process's environment) until it exits (at most 20 s);
 /// returns the exit code (-1: killed or did not exit) and everything it wrote on stderr.

@@ -45,6 +45,7 @@ struct api_params {
 struct api_stats {
     std::atomic<std::uint64_t> preflight_requests{0};  ///< decisions asked for (a batch counts each item)
     std::atomic<std::uint64_t> batch_requests{0};      ///< POST /v1/preflight/batch requests
+    std::atomic<std::uint64_t> auth_requests{0};       ///< GET/HEAD/POST /v1/auth (a gateway's subrequest)
     std::atomic<std::uint64_t> invalid_requests{0};    ///< 400 from the body validation
     std::atomic<std::uint64_t> lease_registry_full{0};
     std::atomic<std::uint64_t> releases{0};
@@ -60,6 +61,9 @@ struct api_stats {
 ///   (200 with `lease_id`; 403/402/429/503 with `{"error": {...}, "decision": {...}}`, `Retry-After` and RateLimit
 ///   fields on 429). A granted lease is kept in the lease registry; when the registry is full the lease is
 ///   released at once and the answer is 503 `lease_registry_full`. 400 `bad_request` names the field at fault.
+/// - `GET|HEAD|POST /v1/auth`: for a gateway's authorisation subrequest (nginx `auth_request`): the subject from
+///   `X-Preflight-*` headers, the same pipeline run; 200 with no body, or the denial's status with
+///   `X-Preflight-Code`/`X-Preflight-Gate` (gateway_auth.hpp). A granted lease is released at once.
 /// - `POST /v1/leases/{id}/release`: 200 `{"released": true}` (also when already released: idempotent),
 ///   404 for an unknown or expired id, 503 when the store's release failed.
 /// - `GET /healthz`: 200 `{"status":"ok"}`, or 503 with the health check's error.
@@ -105,6 +109,9 @@ private:
     // The endpoints (api::routes): the request and the `{id}` of the route, if it has one.
     boost::asio::awaitable<http_response> preflight(const http_request& req, std::string_view);
     boost::asio::awaitable<http_response> preflight_batch(const http_request& req, std::string_view);
+    /// GET/HEAD/POST /v1/auth (server/src/api_auth.cpp): the subject from headers (`request_from_headers`), the
+    /// answer from `auth_response`; a granted lease is released before answering.
+    boost::asio::awaitable<http_response> auth(const http_request& req, std::string_view);
     boost::asio::awaitable<http_response> release(const http_request& req, std::string_view id);
     boost::asio::awaitable<http_response> renew(const http_request& req, std::string_view id);
     boost::asio::awaitable<http_response> healthz(const http_request& req, std::string_view);
