@@ -64,7 +64,7 @@ std::variant<gates::request, request_error> request_from_object(
             auto op = gates::parse_operation(v.get_string());
             if (!op) {
                 return request_error{
-                    "operation",
+                    prefix + "operation",
                     "unknown operation " + shown(v) +
                         " (expected execute, execute_with_pause, resume, cancel or read)"};
             }

@@ -184,6 +184,68 @@ TEST_F(api_test, allowed_request_gets_200_with_lease_and_trace) {
     EXPECT_EQ(api_->leases().held(), 1u);
 }
 
+// A batch is answered in order, each item as POST /v1/preflight would have answered it, one after another (the
+// third execute of u3 meets the write bucket of 2 that the first two drained).
+TEST_F(api_test, batch_answers_every_item_in_order) {
+    start();
+    const std::string item = R"({"operation":"execute","subject":{"user":"u3","org":"org_1"}})";
+    auto res = send(
+        http::verb::post,
+        "/v1/preflight/batch",
+        R"({"requests":[)" + item + "," + item + "," + item +
+            R"(,{"operation":"execute","subject":{"user":"banned","org":"org_1"}}]})"
+    );
+    ASSERT_EQ(res.result_int(), 200) << res.body();
+    const auto results = body_of(res).at("results").as_array();
+    ASSERT_EQ(results.size(), 4u);
+    EXPECT_EQ(results[0].at("status"), 200);
+    EXPECT_EQ(results[0].at("body").at("allowed"), true);
+    EXPECT_TRUE(results[0].at("body").as_object().contains("lease_id"));
+    EXPECT_EQ(results[1].at("status"), 200);
+    EXPECT_EQ(results[2].at("status"), 429);
+    EXPECT_EQ(results[2].at("body").at("error").at("code"), "rate_limited");
+    EXPECT_EQ(results[2].at("body").at("error").at("retry_after_ms"), 1500);
+    EXPECT_EQ(results[3].at("status"), 403);
+    EXPECT_EQ(results[3].at("body").at("decision").at("allowed"), false);
+    EXPECT_EQ(api_->leases().held(), 2u);  // the two allowed items' leases are in the registry
+    EXPECT_EQ(api_->stats().batch_requests.load(), 1u);
+    EXPECT_EQ(api_->stats().preflight_requests.load(), 4u);
+    // A lease from a batch is released like any other.
+    const std::string id(results[0].at("body").at("lease_id").as_string());
+    EXPECT_EQ(send(http::verb::post, "/v1/leases/" + id + "/release").result_int(), 200);
+    EXPECT_EQ(api_->leases().held(), 1u);
+}
+
+TEST_F(api_test, batch_refuses_malformed_items_and_too_many_and_runs_none) {
+    start();
+    const auto expect = [&](const std::string& body, int status, const std::string& field) {
+        auto res = send(http::verb::post, "/v1/preflight/batch", body);
+        ASSERT_EQ(res.result_int(), status) << body << " -> " << res.body();
+        EXPECT_EQ(body_of(res).at("error").at("field"), json::value(field)) << body;
+    };
+    const std::string good = R"({"operation":"execute","subject":{"user":"u4"}})";
+    expect(R"({"requests":[)" + good + R"(,{"operation":"fly"}]})", 400, "requests[1].operation");
+    expect(
+        R"({"requests":[)" + good + R"(,{"operation":"read","subject":{"nick":"x"}}]})", 400, "requests[1].subject.nick"
+    );
+    expect(R"({"requests":[)" + good + R"(,7]})", 400, "requests[1]");
+    expect(R"({"requests":[]})", 400, "requests");
+    expect(R"({"requests":{}})", 400, "requests");
+    expect(R"({"items":[]})", 400, "items");
+    expect(R"([1])", 400, "");
+    std::string many = R"({"requests":[)";
+    for (int i = 0; i < 65; ++i) many += (i == 0 ? "" : ",") + good;
+    many += "]}";
+    expect(many, 413, "requests");
+    EXPECT_EQ(
+        body_of(send(http::verb::post, "/v1/preflight/batch", many)).at("error").at("code"),
+        "too_many_requests_in_batch"
+    );
+    EXPECT_EQ(api_->stats().preflight_requests.load(), 0u);  // nothing of a refused batch ran
+    EXPECT_EQ(api_->leases().held(), 0u);
+    EXPECT_EQ(send(http::verb::get, "/v1/preflight/batch").result_int(), 405);
+}
+
 TEST_F(api_test, denials_carry_status_error_body_and_trace) {
     start();
     auto banned = preflight(R"({"operation":"execute","subject":{"user":"banned","org":"org_over"}})");

@@ -165,6 +165,35 @@ TEST_F(http_server_test, stop_drains_in_flight_request_then_closes) {
     server_.reset();
 }
 
+// A client that sent only part of a request (its head, or its head and part of the body) does not hold the drain
+// for the read timeout: stop() closes it at once. The bound below is a tenth of the read timeout.
+TEST_F(http_server_test, stop_closes_half_sent_requests_at_once) {
+    preflight::server::http_server_config cfg;
+    cfg.read_timeout = 60s;
+    cfg.idle_timeout = 60s;
+    start(cfg);
+    auto head_only = connect();
+    asio::write(head_only, asio::buffer(std::string_view("POST /x HTTP/1.1\r\nHost: localhost\r\nContent-Le")));
+    auto part_body = connect();
+    asio::write(
+        part_body, asio::buffer(std::string_view("POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\n\r\nabc"))
+    );
+    auto served = connect();
+    EXPECT_EQ(roundtrip(served, post("/x", "a")).result_int(), 200);  // the server has read what the others sent
+    std::promise<void> drained;
+    server_->stop([&] { drained.set_value(); });
+    EXPECT_EQ(drained.get_future().wait_for(6s), std::future_status::ready);
+    for (auto* s : {&head_only, &part_body}) {
+        char byte;
+        boost::system::error_code ec;
+        asio::read(*s, asio::buffer(&byte, 1), ec);  // closed without an answer
+        EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+    }
+    EXPECT_EQ(handled_.load(), 1);
+    EXPECT_EQ(server_->stats().bad_requests.load(), 0u);
+    server_.reset();
+}
+
 // One thread runs ctx_ here, so the server may skip its per-connection strands: keep-alive, concurrent connections
 // and the drain behave the same.
 TEST_F(http_server_test, single_threaded_mode_serves_keep_alive_and_drains) {
