@@ -118,10 +118,10 @@ boost::asio::awaitable<api::answer> api::decide(gates::request r) {
     // The body before the lease moves into the registry.
     gates::append_answer_json(out.body, d);
     if (d.lease.held()) {
-        std::string id = d.lease.id();
-        if (!leases_.add(d.lease)) {
+        if (!leases_.add(d.lease)) {  // on failure `d.lease` is untouched
             // Nobody could release it later: give the slot back now and refuse.
             stats_.lease_registry_full.fetch_add(1, std::memory_order_relaxed);
+            const std::string id = d.lease.id();
             result<void> released = co_await d.lease.release();
             out.registry_full =
                 "lease registry is full (" + std::to_string(leases_.capacity()) + " leases); retry later";
