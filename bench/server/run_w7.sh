@@ -18,6 +18,9 @@ for tier in "" pro. team. enterprise.; do
     for k in read_rps write_rps; do raise+=("--rate-limit-${tier//./-}${k//_/-}=1e9"); done
     for k in read_burst write_burst; do raise+=("--rate-limit-${tier//./-}${k//_/-}=1e12"); done
 done
+# And the monthly usage quota of the paid plans: usage is recorded on release, so a long run would otherwise reach the
+# pro plan's 100,000 requests and measure 402s. Raised, not 0 (= unlimited), which would skip the usage read.
+for plan in pro team; do raise+=("--usage-limits-$plan=1000000000000"); done
 raise+=(--backstop-max=1000000000000 --admission-max-concurrent=1000000000)
 export PREFLIGHTD_ARGS="${raise[*]}"
 
