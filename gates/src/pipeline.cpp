@@ -985,9 +985,10 @@ asio::awaitable<decision> run_here(std::shared_ptr<run_state> st) {
 /// A run of a planned operation, its state acquired (request moved in) by `pipeline::run`.
 asio::awaitable<decision> run_planned(std::shared_ptr<run_state> st) {
     auto ex = co_await asio::this_coro::executor;
-    // A caller already on a strand of an io_context runs the whole run there (no hop); otherwise the run gets
-    // its own strand so that its checks never run concurrently with each other.
-    if (is_io_strand(ex)) {
+    // A caller already on a strand of an io_context, or on an io_context that one thread runs
+    // (`mark_single_threaded`), runs the whole run there (no hop); otherwise the run gets its own strand so that
+    // its checks never run concurrently with each other.
+    if (runs_serially(ex)) {
         // Same as run_here, without a nested coroutine frame.
         st->set_executor(std::move(ex));
         st->start();

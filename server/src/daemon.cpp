@@ -1,3 +1,4 @@
+#include <preflight/core/strand.hpp>
 #include <preflight/server/daemon.hpp>
 
 #include <boost/asio/post.hpp>
@@ -31,15 +32,50 @@ void io_threads::stop() {
     }
 }
 
-bool serve_until_signal(
+io_context_per_thread::io_context_per_thread(std::size_t n) {
+    if (n == 0) n = std::max(1U, std::thread::hardware_concurrency());
+    contexts_.reserve(n);
+    guards_.reserve(n);
+    threads_.reserve(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        contexts_.push_back(std::make_unique<asio::io_context>(1));
+        mark_single_threaded(*contexts_.back());
+        guards_.push_back(asio::make_work_guard(*contexts_.back()));
+    }
+    for (auto& c : contexts_) threads_.emplace_back([ctx = c.get()] { ctx->run(); });
+}
+
+io_context_per_thread::~io_context_per_thread() {
+    stop();
+    while (!contexts_.empty()) contexts_.pop_back();  // last to first: context 0 (pools, signals) goes last
+}
+
+void io_context_per_thread::stop() {
+    guards_.clear();
+    for (auto& c : contexts_) c->stop();
+    for (auto& t : threads_) {
+        if (t.joinable()) t.join();
+    }
+}
+
+std::vector<asio::io_context*> io_context_per_thread::contexts() const {
+    std::vector<asio::io_context*> out;
+    out.reserve(contexts_.size());
+    for (const auto& c : contexts_) out.push_back(c.get());
+    return out;
+}
+
+namespace {
+
+bool serve(
     asio::io_context& ctx,
+    std::shared_ptr<http_server> server,
     api& a,
     const http_server_config& http,
     std::chrono::milliseconds drain_timeout,
     std::ostream& out
 ) {
     auto signals = std::make_shared<asio::signal_set>(ctx, SIGINT, SIGTERM);
-    auto server = std::make_shared<http_server>(ctx, http, a.handler());
     server->set_error_hook([](const std::string& text) { std::cerr << "preflightd: " << text << std::endl; });
     a.attach(*server);
     server->start();
@@ -79,6 +115,29 @@ bool serve_until_signal(
     });
     cancelled.get_future().wait();
     return drained;
+}
+
+}  // namespace
+
+bool serve_until_signal(
+    asio::io_context& ctx,
+    api& a,
+    const http_server_config& http,
+    std::chrono::milliseconds drain_timeout,
+    std::ostream& out
+) {
+    return serve(ctx, std::make_shared<http_server>(ctx, http, a.handler()), a, http, drain_timeout, out);
+}
+
+bool serve_until_signal(
+    io_context_per_thread& io,
+    api& a,
+    const http_server_config& http,
+    std::chrono::milliseconds drain_timeout,
+    std::ostream& out
+) {
+    auto server = std::make_shared<http_server>(io.main(), io.contexts(), http, a.handler());
+    return serve(io.main(), std::move(server), a, http, drain_timeout, out);
 }
 
 }  // namespace preflight::server

@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <mutex>
+#include <stdexcept>
 #include <unordered_set>
 
 namespace preflight::server {
@@ -46,6 +47,8 @@ struct http_server::impl {
     http_server_config config;
     http_handler handler;
     tcp::acceptor acceptor;
+    std::vector<asio::io_context*> spread;  // connection contexts (empty: connections go on ctx)
+    std::size_t next_context = 0;           // round robin over `spread`; the accept loop's only
 
     std::mutex mutex;
     std::unordered_set<std::shared_ptr<connection>> connections;
@@ -62,6 +65,20 @@ http_response json_response(unsigned status, std::string body, unsigned version,
     res.body() = std::move(body);
     res.prepare_payload();
     return res;
+}
+
+http_server::http_server(
+    asio::io_context& ctx,
+    std::vector<asio::io_context*> connection_contexts,
+    http_server_config config,
+    http_handler handler
+)
+    : http_server(ctx, std::move(config), std::move(handler)) {
+    if (connection_contexts.empty()) throw std::invalid_argument("http_server: no connection io_contexts");
+    for (const auto* c : connection_contexts) {
+        if (c == nullptr) throw std::invalid_argument("http_server: a connection io_context is null");
+    }
+    impl_->spread = std::move(connection_contexts);
 }
 
 http_server::http_server(asio::io_context& ctx, http_server_config config, http_handler handler)
@@ -94,9 +111,14 @@ void http_server::start() {
 asio::awaitable<void> http_server::accept_loop() {
     auto self = shared_from_this();
     for (;;) {
-        const asio::any_io_executor conn_ex = impl_->config.single_threaded
-                                                  ? asio::any_io_executor(impl_->ctx.get_executor())
-                                                  : asio::any_io_executor(asio::make_strand(impl_->ctx));
+        asio::any_io_executor conn_ex;
+        if (!impl_->spread.empty()) {
+            conn_ex = impl_->spread[impl_->next_context++ % impl_->spread.size()]->get_executor();
+        } else if (impl_->config.single_threaded) {
+            conn_ex = impl_->ctx.get_executor();
+        } else {
+            conn_ex = asio::make_strand(impl_->ctx);
+        }
         auto [ec, socket] = co_await impl_->acceptor.async_accept(conn_ex, use_tuple);
         if (ec) {
             if (ec == asio::error::operation_aborted || !impl_->acceptor.is_open()) co_return;

@@ -157,17 +157,16 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
         return 2;
     }
 
-    // One thread: tell Asio (it then skips waking other threads); the HTTP server also drops its per-connection
-    // strands (http_server_config::single_threaded).
-    const bool one_thread = cfg.get_int("server.threads") == 1;
-    asio::io_context ctx(one_thread ? 1 : BOOST_ASIO_CONCURRENCY_HINT_DEFAULT);
+    // One io_context per thread, each connection (and every run it starts) on one of them: no strands, no handler
+    // of a connection ever waits for another thread. Pools, timers and signals live on context 0.
+    io_context_per_thread io(static_cast<std::size_t>(cfg.get_int("server.threads")));
+    asio::io_context& ctx = io.main();
     std::shared_ptr<clients::pg_pool> pool;
     std::unique_ptr<clients::http_balance_clients> balance_clients;
     std::unique_ptr<clients::periodic_purge> purge;
     std::unique_ptr<api> the_api;
     int code = 0;
     {
-        io_threads threads(ctx, static_cast<std::size_t>(cfg.get_int("server.threads")));
         try {
             const std::string data_path = cfg.get_string("server.data");
             const std::string pg_url = cfg.get_string("server.postgres_url");
@@ -273,9 +272,8 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
             http_server_config http;
             http.address = cfg.get_string("server.listen");
             http.port = static_cast<std::uint16_t>(cfg.get_int("server.port"));
-            http.single_threaded = one_thread;
             const bool drained = serve_until_signal(
-                ctx, *the_api, http, std::chrono::milliseconds(cfg.get_int("server.drain_timeout_ms")), std::cout
+                io, *the_api, http, std::chrono::milliseconds(cfg.get_int("server.drain_timeout_ms")), std::cout
             );
             if (!drained) std::cerr << "preflightd: drain timed out; exiting anyway" << std::endl;
             std::cerr << "preflightd: stopped" << std::endl;
@@ -286,7 +284,7 @@ int run_preflightd(int argc, const char* const* argv, const preflightd_parts& pa
             std::cerr << "preflightd: " << e.what() << std::endl;
             code = 1;
         }
-        threads.stop();
+        io.stop();
         if (pool && the_api && the_api->leases().held() > 0) {
             // Held leases are left to the store's ttl (their executions may still run elsewhere). Destroying them
             // would queue releases that hold the pool past the io_context, so the api is deliberately not

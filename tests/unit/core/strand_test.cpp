@@ -68,4 +68,24 @@ TEST(make_io_strand, runs_handlers_in_order_on_an_io_context) {
     EXPECT_EQ(order, (std::vector<int>{0, 1, 2, 3, 4}));
 }
 
+TEST(runs_serially, a_strand_or_a_context_marked_single_threaded) {
+    asio::io_context io;
+    const asio::any_io_executor plain = io.get_executor();
+    const asio::any_io_executor tracked = asio::prefer(io.get_executor(), asio::execution::outstanding_work.tracked);
+    EXPECT_TRUE(preflight::runs_serially(preflight::make_io_strand(io.get_executor())));
+    EXPECT_FALSE(preflight::runs_serially(plain));
+    EXPECT_FALSE(preflight::runs_serially(tracked));
+    preflight::mark_single_threaded(io);
+    preflight::mark_single_threaded(io);  // idempotent
+    EXPECT_TRUE(preflight::runs_serially(plain));
+    EXPECT_TRUE(preflight::runs_serially(tracked));
+    // The mark belongs to that context only; other executors are never assumed serial.
+    asio::io_context other;
+    EXPECT_FALSE(preflight::runs_serially(other.get_executor()));
+    asio::thread_pool tp{1};
+    EXPECT_FALSE(preflight::runs_serially(tp.get_executor()));
+    EXPECT_FALSE(preflight::runs_serially(asio::any_io_executor{}));
+    tp.join();
+}
+
 }  // namespace

@@ -1,4 +1,5 @@
 #include "gates_support.hpp"
+#include <preflight/core/strand.hpp>
 #include <preflight/gates/pipeline.hpp>
 
 #include <boost/asio/cancellation_signal.hpp>
@@ -711,6 +712,38 @@ TEST(pipeline, fast_path_on_a_callers_strand_leaves_no_work_behind) {
     ctx.run();
     EXPECT_EQ(allowed, 100);
     EXPECT_EQ(a->calls, 100);  // only the second gate ran its coroutine
+}
+
+// On an io_context that one thread runs (mark_single_threaded), a run needs no strand of its own: its checks run on
+// the context's executor itself. On an unmarked context (any number of threads may run it) each run gets a strand.
+TEST(pipeline, runs_in_place_on_a_context_marked_single_threaded_and_on_a_strand_otherwise) {
+    struct seen {
+        int strand = 0;
+        int plain = 0;
+    };
+    auto observe = [](std::shared_ptr<seen> out) {
+        return [out](g::gate_context&) -> asio::awaitable<result<g::verdict>> {
+            const auto ex = co_await asio::this_coro::executor;
+            if (preflight::is_io_strand(ex)) ++out->strand;
+            if (ex.target<asio::io_context::executor_type>() != nullptr) ++out->plain;
+            co_return g::verdict::pass();
+        };
+    };
+    for (const bool marked : {true, false}) {
+        auto got = std::make_shared<seen>();
+        g::gate_spec ban;
+        ban.name = "ban";
+        ban.check = observe(got);
+        g::gate_spec usage;
+        usage.name = "usage";
+        usage.check = observe(got);
+        auto p = g::pipeline_builder{}.add_gate(ban).add_gate(usage).build();
+        asio::io_context ctx(1);
+        if (marked) preflight::mark_single_threaded(ctx);
+        for (int i = 0; i < 3; ++i) EXPECT_TRUE(run_once(ctx, p, exec_request()).allowed);
+        EXPECT_EQ(got->plain, marked ? 6 : 0) << "marked " << marked;
+        EXPECT_EQ(got->strand, marked ? 0 : 6) << "marked " << marked;
+    }
 }
 
 // The driver of a run waits on a handler parked in the run itself (no timer); when the io_context goes away with the

@@ -1,7 +1,10 @@
+#include <preflight/core/strand.hpp>
+#include <preflight/server/daemon.hpp>
 #include <preflight/server/http_server.hpp>
 
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/post.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/use_awaitable.hpp>
@@ -11,7 +14,12 @@
 #include <boost/beast/http/write.hpp>
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <future>
+#include <map>
+#include <mutex>
+#include <set>
+#include <stdexcept>
 #include <thread>
 
 namespace {
@@ -226,6 +234,98 @@ TEST_F(http_server_test, single_threaded_mode_serves_keep_alive_and_drains) {
     EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
     EXPECT_EQ(drained.get_future().wait_for(5s), std::future_status::ready);
     server_.reset();
+}
+
+// Connections spread over single-threaded io_contexts (as preflightd runs them): round robin, each connection's
+// handlers on its own context's thread; keep-alive and the drain behave the same.
+TEST(http_server_spread, connections_go_round_robin_over_the_contexts_and_drain) {
+    preflight::server::io_context_per_thread io(2);
+    ASSERT_EQ(io.size(), 2U);
+    std::mutex m;
+    std::map<std::string, std::set<std::thread::id>> threads;  // connection (target) -> threads that served it
+    preflight::server::http_server_config cfg;
+    cfg.port = 0;
+    auto server = std::make_shared<preflight::server::http_server>(
+        io.main(),
+        io.contexts(),
+        cfg,
+        [&](http_request req) -> asio::awaitable<http_response> {
+            {
+                std::lock_guard lock(m);
+                threads[std::string(req.target())].insert(std::this_thread::get_id());
+            }
+            co_return preflight::server::json_response(200, R"({"echo":")" + req.body() + R"("})");
+        }
+    );
+    server->start();
+    asio::io_context client_ctx;
+    auto connect = [&] {
+        tcp::socket s(client_ctx);
+        s.connect({asio::ip::make_address("127.0.0.1"), server->port()});
+        return s;
+    };
+    auto roundtrip = [](tcp::socket& s, const std::string& target, int i) {
+        http::request<http::string_body> req{http::verb::post, target, 11};
+        req.set(http::field::host, "localhost");
+        req.body() = std::to_string(i);
+        req.prepare_payload();
+        http::write(s, req);
+        boost::beast::flat_buffer buf;
+        http::response<http::string_body> res;
+        http::read(s, buf, res);
+        EXPECT_EQ(res.result_int(), 200);
+        EXPECT_EQ(res.body(), R"({"echo":")" + std::to_string(i) + R"("})");
+        EXPECT_TRUE(res.keep_alive());
+    };
+    auto a = connect();
+    for (int i = 0; i < 3; ++i) roundtrip(a, "/a", i);  // accepted first: context 0
+    auto b = connect();
+    for (int i = 0; i < 3; ++i) roundtrip(b, "/b", i);  // then context 1
+    {
+        std::lock_guard lock(m);
+        ASSERT_EQ(threads["/a"].size(), 1U);
+        ASSERT_EQ(threads["/b"].size(), 1U);
+        EXPECT_NE(*threads["/a"].begin(), *threads["/b"].begin());
+    }
+    std::promise<void> drained;
+    server->stop([&] { drained.set_value(); });
+    char byte;
+    boost::system::error_code ec;
+    asio::read(a, asio::buffer(&byte, 1), ec);  // idle connections on either context are closed
+    EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+    asio::read(b, asio::buffer(&byte, 1), ec);
+    EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+    EXPECT_EQ(drained.get_future().wait_for(5s), std::future_status::ready);
+    io.stop();
+    server.reset();
+}
+
+TEST(http_server_spread, rejects_an_empty_or_null_context_list) {
+    asio::io_context ctx;
+    preflight::server::http_server_config cfg;
+    cfg.port = 0;
+    auto handler = [](http_request) -> asio::awaitable<http_response> {
+        co_return preflight::server::json_response(200, "{}");
+    };
+    EXPECT_THROW(preflight::server::http_server(ctx, {}, cfg, handler), std::invalid_argument);
+    EXPECT_THROW(preflight::server::http_server(ctx, {&ctx, nullptr}, cfg, handler), std::invalid_argument);
+}
+
+TEST(io_context_per_thread, marks_each_context_single_threaded_and_zero_means_the_hardware_threads) {
+    preflight::server::io_context_per_thread io(3);
+    ASSERT_EQ(io.size(), 3U);
+    EXPECT_EQ(&io.main(), &io.context(0));
+    EXPECT_EQ(io.contexts().size(), 3U);
+    for (std::size_t i = 0; i < io.size(); ++i) {
+        EXPECT_TRUE(preflight::runs_serially(io.context(i).get_executor())) << i;
+        std::promise<std::thread::id> ran;
+        asio::post(io.context(i), [&] { ran.set_value(std::this_thread::get_id()); });
+        EXPECT_NE(ran.get_future().get(), std::this_thread::get_id());
+    }
+    EXPECT_THROW((void)io.context(3), std::out_of_range);
+    io.stop();
+    io.stop();  // idempotent
+    EXPECT_EQ(preflight::server::io_context_per_thread(0).size(), std::max(1U, std::thread::hardware_concurrency()));
 }
 
 }  // namespace

@@ -13,6 +13,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace preflight::server {
 
@@ -51,12 +52,22 @@ struct http_server_stats {
 
 /// HTTP/1.1 server (Boost.Beast) with keep-alive, body and header limits, read/idle/write timeouts and
 /// a graceful drain. Each connection runs on its own strand, so the io_context may be run by many threads (unless
-/// `http_server_config::single_threaded`).
+/// `http_server_config::single_threaded`), or on one of several single-threaded io_contexts (the second
+/// constructor).
 /// Thread safety: `start`, `stop` and the accessors may be called from any thread.
 class http_server : public std::enable_shared_from_this<http_server> {
 public:
     /// Binds and listens at once (throws `boost::system::system_error` naming the address when it cannot).
     http_server(boost::asio::io_context& ctx, http_server_config config, http_handler handler);
+    /// The same, accepting on `ctx` but spreading the connections over `connection_contexts` (round robin), each
+    /// connection on its context's executor without a strand: every one of them must be run by exactly one thread
+    /// (as `io_context_per_thread` runs them). Throws `std::invalid_argument` when the list is empty or holds null.
+    http_server(
+        boost::asio::io_context& ctx,
+        std::vector<boost::asio::io_context*> connection_contexts,
+        http_server_config config,
+        http_handler handler
+    );
     ~http_server();
     http_server(const http_server&) = delete;
     http_server& operator=(const http_server&) = delete;
