@@ -7,8 +7,8 @@
 #
 # Env: PREFLIGHTD (binary; default build/rel/server/preflightd, else the stand-in
 #      build/rel/bench/server/preflightd_standin), PREFLIGHTD_ARGS (extra flags, e.g. limits raised so the fixed
-#      request stays allowed), DURATION (30s), CONNECTIONS (64), THREADS (server io threads, 2; 1 drops the
-#      per-connection strands but caps the server at one core: ~55k req/s at ~18 us per request), PORT (18080),
+#      request stays allowed), DURATION (30s), CONNECTIONS (64), THREADS (server io threads, 2: an io_context
+#      each, connections round robin over them; 1 caps the server at one core), PORT (18080),
 #      W7_RELEASE=0 (do not release leases), W7_USER / W7_ORG / W7_OPERATION (see w7.lua).
 set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
