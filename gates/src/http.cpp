@@ -1,21 +1,34 @@
 #include <preflight/gates/decision_json.hpp>
 #include <preflight/gates/http.hpp>
 
+#include <array>
+#include <charconv>
+
 namespace preflight::gates {
 namespace {
 
-std::string whole_seconds_at_least_one(std::chrono::milliseconds ms) {
+/// Whole seconds, rounded up, at least 1, as decimal text in `buf`.
+std::string_view whole_seconds_at_least_one(std::chrono::milliseconds ms, std::array<char, 24>& buf) {
     // Rounds up without `count() + 999`, which overflowed for a retry-after near the maximum (fuzz finding).
     const auto c = ms.count();
-    const auto s = c / 1000 + (c % 1000 > 0 ? 1 : 0);
-    return std::to_string(s < 1 ? 1 : s);
+    auto sec = c / 1000 + (c % 1000 > 0 ? 1 : 0);
+    if (sec < 1) sec = 1;
+    const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), sec);
+    return {buf.data(), static_cast<std::size_t>(r.ptr - buf.data())};
 }
 
-/// An sf-string (RFC 8941): quotes and backslashes escaped. Gate names are validated when a pipeline is
+template <class Int>
+void append_number(std::string& out, Int v) {
+    std::array<char, 24> buf{};
+    const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
+    out.append(buf.data(), static_cast<std::size_t>(r.ptr - buf.data()));
+}
+
+/// Appends an sf-string (RFC 8941): quotes and backslashes escaped. Gate names are validated when a pipeline is
 /// built, but this is a header value: anything outside printable ASCII (CR, LF, other controls, non-ASCII
 /// bytes), which an sf-string cannot carry, becomes '?' so that no name can inject a header line.
-std::string sf_string(std::string_view s) {
-    std::string out = "\"";
+void append_sf_string(std::string& out, std::string_view s) {
+    out += '"';
     for (char c : s) {
         const auto u = static_cast<unsigned char>(c);
         if (u < 0x20 || u > 0x7e) {
@@ -26,8 +39,15 @@ std::string sf_string(std::string_view s) {
         out += c;
     }
     out += '"';
-    return out;
 }
+
+/// The RateLimit-Policy and RateLimit values under construction; a thread's buffers are reused from one answer to
+/// the next (taken out for the call, so that a nested call cannot clobber them).
+struct rate_limit_values {
+    std::string policy;
+    std::string state;
+};
+thread_local rate_limit_values reusable_values;
 
 }  // namespace
 
@@ -38,22 +58,32 @@ const std::string* http_response::header(std::string_view name) const noexcept {
     return nullptr;
 }
 
-std::vector<std::pair<std::string, std::string>> http_fields(const decision& d) {
-    std::vector<std::pair<std::string, std::string>> out;
+void for_each_http_field(
+    const decision& d, const std::function<void(std::string_view name, std::string_view value)>& emit
+) {
     if (!d.allowed && (d.status == 429 || (d.status == 503 && d.retry_after))) {
-        out.emplace_back("Retry-After", whole_seconds_at_least_one(d.retry_after.value_or(std::chrono::seconds{1})));
+        std::array<char, 24> buf{};
+        emit("Retry-After", whole_seconds_at_least_one(d.retry_after.value_or(std::chrono::seconds{1}), buf));
     }
-    std::string policy;
-    std::string state;
+    rate_limit_values v = std::move(reusable_values);
+    v.policy.clear();
+    v.state.clear();
     const auto add = [&](std::string_view gate, const limiter_info& l) {
         if (l.window.count() <= 0) return;  // a concurrency or monthly quota: not a time-window policy
-        const auto name = sf_string(gate);
-        if (!policy.empty()) {
-            policy += ", ";
-            state += ", ";
+        if (!v.policy.empty()) {
+            v.policy += ", ";
+            v.state += ", ";
         }
-        policy += name + ";q=" + std::to_string(l.limit) + ";w=" + std::to_string(l.window.count());
-        state += name + ";r=" + std::to_string(l.remaining) + ";t=" + std::to_string(l.reset.count());
+        append_sf_string(v.policy, gate);
+        v.policy += ";q=";
+        append_number(v.policy, l.limit);
+        v.policy += ";w=";
+        append_number(v.policy, l.window.count());
+        append_sf_string(v.state, gate);
+        v.state += ";r=";
+        append_number(v.state, l.remaining);
+        v.state += ";t=";
+        append_number(v.state, l.reset.count());
     };
     if (!d.allowed) {
         if (d.limiter) add(d.gate, *d.limiter);
@@ -62,10 +92,16 @@ std::vector<std::pair<std::string, std::string>> http_fields(const decision& d) 
             if (t.outcome == gate_outcome::pass && t.limiter) add(t.gate, *t.limiter);
         }
     }
-    if (!policy.empty()) {
-        out.emplace_back("RateLimit-Policy", std::move(policy));
-        out.emplace_back("RateLimit", std::move(state));
+    if (!v.policy.empty()) {
+        emit("RateLimit-Policy", v.policy);
+        emit("RateLimit", v.state);
     }
+    reusable_values = std::move(v);
+}
+
+std::vector<std::pair<std::string, std::string>> http_fields(const decision& d) {
+    std::vector<std::pair<std::string, std::string>> out;
+    for_each_http_field(d, [&](std::string_view name, std::string_view value) { out.emplace_back(name, value); });
     return out;
 }
 

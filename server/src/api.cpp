@@ -153,7 +153,7 @@ boost::asio::awaitable<http_response> api::preflight(const http_request& req, st
     http_response res{d.allowed ? http::status::ok : static_cast<http::status>(d.status), version};
     res.set(http::field::content_type, "application/json");
     // Retry-After, RateLimit-Policy and RateLimit as gates::http_fields maps them (allowed answers too).
-    for (auto& [name, value] : gates::http_fields(d)) res.set(name, std::move(value));
+    gates::for_each_http_field(d, [&res](std::string_view name, std::string_view value) { res.set(name, value); });
     res.set(http::field::server, "preflightd");
     res.keep_alive(keep_alive);
     res.body() = std::move(a.body);

@@ -120,7 +120,7 @@ http_response auth_response(const gates::decision& d, unsigned version, bool kee
     http_response res{d.allowed ? http::status::ok : static_cast<http::status>(d.status), version};
     res.set(http::field::server, "preflightd");
     // Retry-After, RateLimit-Policy and RateLimit exactly as POST /v1/preflight sends them.
-    for (auto& [name, value] : gates::http_fields(d)) res.set(name, std::move(value));
+    gates::for_each_http_field(d, [&res](std::string_view name, std::string_view value) { res.set(name, value); });
     if (!d.allowed) {
         res.set(auth_header_code, auth_header_text(d.code));
         res.set(auth_header_gate, auth_header_text(d.gate));

@@ -231,6 +231,36 @@ TEST(http_fields, an_allowed_answer_carries_every_passing_time_window_limiter) {
         << "to_http: Content-Type, then these";
 }
 
+// The visitor preflightd uses: the same fields in the same order, a reused thread buffer never leaking one answer's
+// limiters into the next, and gate names escaped as sf-strings (no header injection).
+TEST(http_fields, for_each_matches_the_list_and_reuses_nothing_between_answers) {
+    using fields = std::vector<std::pair<std::string, std::string>>;
+    const auto visit = [](const g::decision& d) {
+        fields out;
+        g::for_each_http_field(d, [&](std::string_view n, std::string_view v) { out.emplace_back(n, v); });
+        return out;
+    };
+    g::decision two;
+    two.trace.push_back(limiter_trace(
+        "backstop", g::gate_outcome::pass, {1000, 990, std::chrono::seconds(3600), std::chrono::seconds(1200)}
+    ));
+    two.trace.push_back(limiter_trace(
+        "rate_limit", g::gate_outcome::pass, {100, 42, std::chrono::seconds(20), std::chrono::seconds(12)}
+    ));
+    auto one = denied(429, std::chrono::milliseconds(1'001), g::limiter_info{5, 0, std::chrono::seconds(60), {}});
+    one.gate = "a\"b\r\nX: y";
+    EXPECT_EQ(visit(two), g::http_fields(two));
+    EXPECT_EQ(
+        visit(one),
+        (fields{
+            {"Retry-After", "2"},
+            {"RateLimit-Policy", R"("a\"b??X: y";q=5;w=60)"},
+            {"RateLimit", R"("a\"b??X: y";r=0;t=0)"}})
+    );
+    EXPECT_EQ(visit(two), g::http_fields(two));
+    EXPECT_TRUE(visit(g::decision{}).empty());
+}
+
 // The concurrency limit is not a rate: its 429 says Retry-After and no RateLimit fields (no w=0 / t=0 beside it).
 TEST(http_fields, the_concurrency_429_sends_no_rate_limit_fields) {
     auto d = denied(429, std::nullopt, g::limiter_info{10, 0, {}, {}});

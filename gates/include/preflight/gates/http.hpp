@@ -2,7 +2,9 @@
 
 #include <preflight/gates/decision.hpp>
 
+#include <functional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -27,6 +29,12 @@ struct http_response {
 ///   for time-window policies (`limiter_info::window` > 0): the concurrency 429 and the monthly usage quota send
 ///   none, so no field says `w=0` or `t=0` beside a Retry-After.
 [[nodiscard]] std::vector<std::pair<std::string, std::string>> http_fields(const decision& d);
+
+/// The same fields, in the same order, handed to `emit(name, value)` one by one (the value lives until `emit`
+/// returns): no allocation per answer once the calling thread's buffers have grown (what preflightd uses).
+void for_each_http_field(
+    const decision& d, const std::function<void(std::string_view name, std::string_view value)>& emit
+);
 
 /// Maps a decision to HTTP: allowed: 200 with the decision's JSON; denied: the denial's status and
 /// `{"error":{"code","message","gate"[, "retry_after_ms"][, details…]},"decision":{...}}` (`append_answer_json`, the
