@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 // Conformance suites of the five fact stores (ban_store, subscription_store, usage_store, member_store,
@@ -56,17 +57,58 @@ protected:
         EXPECT_TRUE(r.has_value()) << (r ? "" : r.error().message());
         return r ? std::move(*r) : T{};
     }
+    // Each lookup also asks the store's synchronous form (`try_…`): a store that answers at once (the in-memory ones)
+    // must give the same answer as its coroutine; one that cannot (Postgres) says nullopt.
     std::optional<clients::ban> find_ban(std::vector<std::string> ids) {
-        return ok(factory_.bans().find_active(std::move(ids)));
+        const std::vector<std::string_view> views(ids.begin(), ids.end());
+        auto now = factory_.bans().try_find_active(views);
+        auto found = ok(factory_.bans().find_active(std::move(ids)));
+        if (now) {
+            EXPECT_TRUE(now->has_value());
+            if (now->has_value()) {
+                EXPECT_TRUE(same_ban(**now, found)) << "try_find_active differs";
+            }
+        }
+        return found;
     }
     std::optional<clients::subscription> find_sub(const std::string& user, const std::string& org) {
-        return ok(factory_.subscriptions().find_highest_priority(user, org));
+        auto now = factory_.subscriptions().try_find_highest_priority(user, org);
+        auto found = ok(factory_.subscriptions().find_highest_priority(user, org));
+        if (now) {
+            EXPECT_TRUE(now->has_value());
+            if (now->has_value()) {
+                EXPECT_EQ(now->value().has_value(), found.has_value()) << "try_find_highest_priority differs";
+                if (now->value() && found) {
+                    EXPECT_EQ(now->value()->owner_id, found->owner_id);
+                    EXPECT_EQ(now->value()->plan, found->plan);
+                    EXPECT_EQ(now->value()->status, found->status);
+                }
+            }
+        }
+        return found;
+    }
+    static bool same_ban(const std::optional<clients::ban>& a, const std::optional<clients::ban>& b) {
+        if (a.has_value() != b.has_value()) return false;
+        return !a || (a->subject_id == b->subject_id && a->reason == b->reason && a->until == b->until);
     }
     clients::usage get_usage(const std::string& subject, const std::string& period) {
         return ok(factory_.usage().get(subject, period));
     }
     std::optional<clients::member> find_member(const std::string& org, const std::string& user) {
-        return ok(factory_.members().find(org, user));
+        auto now = factory_.members().try_find(org, user);
+        auto found = ok(factory_.members().find(org, user));
+        if (now) {
+            EXPECT_TRUE(now->has_value());
+            if (now->has_value()) {
+                EXPECT_EQ(now->value().has_value(), found.has_value()) << "try_find differs";
+                if (now->value() && found) {
+                    EXPECT_EQ(now->value()->usage_cap, found->usage_cap);
+                    EXPECT_EQ(now->value()->used, found->used);
+                    EXPECT_EQ(now->value()->role, found->role);
+                }
+            }
+        }
+        return found;
     }
     result<clients::balance_outcome> check_balance(const std::string& org) {
         return run(io_, factory_.balances().check(org));

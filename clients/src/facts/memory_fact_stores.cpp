@@ -31,15 +31,20 @@ memory_ban_store::memory_ban_store(wall_clock_fn now)
     : now_(now ? std::move(now) : wall_clock_fn{[] { return std::chrono::system_clock::now(); }}) {}
 
 asio::awaitable<result<std::optional<ban>>> memory_ban_store::find_active(std::vector<std::string> subject_ids) {
+    const std::vector<std::string_view> ids(subject_ids.begin(), subject_ids.end());
+    co_return *try_find_active(ids);
+}
+
+std::optional<result<std::optional<ban>>> memory_ban_store::try_find_active(
+    std::span<const std::string_view> subject_ids
+) {
     const auto now = now_();
     std::shared_lock lock(mutex_);
-    for (const auto& id : subject_ids) {
+    for (const auto id : subject_ids) {
         auto it = bans_.find(id);
-        if (it != bans_.end() && (!it->second.until || *it->second.until > now)) {
-            co_return std::optional<ban>{it->second};
-        }
+        if (it != bans_.end() && (!it->second.until || *it->second.until > now)) return std::optional<ban>{it->second};
     }
-    co_return std::optional<ban>{};
+    return std::optional<ban>{};
 }
 
 void memory_ban_store::put(ban b) {
@@ -56,15 +61,21 @@ bool memory_ban_store::remove(const std::string& subject_id) {
 asio::awaitable<result<std::optional<subscription>>> memory_subscription_store::find_highest_priority(
     std::string user_id, std::string org_id
 ) {
+    co_return *try_find_highest_priority(user_id, org_id);
+}
+
+std::optional<result<std::optional<subscription>>> memory_subscription_store::try_find_highest_priority(
+    std::string_view user_id, std::string_view org_id
+) {
     std::shared_lock lock(mutex_);
-    std::optional<subscription> best;
-    for (const auto* owner : {&user_id, &org_id}) {
-        if (owner->empty()) continue;
-        auto it = by_owner_.find(*owner);
+    const subscription* best = nullptr;
+    for (const auto owner : {user_id, org_id}) {
+        if (owner.empty()) continue;
+        auto it = by_owner_.find(owner);
         if (it == by_owner_.end() || !it->second.counts()) continue;
-        if (!best || it->second.plan > best->plan) best = it->second;
+        if (best == nullptr || it->second.plan > best->plan) best = &it->second;
     }
-    co_return best;
+    return best == nullptr ? std::optional<subscription>{} : std::optional<subscription>{*best};
 }
 
 void memory_subscription_store::put(subscription s) {
@@ -118,9 +129,15 @@ void memory_usage_store::add(
 }
 
 asio::awaitable<result<std::optional<member>>> memory_member_store::find(std::string org_id, std::string user_id) {
+    co_return *try_find(org_id, user_id);
+}
+
+std::optional<result<std::optional<member>>> memory_member_store::try_find(
+    std::string_view org_id, std::string_view user_id
+) {
     std::shared_lock lock(mutex_);
     auto it = members_.find(std::pair<std::string_view, std::string_view>{org_id, user_id});
-    co_return it == members_.end() ? std::optional<member>{} : std::optional<member>{it->second};
+    return it == members_.end() ? std::optional<member>{} : std::optional<member>{it->second};
 }
 
 void memory_member_store::put(member m) {

@@ -11,11 +11,13 @@
 #include <boost/asio/awaitable.hpp>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cmath>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -259,6 +261,16 @@ clients::subject_facts_query read_query(const state& st, const request& r) {
 
 // ---- ban --------------------------------------------------------------------------------------------------------
 
+/// The ban gate's verdict on the active ban found (if any).
+result<verdict> ban_verdict(const state& st, const std::optional<clients::ban>& found) {
+    if (!found) return verdict::pass();
+    const clients::ban& b = *found;
+    denial d = make_denial(403, "banned", "subject '" + b.subject_id + "' is banned");
+    // No retry-after: a 403 carries none (RFC 9110). When the ban ends is said only when configured to.
+    if (b.until && st.s.ban_expose_until) d.details.emplace_back("banned_until", rfc3339_utc(*b.until));
+    return verdict::deny(std::move(d));
+}
+
 asio::awaitable<result<verdict>> ban_check(state_ptr st, gate_context& c) {
     const auto& s = c.req().subject;
     if (s.user.empty() && s.org.empty() && s.ip.empty() && s.api_key_id.empty()) co_return verdict::pass();
@@ -272,12 +284,23 @@ asio::awaitable<result<verdict>> ban_check(state_ptr st, gate_context& c) {
         if (!r) co_return r.error();
         found = std::move(*r);
     }
-    if (!found) co_return verdict::pass();
-    const clients::ban& b = *found;
-    denial d = make_denial(403, "banned", "subject '" + b.subject_id + "' is banned");
-    // No retry-after: a 403 carries none (RFC 9110). When the ban ends is said only when configured to.
-    if (b.until && st->s.ban_expose_until) d.details.emplace_back("banned_until", rfc3339_utc(*b.until));
-    co_return verdict::deny(std::move(d));
+    co_return ban_verdict(*st, found);
+}
+
+/// `ban_check` without a coroutine, when the ban store answers at once (`ban_store::try_find_active`).
+std::optional<result<verdict>> ban_try(const state& st, gate_context& c) {
+    const auto& s = c.req().subject;
+    if (s.user.empty() && s.org.empty() && s.ip.empty() && s.api_key_id.empty()) return verdict::pass();
+    if (st.reads_key) return std::nullopt;  // the combined read: `ban_check` waits for it
+    std::array<std::string_view, 4> ids{};
+    std::size_t n = 0;
+    for (const std::string* id : {&s.user, &s.org, &s.ip, &s.api_key_id}) {
+        if (!id->empty()) ids[n++] = *id;  // ban_subjects' order
+    }
+    auto r = st.stores.bans->try_find_active(std::span<const std::string_view>(ids.data(), n));
+    if (!r) return std::nullopt;
+    if (!*r) return r->error();
+    return ban_verdict(st, **r);
 }
 
 // ---- usage ------------------------------------------------------------------------------------------------------
@@ -303,6 +326,22 @@ std::optional<result<usage_fact>> load_usage_now(const state& st, const request&
     f.used = st.mem_usage->get_now(subject, f.period);
     f.subject = subject;
     return f;
+}
+
+/// The usage gate's verdict on the period's usage `u` under `limit` (> 0) of `tier`.
+result<verdict> usage_verdict(std::uint64_t limit, plan_tier tier, const usage_fact& u) {
+    if (u.subject.empty()) return verdict::pass();
+    if (u.used.requests < limit) {
+        verdict v = verdict::pass();
+        v.set_limiter(quota_info(limit, u.used.requests + 1));  // this execution included
+        return v;
+    }
+    return verdict::deny(make_denial(
+        402,
+        "usage_limit_exceeded",
+        "'" + u.subject + "' used " + std::to_string(u.used.requests) + " of " + std::to_string(limit) +
+            " requests of the " + std::string(clients::to_string(tier)) + " plan in the period starting " + u.period
+    ));
 }
 
 asio::awaitable<result<verdict>> usage_check(state_ptr st, gate_context& c) {
@@ -331,22 +370,48 @@ asio::awaitable<result<verdict>> usage_check(state_ptr st, gate_context& c) {
         const usage_fact& f = co_await c.fact(*st->usage_key);
         used = &f;
     }
-    const usage_fact& u = *used;
-    if (u.subject.empty()) co_return verdict::pass();
-    if (u.used.requests < limit) {
-        verdict v = verdict::pass();
-        v.set_limiter(quota_info(limit, u.used.requests + 1));  // this execution included
-        co_return v;
+    co_return usage_verdict(limit, *tier, *used);
+}
+
+/// `usage_check` without a coroutine, when both of its facts are already there (loaded at once at the run's start).
+std::optional<result<verdict>> usage_try(const state& st, gate_context& c) {
+    if (st.reads_key) return std::nullopt;
+    std::optional<plan_tier> tier;
+    boost::system::error_code fact_failure;
+    std::string failed_fact;
+    try {
+        const sub_fact* f = c.try_fact(*st.sub_key);
+        if (f == nullptr) return std::nullopt;
+        tier = tier_of(*f);
+    } catch (const fact_error& e) {
+        fact_failure = e.code();
+        failed_fact = e.fact();
     }
-    co_return verdict::deny(make_denial(
-        402,
-        "usage_limit_exceeded",
-        "'" + u.subject + "' used " + std::to_string(u.used.requests) + " of " + std::to_string(limit) +
-            " requests of the " + std::string(clients::to_string(*tier)) + " plan in the period starting " + u.period
-    ));
+    if (!tier) {
+        if (st.s.usage_fail_open) return fact_failure;  // as usage_check
+        return verdict::deny(subscription_unavailable(failed_fact, fact_failure));
+    }
+    const std::uint64_t limit = st.s.usage_limits[tier_index(*tier)];
+    if (limit == 0 || !st.reads_usage) return verdict::pass();
+    const usage_fact* used = c.try_fact(*st.usage_key);  // a failed usage fact throws: the gate's error
+    if (used == nullptr) return std::nullopt;
+    return usage_verdict(limit, *tier, *used);
 }
 
 // ---- org member cap ---------------------------------------------------------------------------------------------
+
+/// The member cap's verdict on the membership found (if any).
+result<verdict> member_cap_verdict(const std::optional<clients::member>& found) {
+    if (!found || !found->usage_cap) return verdict::pass();  // not a member, or uncapped
+    const clients::member& m = *found;
+    if (m.used < *m.usage_cap) return verdict::pass();
+    return verdict::deny(make_denial(
+        402,
+        "member_usage_cap_exceeded",
+        "user '" + m.user_id + "' used " + std::to_string(m.used) + " of the member cap of " +
+            std::to_string(*m.usage_cap) + " in org '" + m.org_id + "'"
+    ));
+}
 
 asio::awaitable<result<verdict>> member_cap_check(state_ptr st, gate_context& c) {
     const auto& s = c.req().subject;
@@ -362,15 +427,18 @@ asio::awaitable<result<verdict>> member_cap_check(state_ptr st, gate_context& c)
         if (!r) co_return r.error();
         found = std::move(*r);
     }
-    if (!found || !found->usage_cap) co_return verdict::pass();  // not a member, or uncapped
-    const clients::member& m = *found;
-    if (m.used < *m.usage_cap) co_return verdict::pass();
-    co_return verdict::deny(make_denial(
-        402,
-        "member_usage_cap_exceeded",
-        "user '" + m.user_id + "' used " + std::to_string(m.used) + " of the member cap of " +
-            std::to_string(*m.usage_cap) + " in org '" + m.org_id + "'"
-    ));
+    co_return member_cap_verdict(found);
+}
+
+/// `member_cap_check` without a coroutine, when the member store answers at once (`member_store::try_find`).
+std::optional<result<verdict>> member_cap_try(const state& st, gate_context& c) {
+    const auto& s = c.req().subject;
+    if (s.org.empty() || s.user.empty()) return verdict::pass();
+    if (st.reads_key) return std::nullopt;  // the combined read: `member_cap_check` waits for it
+    auto r = st.stores.members->try_find(s.org, s.user);
+    if (!r) return std::nullopt;
+    if (!*r) return r->error();
+    return member_cap_verdict(**r);
 }
 
 // ---- balance ----------------------------------------------------------------------------------------------------
@@ -932,9 +1000,15 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
             return load_read_facts(st, read_query(*st, r));
         });
     } else {
-        st->sub_key = b.add_fact<sub_fact>(sub_fact_name, [st](const request& r) {
-            return load_subscription(st, r.subject.user, r.subject.org);
-        });
+        st->sub_key = b.add_fact<sub_fact>(
+            sub_fact_name,
+            [st](const request& r) { return load_subscription(st, r.subject.user, r.subject.org); },
+            [st](const request& r) -> std::optional<result<sub_fact>> {
+                // At once when the store can (`subscription_store::try_find_highest_priority`).
+                if (r.subject.user.empty() && r.subject.org.empty()) return sub_fact{};
+                return st->stores.subscriptions->try_find_highest_priority(r.subject.user, r.subject.org);
+            }
+        );
     }
     if (st->reads_usage && !st->reads_key) {
         fact_try_loader<usage_fact> usage_now;
@@ -961,6 +1035,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     ban.on_failure = policy(s.ban_fail_open);
     if (st->reads_key) ban.facts = {sub_fact_name};
     ban.check = [st](gate_context& c) { return ban_check(st, c); };
+    ban.try_check = [st](gate_context& c) { return ban_try(*st, c); };
     add(std::move(ban));
 
     gate_spec usage;
@@ -971,6 +1046,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     usage.facts = {sub_fact_name};
     if (st->usage_key) usage.facts.emplace_back("period_usage");
     usage.check = [st](gate_context& c) { return usage_check(st, c); };
+    usage.try_check = [st](gate_context& c) { return usage_try(*st, c); };
     add(std::move(usage));
 
     gate_spec member_cap;
@@ -980,6 +1056,7 @@ pipeline default_pipeline_with_options(const config& cfg, default_pipeline_deps 
     member_cap.on_failure = policy(s.member_cap_fail_open);
     if (st->reads_key) member_cap.facts = {sub_fact_name};
     member_cap.check = [st](gate_context& c) { return member_cap_check(st, c); };
+    member_cap.try_check = [st](gate_context& c) { return member_cap_try(*st, c); };
     add(std::move(member_cap));
 
     if (with_balance) {

@@ -5,6 +5,9 @@
 #include <boost/json/parse.hpp>
 #include <gtest/gtest.h>
 
+#include <array>
+#include <string_view>
+
 using namespace preflight::clients;
 using preflight::test::run_coro;
 using namespace std::chrono_literals;
@@ -55,6 +58,35 @@ TEST_F(memory_facts, subscription_highest_priority_of_personal_and_org) {
     EXPECT_EQ((*canceled)->plan, plan_tier::pro);
 
     EXPECT_FALSE(run_coro(ctx_, subs.find_highest_priority("user_9", ""))->has_value());
+}
+
+// The in-memory stores always answer their synchronous forms (the default pipeline's fast path), and the answer is
+// the coroutine's (the conformance suites compare the two on every lookup).
+TEST_F(memory_facts, synchronous_lookups_always_answer) {
+    auto now = std::chrono::system_clock::from_time_t(1'800'000'000);
+    memory_ban_store bans([&] { return now; });
+    bans.put({"org_1", "fraud", std::nullopt});
+    const std::array<std::string_view, 2> ids{"user_1", "org_1"};
+    auto ban = bans.try_find_active(ids);
+    ASSERT_TRUE(ban.has_value());
+    ASSERT_TRUE(ban->has_value());
+    ASSERT_TRUE(ban->value().has_value());
+    EXPECT_EQ(ban->value()->subject_id, "org_1");
+    EXPECT_FALSE(bans.try_find_active({})->value().has_value());
+
+    memory_subscription_store subs;
+    subs.put({"org_1", plan_tier::team, "active", 5, std::nullopt});
+    auto sub = subs.try_find_highest_priority("user_1", "org_1");
+    ASSERT_TRUE(sub.has_value() && sub->has_value() && sub->value().has_value());
+    EXPECT_EQ(sub->value()->plan, plan_tier::team);
+    EXPECT_FALSE(subs.try_find_highest_priority("", "")->value().has_value());
+
+    memory_member_store members;
+    members.put({"org_1", "user_1", "member", 10, 3});
+    auto m = members.try_find("org_1", "user_1");
+    ASSERT_TRUE(m.has_value() && m->has_value() && m->value().has_value());
+    EXPECT_EQ(m->value()->usage_cap, std::optional<std::uint64_t>(10));
+    EXPECT_FALSE(members.try_find("org_1", "user_2")->value().has_value());
 }
 
 TEST_F(memory_facts, usage_and_members) {

@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 
 namespace preflight::clients {
 
@@ -27,6 +28,16 @@ public:
 
     /// The membership of `user_id` in `org_id`, or nullopt when the user is not a member.
     virtual boost::asio::awaitable<result<std::optional<member>>> find(std::string org_id, std::string user_id) = 0;
+
+    /// `find` answered at once, when the store can without waiting (the in-memory one does); nullopt: ask `find`.
+    /// See `ban_store::try_find_active`.
+    [[nodiscard]] virtual std::optional<result<std::optional<member>>> try_find(
+        std::string_view org_id, std::string_view user_id
+    ) {
+        (void)org_id;
+        (void)user_id;
+        return std::nullopt;
+    }
 };
 
 }  // namespace preflight::clients

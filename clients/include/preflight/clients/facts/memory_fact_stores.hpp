@@ -13,6 +13,7 @@
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
+#include <span>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -20,6 +21,14 @@
 #include <utility>
 
 namespace preflight::clients {
+
+namespace detail {
+/// A string hash that also takes `std::string_view` (lookups without copying the key).
+struct string_hash {
+    using is_transparent = void;
+    std::size_t operator()(std::string_view s) const noexcept { return std::hash<std::string_view>{}(s); }
+};
+}  // namespace detail
 
 /// Wall-clock source for ban expiry (injectable in tests).
 using wall_clock_fn = std::function<std::chrono::system_clock::time_point()>;
@@ -30,6 +39,8 @@ public:
     explicit memory_ban_store(wall_clock_fn now = {});
 
     boost::asio::awaitable<result<std::optional<ban>>> find_active(std::vector<std::string> subject_ids) override;
+    /// Always answers (under a shared lock).
+    std::optional<result<std::optional<ban>>> try_find_active(std::span<const std::string_view> subject_ids) override;
 
     void put(ban b);
     bool remove(const std::string& subject_id);
@@ -37,7 +48,7 @@ public:
 private:
     wall_clock_fn now_;
     mutable std::shared_mutex mutex_;
-    std::unordered_map<std::string, ban> bans_;
+    std::unordered_map<std::string, ban, detail::string_hash, std::equal_to<>> bans_;
 };
 
 /// In-memory subscriptions keyed by owner (org id or user id). Thread-safe.
@@ -46,12 +57,16 @@ public:
     boost::asio::awaitable<result<std::optional<subscription>>> find_highest_priority(
         std::string user_id, std::string org_id
     ) override;
+    /// Always answers (under a shared lock).
+    std::optional<result<std::optional<subscription>>> try_find_highest_priority(
+        std::string_view user_id, std::string_view org_id
+    ) override;
 
     void put(subscription s);
 
 private:
     mutable std::shared_mutex mutex_;
-    std::unordered_map<std::string, subscription> by_owner_;
+    std::unordered_map<std::string, subscription, detail::string_hash, std::equal_to<>> by_owner_;
 };
 
 /// In-memory usage per (subject, period start). Thread-safe.
@@ -111,6 +126,8 @@ private:
 class memory_member_store final : public member_store {
 public:
     boost::asio::awaitable<result<std::optional<member>>> find(std::string org_id, std::string user_id) override;
+    /// Always answers (under a shared lock).
+    std::optional<result<std::optional<member>>> try_find(std::string_view org_id, std::string_view user_id) override;
 
     void put(member m);
 

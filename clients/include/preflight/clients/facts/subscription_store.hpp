@@ -41,6 +41,16 @@ public:
     virtual boost::asio::awaitable<result<std::optional<subscription>>> find_highest_priority(
         std::string user_id, std::string org_id
     ) = 0;
+
+    /// `find_highest_priority` answered at once, when the store can without waiting (the in-memory one does);
+    /// nullopt: ask `find_highest_priority`. See `ban_store::try_find_active`.
+    [[nodiscard]] virtual std::optional<result<std::optional<subscription>>> try_find_highest_priority(
+        std::string_view user_id, std::string_view org_id
+    ) {
+        (void)user_id;
+        (void)org_id;
+        return std::nullopt;
+    }
 };
 
 }  // namespace preflight::clients
