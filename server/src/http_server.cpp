@@ -157,7 +157,7 @@ asio::awaitable<void> http_server::session(std::shared_ptr<void> erased) {
 
     for (;;) {
         if (impl_->stopping_flag.load(std::memory_order_acquire)) break;
-        http::request_parser<http::string_body> parser;
+        http::request_parser<http::string_body, field_allocator<char>> parser;
         parser.body_limit(cfg.max_body_bytes);
         parser.header_limit(static_cast<std::uint32_t>(cfg.max_header_bytes));
         stream.expires_after(first ? cfg.read_timeout : cfg.idle_timeout);

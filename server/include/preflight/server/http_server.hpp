@@ -1,5 +1,7 @@
 #pragma once
 
+#include <preflight/server/field_allocator.hpp>
+
 #include <boost/asio/any_io_executor.hpp>
 #include <boost/asio/awaitable.hpp>
 #include <boost/asio/io_context.hpp>
@@ -17,8 +19,10 @@
 
 namespace preflight::server {
 
-using http_request = boost::beast::http::request<boost::beast::http::string_body>;
-using http_response = boost::beast::http::response<boost::beast::http::string_body>;
+/// The header fields of both: Beast's, their blocks recycled per thread (`field_allocator`).
+using http_fields = boost::beast::http::basic_fields<field_allocator<char>>;
+using http_request = boost::beast::http::request<boost::beast::http::string_body, http_fields>;
+using http_response = boost::beast::http::response<boost::beast::http::string_body, http_fields>;
 
 /// Produces the response for one request. Runs on the connection's strand; may suspend. An exception
 /// thrown here becomes a 500 with a generic body (the detail goes to the error hook, not the client).
