@@ -238,7 +238,8 @@ TEST_F(http_server_test, single_threaded_mode_serves_keep_alive_and_drains) {
 
 // Connections spread over single-threaded io_contexts (as preflightd runs them): round robin, each connection's
 // handlers on its own context's thread; keep-alive and the drain behave the same.
-TEST(http_server_spread, connections_go_round_robin_over_the_contexts_and_drain) {
+// (The fixture serves only its client helpers here: this server has contexts of its own.)
+TEST_F(http_server_test, spread_connections_go_round_robin_over_the_contexts_and_drain) {
     preflight::server::io_context_per_thread io(2);
     ASSERT_EQ(io.size(), 2U);
     std::mutex m;
@@ -258,29 +259,21 @@ TEST(http_server_spread, connections_go_round_robin_over_the_contexts_and_drain)
         }
     );
     server->start();
-    asio::io_context client_ctx;
     auto connect = [&] {
-        tcp::socket s(client_ctx);
+        tcp::socket s(client_ctx_);
         s.connect({asio::ip::make_address("127.0.0.1"), server->port()});
         return s;
     };
-    auto roundtrip = [](tcp::socket& s, const std::string& target, int i) {
-        http::request<http::string_body> req{http::verb::post, target, 11};
-        req.set(http::field::host, "localhost");
-        req.body() = std::to_string(i);
-        req.prepare_payload();
-        http::write(s, req);
-        boost::beast::flat_buffer buf;
-        http::response<http::string_body> res;
-        http::read(s, buf, res);
+    auto echo = [](tcp::socket& s, const std::string& target, int i) {
+        auto res = roundtrip(s, post(target, std::to_string(i)));
         EXPECT_EQ(res.result_int(), 200);
         EXPECT_EQ(res.body(), R"({"echo":")" + std::to_string(i) + R"("})");
         EXPECT_TRUE(res.keep_alive());
     };
     auto a = connect();
-    for (int i = 0; i < 3; ++i) roundtrip(a, "/a", i);  // accepted first: context 0
+    for (int i = 0; i < 3; ++i) echo(a, "/a", i);  // accepted first: context 0
     auto b = connect();
-    for (int i = 0; i < 3; ++i) roundtrip(b, "/b", i);  // then context 1
+    for (int i = 0; i < 3; ++i) echo(b, "/b", i);  // then context 1
     {
         std::lock_guard lock(m);
         ASSERT_EQ(threads["/a"].size(), 1U);
