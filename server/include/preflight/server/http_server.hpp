@@ -24,8 +24,9 @@ using http_fields = boost::beast::http::basic_fields<field_allocator<char>>;
 using http_request = boost::beast::http::request<boost::beast::http::string_body, http_fields>;
 using http_response = boost::beast::http::response<boost::beast::http::string_body, http_fields>;
 
-/// Produces the response for one request. Runs on the connection's strand; may suspend. An exception
-/// thrown here becomes a 500 with a generic body (the detail goes to the error hook, not the client).
+/// Produces the response for one request. Runs on the connection's strand (or its single-threaded io_context); may
+/// suspend. An exception thrown here becomes a 500 with a generic body (the detail goes to the error hook, not the
+/// client).
 using http_handler = std::function<boost::asio::awaitable<http_response>(http_request)>;
 
 struct http_server_config {
