@@ -7,6 +7,7 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/use_awaitable.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core/error.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
@@ -15,7 +16,9 @@
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
 
+#include <array>
 #include <atomic>
+#include <charconv>
 #include <mutex>
 #include <stdexcept>
 #include <unordered_set>
@@ -35,7 +38,29 @@ struct connection {
     explicit connection(tcp::socket s) : stream(std::move(s)) {}
     beast::tcp_stream stream;
     bool busy = false;  // a request is being handled; guarded by the connection's strand
+    std::string head;   // the status line and fields of the answer being written (its capacity is kept)
 };
+
+/// Writes the status line and the header fields of `res` (as they are: `prepare_payload` has run) into `out`, the
+/// head Beast's serializer would write, so that the answer goes out as two buffers (head, body) from storage the
+/// connection keeps.
+void write_head(std::string& out, const http_response& res) {
+    out.clear();
+    out += res.version() == 10 ? "HTTP/1.0 " : "HTTP/1.1 ";
+    std::array<char, 8> code{};
+    const auto r = std::to_chars(code.data(), code.data() + code.size(), res.result_int());
+    out.append(code.data(), static_cast<std::size_t>(r.ptr - code.data()));
+    out += ' ';
+    out += res.reason();
+    out += "\r\n";
+    for (const auto& f : res) {
+        out += f.name_string();
+        out += ": ";
+        out += f.value();
+        out += "\r\n";
+    }
+    out += "\r\n";
+}
 
 }  // namespace
 
@@ -210,8 +235,10 @@ asio::awaitable<void> http_server::session(std::shared_ptr<void> erased) {
         res.version(version);
         res.keep_alive(keep_alive && !stopping && res.keep_alive());
         res.prepare_payload();
+        write_head(conn->head, res);
+        const std::array<asio::const_buffer, 2> out{asio::buffer(conn->head), asio::buffer(res.body())};
         stream.expires_after(cfg.write_timeout);
-        auto [wec, wn] = co_await http::async_write(stream, res, use_tuple);
+        auto [wec, wn] = co_await asio::async_write(stream, out, use_tuple);
         (void)wn;
         if (wec || !res.keep_alive()) break;
     }

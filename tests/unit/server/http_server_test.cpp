@@ -2,6 +2,7 @@
 #include <preflight/server/daemon.hpp>
 #include <preflight/server/http_server.hpp>
 
+#include <boost/asio/buffer.hpp>
 #include <boost/asio/connect.hpp>
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
@@ -19,6 +20,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <sstream>
 #include <stdexcept>
 #include <thread>
 
@@ -102,6 +104,31 @@ TEST_F(http_server_test, keep_alive_serves_many_requests_on_one_connection) {
         EXPECT_TRUE(res.keep_alive());
     }
     EXPECT_EQ(handled_.load(), 3);
+}
+
+// The answer's head is written by the server itself (not Beast's serializer): byte for byte what Beast writes for
+// the same message (built as the server builds it), HTTP/1.1 and HTTP/1.0.
+TEST_F(http_server_test, the_answer_on_the_wire_is_beasts_serialisation) {
+    start();
+    for (const unsigned version : {11U, 10U}) {
+        auto s = connect();
+        auto req = post("/x", "abc");
+        req.version(version);
+        req.keep_alive(false);  // the server closes after the answer: read to the end
+        req.prepare_payload();
+        http::write(s, req);
+        std::string wire;
+        boost::system::error_code ec;
+        asio::read(s, asio::dynamic_buffer(wire), ec);
+        EXPECT_TRUE(ec == asio::error::eof || ec == asio::error::connection_reset) << ec.message();
+        auto expected = preflight::server::json_response(200, R"({"echo":"abc"})");
+        expected.version(version);
+        expected.keep_alive(false);
+        expected.prepare_payload();
+        std::ostringstream beast;
+        beast << expected;
+        EXPECT_EQ(wire, beast.str()) << "HTTP/" << version / 10 << "." << version % 10;
+    }
 }
 
 TEST_F(http_server_test, body_over_limit_is_413_and_handler_not_called) {
