@@ -1,27 +1,17 @@
 #include <preflight/gates/decision_json.hpp>
 #include <preflight/gates/http.hpp>
-
-#include <array>
-#include <charconv>
+#include <preflight/gates/json_writer.hpp>
 
 namespace preflight::gates {
 namespace {
 
-/// Whole seconds, rounded up, at least 1, as decimal text in `buf`.
-std::string_view whole_seconds_at_least_one(std::chrono::milliseconds ms, std::array<char, 24>& buf) {
+namespace jw = json_writer;
+
+std::chrono::milliseconds::rep whole_seconds_at_least_one(std::chrono::milliseconds ms) {
     // Rounds up without `count() + 999`, which overflowed for a retry-after near the maximum (fuzz finding).
     const auto c = ms.count();
-    auto sec = c / 1000 + (c % 1000 > 0 ? 1 : 0);
-    if (sec < 1) sec = 1;
-    const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), sec);
-    return {buf.data(), static_cast<std::size_t>(r.ptr - buf.data())};
-}
-
-template <class Int>
-void append_number(std::string& out, Int v) {
-    std::array<char, 24> buf{};
-    const auto r = std::to_chars(buf.data(), buf.data() + buf.size(), v);
-    out.append(buf.data(), static_cast<std::size_t>(r.ptr - buf.data()));
+    const auto s = c / 1000 + (c % 1000 > 0 ? 1 : 0);
+    return s < 1 ? 1 : s;
 }
 
 /// Appends an sf-string (RFC 8941): quotes and backslashes escaped. Gate names are validated when a pipeline is
@@ -62,8 +52,9 @@ void for_each_http_field(
     const decision& d, const std::function<void(std::string_view name, std::string_view value)>& emit
 ) {
     if (!d.allowed && (d.status == 429 || (d.status == 503 && d.retry_after))) {
-        std::array<char, 24> buf{};
-        emit("Retry-After", whole_seconds_at_least_one(d.retry_after.value_or(std::chrono::seconds{1}), buf));
+        std::string seconds;  // short: in the string's own storage for any retry-after under 30 million years
+        jw::number(seconds, whole_seconds_at_least_one(d.retry_after.value_or(std::chrono::seconds{1})));
+        emit("Retry-After", seconds);
     }
     rate_limit_values v = std::move(reusable_values);
     v.policy.clear();
@@ -76,14 +67,14 @@ void for_each_http_field(
         }
         append_sf_string(v.policy, gate);
         v.policy += ";q=";
-        append_number(v.policy, l.limit);
+        jw::number(v.policy, l.limit);
         v.policy += ";w=";
-        append_number(v.policy, l.window.count());
+        jw::number(v.policy, l.window.count());
         append_sf_string(v.state, gate);
         v.state += ";r=";
-        append_number(v.state, l.remaining);
+        jw::number(v.state, l.remaining);
         v.state += ";t=";
-        append_number(v.state, l.reset.count());
+        jw::number(v.state, l.reset.count());
     };
     if (!d.allowed) {
         if (d.limiter) add(d.gate, *d.limiter);

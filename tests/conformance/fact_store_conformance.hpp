@@ -59,37 +59,44 @@ protected:
     }
     // Each lookup also asks the store's synchronous form (`try_…`): a store that answers at once (the in-memory ones)
     // must give the same answer as its coroutine; one that cannot (Postgres) says nullopt.
+    template <class T, class Same>
+    static void expect_same_answer(
+        const std::optional<result<std::optional<T>>>& now, const std::optional<T>& found, Same same, const char* what
+    ) {
+        if (!now) return;  // the store cannot answer at once
+        EXPECT_TRUE(now->has_value()) << what;
+        if (!now->has_value()) return;
+        EXPECT_EQ(now->value().has_value(), found.has_value()) << what << " differs";
+        if (now->value() && found) {
+            EXPECT_TRUE(same(*now->value(), *found)) << what << " differs";
+        }
+    }
     std::optional<clients::ban> find_ban(std::vector<std::string> ids) {
         const std::vector<std::string_view> views(ids.begin(), ids.end());
         auto now = factory_.bans().try_find_active(views);
         auto found = ok(factory_.bans().find_active(std::move(ids)));
-        if (now) {
-            EXPECT_TRUE(now->has_value());
-            if (now->has_value()) {
-                EXPECT_TRUE(same_ban(**now, found)) << "try_find_active differs";
-            }
-        }
+        expect_same_answer(
+            now,
+            found,
+            [](const clients::ban& a, const clients::ban& b) {
+                return a.subject_id == b.subject_id && a.reason == b.reason && a.until == b.until;
+            },
+            "try_find_active"
+        );
         return found;
     }
     std::optional<clients::subscription> find_sub(const std::string& user, const std::string& org) {
         auto now = factory_.subscriptions().try_find_highest_priority(user, org);
         auto found = ok(factory_.subscriptions().find_highest_priority(user, org));
-        if (now) {
-            EXPECT_TRUE(now->has_value());
-            if (now->has_value()) {
-                EXPECT_EQ(now->value().has_value(), found.has_value()) << "try_find_highest_priority differs";
-                if (now->value() && found) {
-                    EXPECT_EQ(now->value()->owner_id, found->owner_id);
-                    EXPECT_EQ(now->value()->plan, found->plan);
-                    EXPECT_EQ(now->value()->status, found->status);
-                }
-            }
-        }
+        expect_same_answer(
+            now,
+            found,
+            [](const clients::subscription& a, const clients::subscription& b) {
+                return a.owner_id == b.owner_id && a.plan == b.plan && a.status == b.status;
+            },
+            "try_find_highest_priority"
+        );
         return found;
-    }
-    static bool same_ban(const std::optional<clients::ban>& a, const std::optional<clients::ban>& b) {
-        if (a.has_value() != b.has_value()) return false;
-        return !a || (a->subject_id == b->subject_id && a->reason == b->reason && a->until == b->until);
     }
     clients::usage get_usage(const std::string& subject, const std::string& period) {
         return ok(factory_.usage().get(subject, period));
@@ -97,17 +104,14 @@ protected:
     std::optional<clients::member> find_member(const std::string& org, const std::string& user) {
         auto now = factory_.members().try_find(org, user);
         auto found = ok(factory_.members().find(org, user));
-        if (now) {
-            EXPECT_TRUE(now->has_value());
-            if (now->has_value()) {
-                EXPECT_EQ(now->value().has_value(), found.has_value()) << "try_find differs";
-                if (now->value() && found) {
-                    EXPECT_EQ(now->value()->usage_cap, found->usage_cap);
-                    EXPECT_EQ(now->value()->used, found->used);
-                    EXPECT_EQ(now->value()->role, found->role);
-                }
-            }
-        }
+        expect_same_answer(
+            now,
+            found,
+            [](const clients::member& a, const clients::member& b) {
+                return a.usage_cap == b.usage_cap && a.used == b.used && a.role == b.role;
+            },
+            "try_find"
+        );
         return found;
     }
     result<clients::balance_outcome> check_balance(const std::string& org) {

@@ -217,13 +217,18 @@ const std::string& usage_subject(const request& r) noexcept {
     return r.subject.org.empty() ? r.subject.user : r.subject.org;
 }
 
-/// The subjects the ban gate checks, in order: user, org, IP, API key (the empty ones left out).
-std::vector<std::string> ban_subjects(const request& r) {
+/// Calls `f` with each subject the ban gate checks, in order: user, org, IP, API key (the empty ones left out).
+template <class F>
+void for_each_ban_subject(const request& r, F&& f) {
     const auto& s = r.subject;
-    std::vector<std::string> ids;
     for (const std::string* id : {&s.user, &s.org, &s.ip, &s.api_key_id}) {
-        if (!id->empty()) ids.push_back(*id);
+        if (!id->empty()) f(*id);
     }
+}
+
+std::vector<std::string> ban_subjects(const request& r) {
+    std::vector<std::string> ids;
+    for_each_ban_subject(r, [&](const std::string& id) { ids.push_back(id); });
     return ids;
 }
 
@@ -294,9 +299,7 @@ std::optional<result<verdict>> ban_try(const state& st, gate_context& c) {
     if (st.reads_key) return std::nullopt;  // the combined read: `ban_check` waits for it
     std::array<std::string_view, 4> ids{};
     std::size_t n = 0;
-    for (const std::string* id : {&s.user, &s.org, &s.ip, &s.api_key_id}) {
-        if (!id->empty()) ids[n++] = *id;  // ban_subjects' order
-    }
+    for_each_ban_subject(c.req(), [&](const std::string& id) { ids[n++] = id; });
     auto r = st.stores.bans->try_find_active(std::span<const std::string_view>(ids.data(), n));
     if (!r) return std::nullopt;
     if (!*r) return r->error();
@@ -344,6 +347,25 @@ result<verdict> usage_verdict(std::uint64_t limit, plan_tier tier, const usage_f
     ));
 }
 
+/// The usage gate's answer when the subscription alone decides (it failed, `tier` empty: the gate's policy; an
+/// unlimited tier: pass); nullopt when the period's usage decides, against `limit` (then set).
+std::optional<result<verdict>> usage_by_tier(
+    const state& st,
+    const std::optional<plan_tier>& tier,
+    const boost::system::error_code& fact_failure,
+    const std::string& failed_fact,
+    std::uint64_t& limit
+) {
+    if (!tier) {
+        // The gate's policy applies: fail-open passes (event, trace), fail-closed is the 503 naming the fact.
+        if (st.s.usage_fail_open) return result<verdict>(fact_failure);
+        return verdict::deny(subscription_unavailable(failed_fact, fact_failure));
+    }
+    limit = st.s.usage_limits[tier_index(*tier)];
+    if (limit == 0 || !st.reads_usage) return verdict::pass();  // unlimited
+    return std::nullopt;
+}
+
 asio::awaitable<result<verdict>> usage_check(state_ptr st, gate_context& c) {
     std::optional<plan_tier> tier;
     boost::system::error_code fact_failure;
@@ -354,13 +376,8 @@ asio::awaitable<result<verdict>> usage_check(state_ptr st, gate_context& c) {
         fact_failure = e.code();
         failed_fact = e.fact();
     }
-    if (!tier) {
-        // The gate's policy applies: fail-open passes (event, trace), fail-closed is the 503 naming the fact.
-        if (st->s.usage_fail_open) co_return fact_failure;
-        co_return verdict::deny(subscription_unavailable(failed_fact, fact_failure));
-    }
-    const std::uint64_t limit = st->s.usage_limits[tier_index(*tier)];
-    if (limit == 0 || !st->reads_usage) co_return verdict::pass();  // unlimited
+    std::uint64_t limit = 0;
+    if (auto decided = usage_by_tier(*st, tier, fact_failure, failed_fact, limit)) co_return std::move(*decided);
     // The usage fact started with the run (its failure is this gate's error: the gate's policy applies).
     const usage_fact* used = nullptr;
     if (st->reads_key) {
@@ -387,12 +404,8 @@ std::optional<result<verdict>> usage_try(const state& st, gate_context& c) {
         fact_failure = e.code();
         failed_fact = e.fact();
     }
-    if (!tier) {
-        if (st.s.usage_fail_open) return fact_failure;  // as usage_check
-        return verdict::deny(subscription_unavailable(failed_fact, fact_failure));
-    }
-    const std::uint64_t limit = st.s.usage_limits[tier_index(*tier)];
-    if (limit == 0 || !st.reads_usage) return verdict::pass();
+    std::uint64_t limit = 0;
+    if (auto decided = usage_by_tier(st, tier, fact_failure, failed_fact, limit)) return decided;
     const usage_fact* used = c.try_fact(*st.usage_key);  // a failed usage fact throws: the gate's error
     if (used == nullptr) return std::nullopt;
     return usage_verdict(limit, *tier, *used);
