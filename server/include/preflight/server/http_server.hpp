@@ -19,7 +19,8 @@
 
 namespace preflight::server {
 
-/// The header fields of both: Beast's, their blocks recycled per thread (`field_allocator`).
+/// HTTP requests and responses: Beast messages whose header fields recycle their blocks per thread
+/// (`field_allocator`).
 using http_fields = boost::beast::http::basic_fields<field_allocator<char>>;
 using http_request = boost::beast::http::request<boost::beast::http::string_body, http_fields>;
 using http_response = boost::beast::http::response<boost::beast::http::string_body, http_fields>;
